@@ -1,0 +1,268 @@
+"""The operator's changes to sections, sources, lists and subscribers, checked before stored."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.edition import zone
+from digest.errors import CsvRowError, InputError, NotFoundError
+from digest.ingest.fetch import local_path
+from digest.ingest.text import one_line
+from digest.models import (
+    ListSection,
+    MailingList,
+    Section,
+    Source,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_SEND_AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.match(slug):
+        raise InputError(f"bad slug {slug!r}: use lower-case letters, digits and '-'")
+    return slug
+
+
+def normalise_email(raw: str) -> str:
+    """The address in the form it is stored and compared in, or InputError saying why not.
+
+    Only ASCII addresses are accepted (internationalised domains are turned
+    into their ASCII form), so every address can go into a header as it is.
+    """
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InputError(f"invalid email address {raw.strip()!r}: {exc}") from exc
+    return str(result.ascii_email or result.normalized).lower()
+
+
+def get_section(session: Session, slug: str) -> Section:
+    section = session.scalars(select(Section).where(Section.slug == slug)).first()
+    if section is None:
+        raise NotFoundError("section", slug)
+    return section
+
+
+def get_list(session: Session, slug: str) -> MailingList:
+    found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
+    if found is None:
+        raise NotFoundError("list", slug)
+    return found
+
+
+def add_section(session: Session, slug: str, name: str) -> tuple[Section, bool]:
+    """Create the section, or rename it if it exists; returns (section, created)."""
+    check_slug(slug)
+    name = one_line(name, 200)
+    if not name:
+        raise InputError("a section needs a name")
+    existing = session.scalars(select(Section).where(Section.slug == slug)).first()
+    if existing:
+        existing.name = name
+        return existing, False
+    section = Section(slug=slug, name=name)
+    session.add(section)
+    session.flush()
+    return section, True
+
+
+def add_source(
+    session: Session, location: str, section_slug: str, name: str | None = None
+) -> tuple[Source, bool]:
+    """Register a feed by URL (http, https, file) or local path; returns (source, created)."""
+    location = location.strip()
+    path = local_path(location)
+    if path is not None:
+        if not path.is_file():
+            raise InputError(f"no such feed file: {path}")
+        # Stored absolute, so ingest works from any working directory.
+        location = str(path.resolve()) if "://" not in location else location
+    section = get_section(session, section_slug)
+    existing = session.scalars(select(Source).where(Source.url == location)).first()
+    if existing:
+        existing.section_id = section.id
+        if name:
+            existing.name = one_line(name, 200)
+        return existing, False
+    source = Source(
+        url=location,
+        name=one_line(name or "", 200) or (path.stem if path else location),
+        section_id=section.id,
+    )
+    session.add(source)
+    session.flush()
+    return source, True
+
+
+def add_list(
+    session: Session,
+    slug: str,
+    name: str,
+    section_slugs: list[str],
+    *,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    per_section: int | None = None,
+    from_address: str | None = None,
+    from_name: str | None = None,
+) -> tuple[MailingList, bool]:
+    """Create or update a list; its sections appear in the digest in the order given."""
+    check_slug(slug)
+    if not section_slugs:
+        raise InputError("a list needs at least one section (--sections a,b,c)")
+    if len(set(section_slugs)) != len(section_slugs):
+        raise InputError("a section is named twice in --sections")
+    sections = [get_section(session, s) for s in section_slugs]
+    if timezone is not None:
+        zone(timezone)
+    if send_at is not None and not _SEND_AT.match(send_at):
+        raise InputError(f"--send-at must be HH:MM (24-hour), not {send_at!r}")
+    if per_section is not None and per_section < 1:
+        raise InputError("--per-section must be at least 1")
+    found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
+    created = found is None
+    mailing_list = found or MailingList(slug=slug)
+    mailing_list.name = one_line(name, 200) or slug
+    if timezone is not None:
+        mailing_list.timezone = timezone
+    if send_at is not None:
+        mailing_list.send_at = send_at
+    if per_section is not None:
+        mailing_list.per_section = per_section
+    if from_address is not None:
+        mailing_list.from_address = normalise_email(from_address)
+    if from_name is not None:
+        mailing_list.from_name = one_line(from_name, 200)
+    if created:
+        session.add(mailing_list)
+    mailing_list.list_sections = [
+        ListSection(section_id=s.id, position=i) for i, s in enumerate(sections)
+    ]
+    session.flush()
+    return mailing_list, created
+
+
+def subscribe(
+    session: Session,
+    mailing_list: MailingList,
+    email: str,
+    name: str = "",
+    *,
+    source: str = "operator",
+) -> tuple[Subscriber, bool]:
+    """Add ``email`` to the list as a confirmed subscriber (the operator vouches for consent).
+
+    Returns (subscriber, newly subscribed). An address that unsubscribed or
+    bounced stays so: re-adding it must be the subscriber's own choice.
+    """
+    address = normalise_email(email)
+    clean_name = one_line(name, 200)
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    if subscriber is None:
+        subscriber = Subscriber(email=address, name=clean_name, status=SubscriberStatus.ACTIVE)
+        session.add(subscriber)
+        session.flush()
+    elif clean_name and not subscriber.name:
+        subscriber.name = clean_name
+    subscription = session.scalars(
+        select(Subscription).where(
+            Subscription.list_id == mailing_list.id, Subscription.subscriber_id == subscriber.id
+        )
+    ).first()
+    if subscription is not None:
+        return subscriber, False
+    now = utcnow()
+    session.add(
+        Subscription(
+            list_id=mailing_list.id,
+            subscriber_id=subscriber.id,
+            status=SubscriptionStatus.CONFIRMED,
+            source=source[:100],
+            created_at=now,
+            confirmed_at=now,
+        )
+    )
+    session.flush()
+    return subscriber, True
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    already: int = 0
+    errors: list[CsvRowError] = field(default_factory=list)
+
+
+def read_subscriber_csv(path: Path) -> Iterator[tuple[int, str, str] | CsvRowError]:
+    """(line, email, name) per data row of a CSV with an ``email`` and optional ``name`` column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise InputError(f"no such file: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "email" not in fields:
+        raise InputError(f"{path}: the first line must name the columns, with an 'email' column")
+    reader.fieldnames = fields
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            yield CsvRowError(line, "more fields than the header names")
+            continue
+        yield line, (row.get("email") or "").strip(), (row.get("name") or "").strip()
+
+
+def import_subscribers(session: Session, mailing_list: MailingList, path: Path) -> ImportReport:
+    """Import every good row; bad rows are reported with their line numbers and skipped."""
+    report = ImportReport()
+    for item in read_subscriber_csv(path):
+        if isinstance(item, CsvRowError):
+            report.errors.append(item)
+            continue
+        line, email, name = item
+        if not email:
+            report.errors.append(CsvRowError(line, "no email address"))
+            continue
+        try:
+            with session.begin_nested():
+                _, added = subscribe(
+                    session, mailing_list, email, name, source=f"csv import {path.name}"
+                )
+        except InputError as exc:
+            report.errors.append(CsvRowError(line, str(exc)))
+            continue
+        if added:
+            report.added += 1
+        else:
+            report.already += 1
+    return report
+
+
+def list_subscribers(session: Session, mailing_list: MailingList) -> list[tuple[Subscriber, Subscription]]:
+    return [
+        (subscriber, subscription)
+        for subscriber, subscription in session.execute(
+            select(Subscriber, Subscription)
+            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+            .where(Subscription.list_id == mailing_list.id)
+            .order_by(Subscriber.email)
+        ).tuples()
+    ]

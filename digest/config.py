@@ -1,0 +1,156 @@
+"""Settings: built-in defaults, then an optional TOML site file, then ``DIGEST_*`` environment.
+
+The environment names are the interface operators script against, so they
+are listed once, in ``Settings``' field docs, and read by one loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = "digest.toml"
+SECRET_FILE = ".digest-secret"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Digest reads. Environment name: ``DIGEST_`` + the upper-cased field name."""
+
+    #: SQLAlchemy URL. Default: a SQLite file in the working directory.
+    database_url: str = "sqlite:///digest.db"
+    #: Celery broker (``redis://host:6379/0``). Unset: tasks run in-process.
+    broker_url: str | None = None
+    #: ``smtp://user:pass@host:587?starttls=1`` or ``smtps://...``. Unset: the outbox folder.
+    smtp_url: str | None = None
+    #: Where the outbox transport writes one ``.eml`` per message.
+    outbox_dir: str = "outbox"
+    #: Public base URL of the web app, used for every link in an email.
+    base_url: str = "http://localhost:8000"
+    #: Signs every personal link. Unset: generated once and kept in ``.digest-secret``.
+    secret_key: str | None = None
+    #: The publisher, shown in the header and footer of every digest.
+    site_name: str = "Digest"
+    site_url: str = "http://localhost:8000"
+    postal_address: str = "Postal address not configured"
+    #: Envelope and From address used when a list has none of its own.
+    from_address: str = "digest@localhost"
+    #: Where a mailto: List-Unsubscribe goes; default ``unsubscribe@`` the From domain.
+    unsubscribe_mailto: str | None = None
+    #: Folder of email and page templates.
+    templates_dir: str = str(PROJECT_ROOT / "templates")
+    #: Recipients claimed by one batch (one SMTP connection).
+    batch_size: int = 200
+    #: Seconds a claimed batch is leased before another worker may take it over.
+    lease_seconds: int = 600
+    #: Attempts at a deferred (4xx) recipient before it is marked failed.
+    max_attempts: int = 5
+    #: Seconds before the first retry of a deferred recipient; doubles with each attempt.
+    retry_base_seconds: float = 300.0
+    #: Seconds an HTTP fetch of a feed may take, and the largest body accepted.
+    fetch_timeout: float = 20.0
+    fetch_max_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def secret(self) -> str:
+        if not self.secret_key:
+            raise ConfigError("DIGEST_SECRET_KEY is not set")
+        return self.secret_key
+
+    @property
+    def uses_broker(self) -> bool:
+        return bool(self.broker_url)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: object, type_name: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or say which setting is wrong."""
+    if type_name in ("int", "float"):
+        try:
+            return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from exc
+    if not isinstance(raw, str | int | float):
+        raise ConfigError(f"setting {name}: expected a string, got {raw!r}")
+    text = str(raw).strip()
+    # An empty value means "unset" for optional settings, e.g. DIGEST_SMTP_URL= in a .env file.
+    if not text and "None" in type_name:
+        return None
+    return text
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    ensure_secret: bool = True,
+) -> Settings:
+    """Read defaults, then the TOML file (``DIGEST_CONFIG`` or ``./digest.toml``), then the environment."""
+    env = dict(os.environ if environ is None else environ)
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = Path(config_file or env.get("DIGEST_CONFIG") or DEFAULT_CONFIG_FILE)
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+        table = data.get("digest", data)
+        for key, raw in table.items():
+            if key not in fields:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, str(fields[key].type))
+    elif config_file:
+        raise ConfigError(f"settings file not found: {path}")
+
+    for name, f in fields.items():
+        env_name = f"DIGEST_{name.upper()}"
+        if env_name in env:
+            values[name] = _coerce(env_name, env[env_name], str(f.type))
+
+    settings = Settings(**values)
+    _validate(settings)
+    if ensure_secret and not settings.secret_key:
+        settings = settings.replace(secret_key=_local_secret())
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for name in ("base_url", "site_url"):
+        parts = urlsplit(getattr(settings, name))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"DIGEST_{name.upper()} must be an absolute http(s) URL")
+    if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in ("smtp", "smtps"):
+        raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://")
+    if settings.batch_size < 1:
+        raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
+
+
+def _local_secret() -> str:
+    """A key for a single machine, kept beside the database so links stay valid across runs.
+
+    Several machines must share one key, so production sets DIGEST_SECRET_KEY.
+    """
+    path = Path(SECRET_FILE)
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+__all__ = ["Settings", "load_settings"]

@@ -1,0 +1,87 @@
+"""``digest demo``: the whole daily job on the bundled sample site, on the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from digest import admin, sample
+from digest.config import Settings
+
+if TYPE_CHECKING:
+    from digest.cli import App
+
+SAMPLE_SITE_DIR = Path("sample-site")
+DEFAULT_SITE_NAME = Settings.site_name
+
+
+def demo_settings(settings: Settings, site: sample.SampleSite) -> Settings:
+    """The sample publisher's name and address where the operator configured none; always
+    in-process and to the outbox, so the demo never needs (or mails through) a server."""
+    changes: dict[str, object] = {"broker_url": None, "smtp_url": None}
+    if settings.site_name == DEFAULT_SITE_NAME:
+        changes.update(
+            site_name=site.name,
+            site_url=site.url,
+            postal_address=site.postal_address,
+            from_address="digest@meridian.example",
+        )
+    return settings.replace(**changes)
+
+
+def run_demo(app: App) -> None:
+    from digest.cli import print_ingest, send_edition, write_preview
+    from digest.ingest import ingest_all
+
+    site = sample.load_site()
+    app.settings = demo_settings(app.settings, site)
+    db = app.fresh_db()
+    db.upgrade()
+    click.echo(f"1. database ready: {app.settings.database_url}")
+
+    feeds = sample.write_feeds(SAMPLE_SITE_DIR)
+    with db.session() as session:
+        for slug, name in site.sections:
+            admin.add_section(session, slug, name)
+            admin.add_source(session, str(feeds[slug]), slug, f"{site.name}: {name}")
+        for spec in sample.LISTS:
+            mailing_list, _ = admin.add_list(
+                session,
+                spec["slug"],
+                spec["name"],
+                spec["sections"],
+                timezone=sample.TIMEZONE,
+                send_at="07:00",
+                per_section=spec["per_section"],
+            )
+            report = admin.import_subscribers(session, mailing_list, spec["csv"])
+            for error in report.errors:
+                click.echo(f"   {spec['csv'].name}:{error.line}: {error.reason}", err=True)
+    click.echo(
+        f"2. sample site {site.name!r}: {len(feeds)} RSS feeds in {SAMPLE_SITE_DIR.resolve()}, "
+        f"{len(sample.LISTS)} lists"
+    )
+
+    click.echo("3. ingesting:")
+    print_ingest(ingest_all(db, app.settings))
+
+    click.echo("4. previews:")
+    previews = []
+    for spec in sample.LISTS:
+        path = write_preview(app, spec["slug"], None, Path(f"preview-{spec['slug']}.html"))
+        previews.append(path)
+        click.echo(f"   {path.resolve()}")
+
+    click.echo("5. sending today's editions:")
+    for spec in sample.LISTS:
+        send_edition(app, spec["slug"], None)
+
+    outbox = Path(app.settings.outbox_dir).resolve()
+    click.echo("")
+    click.echo("Done. Look at:")
+    click.echo(f"  the emails (one .eml per subscriber):  {outbox}/")
+    click.echo(f"  the digests in a browser:              {previews[0].resolve()}")
+    click.echo("  the send ledger:                       digest status")
+    click.echo("Running `digest demo` again sends nothing new: each subscriber gets an edition once.")

@@ -1,0 +1,36 @@
+"""What makes two feed items the same story: the canonical form of their URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+# Query parameters that only say how a reader arrived, never which story it is.
+_TRACKING_PREFIXES = ("utm_",)
+_TRACKING_NAMES = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid"})
+
+
+def canonical_url(url: str, base: str | None = None) -> str | None:
+    """The story's URL with tracking parameters and fragment removed; None if not http(s).
+
+    Relative links are resolved against ``base`` (the feed's own URL).
+    """
+    url = (url or "").strip()
+    if not url:
+        return None
+    if base:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    netloc = parts.hostname.lower()
+    if parts.port and not (
+        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
+    ):
+        netloc = f"{netloc}:{parts.port}"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not key.lower().startswith(_TRACKING_PREFIXES) and key.lower() not in _TRACKING_NAMES
+    ]
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))

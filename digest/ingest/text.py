@@ -1,0 +1,58 @@
+"""Turning untrusted feed text into inert plain text: headlines and teasers."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+# C0/C1 control characters (tab, CR and LF included) and Unicode line and
+# paragraph separators: none may survive into a headline, which ends up in a
+# Subject header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACE = re.compile(r"\s+")
+# Where a block element ends, the text of the next one must not run into it.
+_BLOCK_END = re.compile(r"</(p|div|li|h[1-6]|blockquote|tr|td|figcaption)\s*>|<br\s*/?>", re.I)
+
+TEASER_LENGTH = 200
+ELLIPSIS = "…"
+
+
+def plain_text(markup: str | None) -> str:
+    """Markup or text from a feed as one line of plain text: no tags, entities decoded, no controls."""
+    if not markup:
+        return ""
+    spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", markup)
+    # nh3 (an HTML5 parser) removes every tag, and with them scripts and
+    # styles whole; what is left is text with entities still encoded.
+    stripped = nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"})
+    text = html.unescape(stripped)
+    text = _CONTROL.sub(" ", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def one_line(text: str | None, limit: int = 500) -> str:
+    """Plain text safe to put in a header: no controls, no line breaks, bounded length."""
+    cleaned = _SPACE.sub(" ", _CONTROL.sub(" ", text or "")).strip()
+    return cut_at_word(cleaned, limit)
+
+
+def cut_at_word(text: str, limit: int = TEASER_LENGTH) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis if cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(ELLIPSIS) + 1]
+    space = head.rfind(" ")
+    # A single enormous word has no boundary worth keeping: cut it hard.
+    if space > limit // 2:
+        head = head[:space]
+    else:
+        head = head[: limit - len(ELLIPSIS)]
+    return head.rstrip(" ,;:.-–—") + ELLIPSIS
+
+
+def teaser(summary: str | None, content: str | None, limit: int = TEASER_LENGTH) -> str:
+    """The teaser: the summary as plain text, else the lead of the content, cut at a word."""
+    text = plain_text(summary) or plain_text(content)
+    return cut_at_word(text, limit)

@@ -1,0 +1,180 @@
+"""The delivery ledger: who gets an edition, who has it, and who is being sent to now.
+
+Every state change is one SQL statement, so two workers (or a re-delivered
+Celery task) can never both claim a row: a claim is a conditional UPDATE of
+rows nobody holds, guarded on PostgreSQL by ``FOR UPDATE SKIP LOCKED`` and on
+SQLite by its single writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    utcnow,
+)
+
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.LEASED, DeliveryStatus.DEFERRED)
+
+
+def create_ledger(session: Session, edition: Edition) -> int:
+    """One pending row per confirmed, active, unsuppressed subscriber of the edition's list.
+
+    A single INSERT ... SELECT: the cost is the database's, not a Python loop's,
+    and running it again adds only subscribers who have no row yet.
+    """
+    eligible = (
+        select(
+            literal(edition.id),
+            Subscriber.id,
+            literal(DeliveryStatus.PENDING.value),
+            literal(0),
+        )
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.list_id == edition.list_id,
+            Subscription.status == SubscriptionStatus.CONFIRMED,
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            ~exists().where(Suppression.email == Subscriber.email),
+            ~exists().where(
+                Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id
+            ),
+        )
+    )
+    result = session.execute(
+        insert(Delivery).from_select(
+            ["edition_id", "subscriber_id", "status", "attempts"], eligible
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def claim(session: Session, edition_id: int, limit: int, lease: dt.timedelta) -> tuple[str, list[int]]:
+    """Lease up to ``limit`` rows that are due: pending, deferred and due, or leased by a worker
+    whose lease ran out. Returns the lease owner token and the claimed row ids."""
+    now = utcnow()
+    owner = uuid.uuid4().hex
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.edition_id == edition_id,
+            or_(
+                Delivery.status == DeliveryStatus.PENDING,
+                and_(Delivery.status == DeliveryStatus.DEFERRED, Delivery.next_attempt_at <= now),
+                and_(Delivery.status == DeliveryStatus.LEASED, Delivery.lease_until < now),
+            ),
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(status=DeliveryStatus.LEASED, lease_owner=owner, lease_until=now + lease)
+        .returning(Delivery.id),
+        execution_options={"synchronize_session": False},
+    )
+    ids = sorted(result.scalars().all())
+    session.commit()
+    return owner, ids
+
+
+def record(
+    session: Session,
+    delivery_id: int,
+    status: DeliveryStatus,
+    *,
+    message_id: str | None = None,
+    error: str | None = None,
+    retry_at: dt.datetime | None = None,
+) -> None:
+    """Record one row's outcome and commit at once: what the server accepted is never lost."""
+    values: dict[str, object] = {
+        "status": status,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error,
+    }
+    if status == DeliveryStatus.SENT:
+        values["sent_at"] = utcnow()
+        values["message_id"] = message_id
+    if status in (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED):
+        values["attempts"] = Delivery.attempts + 1
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def release(session: Session, owner: str, ids: Sequence[int]) -> None:
+    """Give back rows a batch claimed but did not get to (the transport failed)."""
+    if not ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(ids),
+            Delivery.lease_owner == owner,
+            Delivery.status == DeliveryStatus.LEASED,
+        )
+        .values(status=DeliveryStatus.PENDING, lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def retry_delay(attempts: int, base_seconds: float) -> dt.timedelta:
+    """Exponential backoff with ±20% jitter, capped at six hours."""
+    seconds = min(base_seconds * 2 ** max(attempts - 1, 0), 6 * 3600)
+    return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def counts(session: Session, edition_id: int) -> dict[str, int]:
+    """Rows per status for an edition (every status present, zeros included)."""
+    found = dict(
+        session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.edition_id == edition_id)
+            .group_by(Delivery.status)
+        ).all()
+    )
+    return {status.value: int(found.get(status, 0)) for status in DeliveryStatus}
+
+
+def finish_if_done(session: Session, edition: Edition) -> bool:
+    """Mark the edition done when no row is open any more; returns whether it is done."""
+    if edition.status == EditionStatus.DONE:
+        return True
+    open_rows = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.edition_id == edition.id, Delivery.status.in_(OPEN_STATUSES))
+    )
+    if open_rows == 0 and edition.status == EditionStatus.READY:
+        edition.status = EditionStatus.DONE
+        edition.completed_at = utcnow()
+        session.commit()
+        return True
+    return False

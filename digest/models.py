@@ -1,0 +1,248 @@
+"""The tables. One module so a reader sees the whole schema at once.
+
+Times are stored as naive UTC (``utcnow()``): SQLite has no time zones and
+PostgreSQL ``timestamp without time zone`` then compares the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC datetime every column stores."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings so migrations never have to alter a native enum type.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class SubscriberStatus(enum.StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING = "pending"  # double opt-in not yet confirmed
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class EditionStatus(enum.StrEnum):
+    EMPTY = "empty"  # no articles that day: recorded, nothing sent
+    READY = "ready"  # built, ledger written, not all rows final yet
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"  # every ledger row is final
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"  # claimed by a worker until lease_until
+    DEFERRED = "deferred"  # 4xx: tried again at next_attempt_at
+    SENT = "sent"
+    BOUNCED = "bounced"  # 5xx: address suppressed
+    FAILED = "failed"  # gave up after max attempts, or the message could not be built
+    SKIPPED = "skipped"  # unsubscribed or suppressed after the ledger was written
+
+
+FINAL_DELIVERY_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.BOUNCED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+)
+
+
+class Section(Base):
+    __tablename__ = "sections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    section_id: Mapped[int] = mapped_column(ForeignKey("sections.id"))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_fetched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_found: Mapped[int] = mapped_column(Integer, default=0)
+    last_new: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    section: Mapped[Section] = relationship()
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Identity: the feed's guid and the canonical URL are each unique, so the
+    # same story reached through two feeds (or two runs) is one row.
+    guid: Mapped[str | None] = mapped_column(String(1000), unique=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    section_id: Mapped[int] = mapped_column(ForeignKey("sections.id"))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    headline: Mapped[str] = mapped_column(String(500))
+    teaser: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    section: Mapped[Section] = relationship()
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[SubscriberStatus] = mapped_column(
+        _enum(SubscriberStatus), default=SubscriberStatus.ACTIVE
+    )
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MailingList(Base):
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    send_at: Mapped[str] = mapped_column(String(5), default="07:00")
+    per_section: Mapped[int] = mapped_column(Integer, default=5)
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    list_sections: Mapped[list[ListSection]] = relationship(
+        order_by="ListSection.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def sections(self) -> list[Section]:
+        return [ls.section for ls in self.list_sections]
+
+
+class ListSection(Base):
+    """The sections a list carries, in the order its digest shows them."""
+
+    __tablename__ = "list_sections"
+
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), primary_key=True)
+    section_id: Mapped[int] = mapped_column(ForeignKey("sections.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    section: Mapped[Section] = relationship()
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("list_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        _enum(SubscriptionStatus), default=SubscriptionStatus.CONFIRMED
+    )
+    #: Section slugs this subscriber wants from the list; None means all of them.
+    sections: Mapped[list[str] | None] = mapped_column(JSON)
+    #: How the consent was given: "csv import", "cli", "web form", ...
+    source: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    subscriber: Mapped[Subscriber] = relationship()
+    mailing_list: Mapped[MailingList] = relationship()
+
+
+class Edition(Base):
+    __tablename__ = "editions"
+    __table_args__ = (UniqueConstraint("list_id", "edition_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    edition_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[EditionStatus] = mapped_column(_enum(EditionStatus))
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    preheader: Mapped[str] = mapped_column(String(500), default="")
+    #: [{"slug": ..., "article_ids": [...]}, ...] in the order the digest shows them.
+    content: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    mailing_list: Mapped[MailingList] = relationship()
+
+
+class Delivery(Base):
+    """The ledger: one row per (edition, subscriber); the row, not the queue, decides who is sent."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "subscriber_id"),
+        Index("ix_deliveries_claim", "edition_id", "status", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    subscriber: Mapped[Subscriber] = relationship()
+
+
+class Suppression(Base):
+    """Addresses never mailed again: hard bounces, complaints, operator blocks."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

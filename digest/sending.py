@@ -1,0 +1,339 @@
+"""Sending an edition: claim a batch from the ledger, personalise, deliver, record each outcome.
+
+The costly work (Jinja2, premailer, header encoding) happens once per
+edition and section variant, cached per process; per recipient there is a
+token signature, a join of ready segments, quoted-printable encoding and the
+socket write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from digest import ledger
+from digest.building import Draft, stored_draft
+from digest.config import Settings
+from digest.db import Database
+from digest.edition import date_label, for_preferences
+from digest.errors import DigestError, TransportError
+from digest.mail import MessageTemplate, Recipient, message_id
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    MailingList,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from digest.render import DigestContext, Renderer, placeholder
+from digest.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.transports.base import Envelope, Outcome, Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+    def add(self, other: BatchReport) -> None:
+        for name in ("claimed", "sent", "deferred", "bounced", "failed", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.error = other.error or self.error
+
+
+@dataclass
+class _Row:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    sections: list[str] | None
+    reason_to_skip: str | None
+
+
+def mail_domain(settings: Settings, mailing_list: MailingList | None = None) -> str:
+    address = (mailing_list and mailing_list.from_address) or settings.from_address
+    return address.rpartition("@")[2] or "localhost"
+
+
+class EditionMailer:
+    """Builds each edition variant's message once and personalises it per recipient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: Renderer | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.renderer = renderer or Renderer(settings.templates_dir)
+        self.tokens = TokenSigner(settings.secret)
+        self.dkim_signer = signer
+        self._templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
+
+    # -- once per edition variant -------------------------------------------------
+    def context(self, draft: Draft, links: dict[str, str] | None = None) -> DigestContext:
+        lst = draft.mailing_list
+        base = self.settings.base_url.rstrip("/")
+        return DigestContext(
+            site={
+                "name": self.settings.site_name,
+                "url": self.settings.site_url,
+                "postal_address": self.settings.postal_address,
+            },
+            mailing_list={"name": lst.name, "slug": lst.slug},
+            edition={
+                "date_label": date_label(draft.day),
+                "subject": draft.subject,
+                "preheader": draft.preheader,
+            },
+            sections=draft.sections,
+            links=links
+            or {
+                "unsubscribe": placeholder("unsubscribe"),
+                "preferences": placeholder("preferences"),
+                "view_in_browser": f"{base}/archive/{lst.slug}/{draft.day.isoformat()}",
+            },
+            why_text=(
+                f"You are receiving this because you subscribed to {lst.name} "
+                f"at {self.settings.site_name}."
+            ),
+        )
+
+    def template_for(self, edition_id: int, draft: Draft, wanted: list[str] | None) -> MessageTemplate:
+        sections = for_preferences(draft.sections, wanted)
+        key = (edition_id, tuple(s.slug for s in sections))
+        template = self._templates.get(key)
+        if template is None:
+            variant = Draft(draft.mailing_list, draft.day, sections, draft.subject, draft.preheader)
+            template = self.message_template(variant)
+            self._templates[key] = template
+        return template
+
+    def message_template(self, draft: Draft) -> MessageTemplate:
+        lst = draft.mailing_list
+        domain = mail_domain(self.settings, lst)
+        host = urlsplit(self.settings.base_url).hostname or domain
+        return MessageTemplate(
+            from_name=lst.from_name or self.settings.site_name,
+            from_address=lst.from_address or self.settings.from_address,
+            subject=draft.subject,
+            list_id=f"{lst.name} <{lst.slug}.{host}>",
+            rendered=self.renderer.render_digest(self.context(draft)),
+            unsubscribe_mailto=self.settings.unsubscribe_mailto or f"unsubscribe@{domain}",
+            signer=self.dkim_signer,
+        )
+
+    # -- once per recipient ---------------------------------------------------------
+    def personal_links(self, subscriber_id: int, list_id: int) -> dict[str, str]:
+        base = self.settings.base_url.rstrip("/")
+        return {
+            "unsubscribe": f"{base}/unsubscribe/"
+            + self.tokens.sign(UNSUBSCRIBE, subscriber_id, list_id),
+            "preferences": f"{base}/preferences/" + self.tokens.sign(PREFERENCES, subscriber_id),
+        }
+
+
+def send_batch(
+    db: Database,
+    mailer: EditionMailer,
+    edition_id: int,
+    transport: Transport,
+    *,
+    limit: int | None = None,
+) -> BatchReport:
+    """Claim up to one batch of due rows and send them over ``transport``.
+
+    Returns what happened; ``claimed == 0`` means nothing is due (done, paused,
+    or waiting for deferred retries). A transport failure stops the batch and
+    gives its unsent rows back to the ledger.
+    """
+    settings = mailer.settings
+    report = BatchReport()
+    with db.sessionmaker() as session:
+        edition = session.get_one(Edition, edition_id)
+        if edition.status != EditionStatus.READY:
+            return report
+        owner, ids = ledger.claim(
+            session,
+            edition_id,
+            limit or settings.batch_size,
+            dt.timedelta(seconds=settings.lease_seconds),
+        )
+        report.claimed = len(ids)
+        if not ids:
+            ledger.finish_if_done(session, edition)
+            return report
+        draft = stored_draft(session, settings, edition)
+        rows = _load_rows(session, edition, ids)
+        label = f"{draft.mailing_list.slug}-{edition.edition_date.isoformat()}"
+        domain = mail_domain(settings, draft.mailing_list)
+        date = formatdate(usegmt=True)
+        remaining = list(ids)
+        try:
+            for row in rows:
+                _send_one(session, mailer, edition, draft, row, transport, label, domain, date, report)
+                remaining.remove(row.delivery_id)
+        except TransportError as exc:
+            report.error = str(exc)
+            ledger.release(session, owner, remaining)
+            log.warning("edition %s: batch stopped: %s", edition_id, exc)
+        ledger.finish_if_done(session, edition)
+    return report
+
+
+def _send_one(
+    session: Session,
+    mailer: EditionMailer,
+    edition: Edition,
+    draft: Draft,
+    row: _Row,
+    transport: Transport,
+    label: str,
+    domain: str,
+    date: str,
+    report: BatchReport,
+) -> None:
+    if row.reason_to_skip:
+        ledger.record(session, row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
+        report.skipped += 1
+        return
+    msg_id = message_id(edition.id, row.delivery_id, domain)
+    try:
+        template = mailer.template_for(edition.id, draft, row.sections)
+        message = template.build(
+            Recipient(row.email, row.name, mailer.personal_links(row.subscriber_id, edition.list_id), msg_id),
+            date,
+        )
+    except DigestError as exc:
+        ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=str(exc))
+        report.failed += 1
+        return
+    result = transport.send(Envelope(template.from_address, row.email, label), message)
+    if result.outcome == Outcome.SENT:
+        ledger.record(session, row.delivery_id, DeliveryStatus.SENT, message_id=msg_id)
+        report.sent += 1
+    elif result.outcome == Outcome.DEFERRED:
+        attempts = _attempts(session, row.delivery_id) + 1
+        if attempts >= mailer.settings.max_attempts:
+            ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=_why(result.code, result.detail))
+            report.failed += 1
+        else:
+            retry_at = ledger.utcnow() + ledger.retry_delay(attempts, mailer.settings.retry_base_seconds)
+            ledger.record(
+                session, row.delivery_id, DeliveryStatus.DEFERRED,
+                error=_why(result.code, result.detail), retry_at=retry_at,
+            )
+            report.deferred += 1
+    else:
+        _bounce(session, row, _why(result.code, result.detail))
+        report.bounced += 1
+
+
+def _why(code: int | None, detail: str) -> str:
+    return f"{code} {detail}".strip()
+
+
+def _attempts(session: Session, delivery_id: int) -> int:
+    return int(session.scalar(select(Delivery.attempts).where(Delivery.id == delivery_id)) or 0)
+
+
+def _bounce(session: Session, row: _Row, reason: str) -> None:
+    """A permanent refusal: the address is suppressed and the subscriber marked bounced."""
+    if session.scalar(select(Suppression.id).where(Suppression.email == row.email)) is None:
+        session.add(Suppression(email=row.email, reason=f"bounced: {reason}"[:500]))
+    subscriber = session.get_one(Subscriber, row.subscriber_id)
+    subscriber.status = SubscriberStatus.BOUNCED
+    session.flush()
+    ledger.record(session, row.delivery_id, DeliveryStatus.BOUNCED, error=reason)
+
+
+def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_Row]:
+    """The claimed rows with what sending needs, and whether each should now be skipped:
+    an unsubscribe or suppression that landed after the ledger was written is honoured."""
+    query = (
+        select(
+            Delivery.id,
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.status,
+            Subscription.status,
+            Subscription.sections,
+            Suppression.id,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .outerjoin(
+            Subscription,
+            and_(
+                Subscription.subscriber_id == Subscriber.id,
+                Subscription.list_id == edition.list_id,
+            ),
+        )
+        .outerjoin(Suppression, Suppression.email == Subscriber.email)
+        .where(Delivery.id.in_(list(ids)))
+        .order_by(Delivery.id)
+    )
+    rows = []
+    for did, sid, email, name, sub_status, subn_status, sections, suppressed in session.execute(query):
+        reason = None
+        if suppressed is not None:
+            reason = "address suppressed"
+        elif sub_status != SubscriberStatus.ACTIVE:
+            reason = f"subscriber {sub_status}"
+        elif subn_status != SubscriptionStatus.CONFIRMED:
+            reason = "no longer subscribed to this list"
+        rows.append(_Row(did, sid, email, name or "", sections, reason))
+    return rows
+
+
+@dataclass
+class SendProgress:
+    """Totals of one in-process send, for the CLI's progress bar."""
+
+    total: BatchReport = field(default_factory=BatchReport)
+
+
+def send_until_done(
+    db: Database,
+    mailer: EditionMailer,
+    edition_id: int,
+    transport_factory: Callable[[], Transport],
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> BatchReport:
+    """Send batch after batch in this process until nothing is due (the embedded default).
+
+    Rows deferred for a later retry stay in the ledger; sending the same
+    edition again picks them up once they are due.
+    """
+    total = BatchReport()
+    while True:
+        with transport_factory() as transport:
+            report = send_batch(db, mailer, edition_id, transport)
+        total.add(report)
+        if on_batch:
+            on_batch(report)
+        if report.claimed == 0 or report.error:
+            return total
+
+
+__all__ = ["BatchReport", "EditionMailer", "MailingList", "send_batch", "send_until_done"]
