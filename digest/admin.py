@@ -256,13 +256,13 @@ def import_subscribers(session: Session, mailing_list: MailingList, path: Path) 
     return report
 
 
-def list_subscribers(session: Session, mailing_list: MailingList) -> list[tuple[Subscriber, Subscription]]:
-    return [
-        (subscriber, subscription)
-        for subscriber, subscription in session.execute(
-            select(Subscriber, Subscription)
-            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(Subscription.list_id == mailing_list.id)
-            .order_by(Subscriber.email)
-        ).tuples()
-    ]
+def list_subscribers(
+    session: Session, mailing_list: MailingList
+) -> list[tuple[Subscriber, Subscription]]:
+    rows = session.execute(
+        select(Subscriber, Subscription)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(Subscription.list_id == mailing_list.id)
+        .order_by(Subscriber.email)
+    )
+    return [(subscriber, subscription) for subscriber, subscription in rows]

@@ -178,13 +178,17 @@ def sources_add(app: App, url_or_path: str, section_slug: str, name: str | None)
 def sources_list(app: App) -> None:
     """Show each source's section, last fetch and health."""
     with app.db.session() as session:
-        rows = session.execute(
-            select(Source, Section.slug).join(Section).order_by(Source.id)
-        ).all()
-        click.echo(f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'found':>5} {'new':>4} "
-                   f"{'errors':>6}  source")
+        rows = session.execute(select(Source, Section.slug).join(Section).order_by(Source.id)).all()
+        click.echo(
+            f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'found':>5} {'new':>4} "
+            f"{'errors':>6}  source"
+        )
         for source, slug in rows:
-            fetched = source.last_fetched_at.strftime("%Y-%m-%d %H:%M") if source.last_fetched_at else "never"
+            fetched = (
+                source.last_fetched_at.strftime("%Y-%m-%d %H:%M")
+                if source.last_fetched_at
+                else "never"
+            )
             click.echo(
                 f"{source.id:>4}  {slug:<18} {fetched:<17} {source.last_found:>5} "
                 f"{source.last_new:>4} {source.consecutive_errors:>6}  {source.name}"
@@ -201,8 +205,12 @@ def lists_group() -> None:
 @lists_group.command("add")
 @click.argument("slug")
 @click.option("--name", required=True, help="The list's name, shown to subscribers.")
-@click.option("--sections", "section_csv", required=True,
-              help="Section slugs in the order the digest shows them: a,b,c.")
+@click.option(
+    "--sections",
+    "section_csv",
+    required=True,
+    help="Section slugs in the order the digest shows them: a,b,c.",
+)
 @click.option("--timezone", help="IANA zone whose calendar day an edition covers (default UTC).")
 @click.option("--send-at", help="Local time HH:MM the scheduler sends at (default 07:00).")
 @click.option("--per-section", type=int, help="Most articles per section (default 5).")
@@ -228,7 +236,9 @@ def lists_list(app: App) -> None:
     with app.db.session() as session:
         for mailing_list in session.scalars(select(MailingList).order_by(MailingList.slug)):
             count = session.scalar(
-                select(func.count()).select_from(Subscription).where(
+                select(func.count())
+                .select_from(Subscription)
+                .where(
                     Subscription.list_id == mailing_list.id,
                     Subscription.status == SubscriptionStatus.CONFIRMED,
                 )
@@ -298,8 +308,12 @@ def subscribers_list(app: App, list_slug: str) -> None:
 
 @subscribers.command("export")
 @click.option("--list", "list_slug", required=True, help="The list to export.")
-@click.option("--out", type=click.File("w", encoding="utf-8"), default="-",
-              help="File to write (default: standard output).")
+@click.option(
+    "--out",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File to write (default: standard output).",
+)
 @pass_app
 def subscribers_export(app: App, list_slug: str, out: Any) -> None:
     """Write a list's subscribers as CSV (email,name,status,subscribed_at)."""
@@ -311,8 +325,14 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
             state = subscription.status.value
             if subscriber.status != SubscriberStatus.ACTIVE:
                 state = subscriber.status.value
-            writer.writerow([subscriber.email, subscriber.name, state,
-                             subscription.created_at.isoformat(timespec="seconds")])
+            writer.writerow(
+                [
+                    subscriber.email,
+                    subscriber.name,
+                    state,
+                    subscription.created_at.isoformat(timespec="seconds"),
+                ]
+            )
 
 
 # -- the daily job --------------------------------------------------------------------
@@ -356,14 +376,20 @@ def _edition_draft(app: App, list_slug: str, date: str | None) -> tuple[Draft, E
 
 def sample_links(settings: Settings) -> dict[str, str]:
     base = settings.base_url.rstrip("/")
-    return {"unsubscribe": f"{base}/unsubscribe/preview", "preferences": f"{base}/preferences/preview"}
+    return {
+        "unsubscribe": f"{base}/unsubscribe/preview",
+        "preferences": f"{base}/preferences/preview",
+    }
 
 
 @cli.command()
 @click.option("--list", "list_slug", required=True, help="The list to preview.")
 @click.option("--date", help="Edition date YYYY-MM-DD (default: today in the list's time zone).")
-@click.option("--out", type=click.Path(path_type=Path),
-              help="HTML file to write (default: preview-LIST-DATE.html).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="HTML file to write (default: preview-LIST-DATE.html).",
+)
 @pass_app
 def preview(app: App, list_slug: str, date: str | None, out: Path | None) -> None:
     """Render a list's digest to an HTML file to open in a browser; sends nothing."""
@@ -386,8 +412,12 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
 @click.option("--list", "list_slug", required=True, help="The list to send.")
 @click.option("--date", help="Edition date YYYY-MM-DD (default: today in the list's time zone).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; store and send nothing.")
-@click.option("--to", "to_address", metavar="ADDRESS",
-              help="Send one test copy to ADDRESS only, without touching the ledger.")
+@click.option(
+    "--to",
+    "to_address",
+    metavar="ADDRESS",
+    help="Send one test copy to ADDRESS only, without touching the ledger.",
+)
 @pass_app
 def send(app: App, list_slug: str, date: str | None, dry_run: bool, to_address: str | None) -> None:
     """Build a list's edition for a day and send it to every subscriber, once.
@@ -412,7 +442,9 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
     mailer = EditionMailer(app.settings)
     template = mailer.message_template(draft)
     domain = mail_domain(app.settings, draft.mailing_list)
-    message = template.build(Recipient(address, "", sample_links(app.settings), random_message_id(domain)))
+    message = template.build(
+        Recipient(address, "", sample_links(app.settings), random_message_id(domain))
+    )
     label = f"{list_slug}-{draft.day.isoformat()}-test"
     with transport_for(app.settings) as transport:
         result = transport.send(Envelope(template.from_address, address, label), message)
@@ -430,14 +462,19 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     if edition is not None:
         with app.db.session() as session:
             counts = ledger.counts(session, edition.id)
-        click.echo(f"already built (edition {edition.id}, {edition.status.value}): {_counts_text(counts)}")
+        click.echo(
+            f"already built (edition {edition.id}, {edition.status.value}): {_counts_text(counts)}"
+        )
         return
     if not draft.sections:
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return
     with app.db.session() as session:
         recipients = session.scalar(
-            select(func.count()).select_from(Subscription).join(Subscriber).where(
+            select(func.count())
+            .select_from(Subscription)
+            .join(Subscriber)
+            .where(
                 Subscription.list_id == draft.mailing_list.id,
                 Subscription.status == SubscriptionStatus.CONFIRMED,
                 Subscriber.status == SubscriberStatus.ACTIVE,
@@ -460,9 +497,14 @@ def send_edition(app: App, list_slug: str, date: str | None) -> None:
         edition, created = build_edition(session, settings, mailing_list, day)
         edition_id, status = edition.id, edition.status
     if status == EditionStatus.EMPTY:
-        click.echo(f"no articles for {list_slug} on {day}: edition {edition_id} recorded as empty, nothing sent")
+        click.echo(
+            f"no articles for {list_slug} on {day}: edition {edition_id} recorded as empty, "
+            "nothing sent"
+        )
         return
-    click.echo(f"edition {edition_id} ({list_slug}, {day}) {'built' if created else 'already built'}")
+    click.echo(
+        f"edition {edition_id} ({list_slug}, {day}) {'built' if created else 'already built'}"
+    )
     if status != EditionStatus.READY:
         click.echo(f"edition {edition_id} is {status.value}: nothing to send")
         return
@@ -470,7 +512,9 @@ def send_edition(app: App, list_slug: str, date: str | None) -> None:
         from digest.tasks import fan_out
 
         batches = fan_out(app.db, edition_id)
-        click.echo(f"queued {batches} batches for the workers; watch with `digest status {edition_id}`")
+        click.echo(
+            f"queued {batches} batches for the workers; watch with `digest status {edition_id}`"
+        )
         return
     total = _send_in_process(app, edition_id)
     click.echo(f"edition {edition_id}: {_report_text(total)}")
@@ -486,25 +530,38 @@ def send_edition(app: App, list_slug: str, date: str | None) -> None:
 def _send_in_process(app: App, edition_id: int) -> BatchReport:
     with app.db.session() as session:
         pending = sum(
-            n for status, n in ledger.counts(session, edition_id).items()
+            n
+            for status, n in ledger.counts(session, edition_id).items()
             if status in {s.value for s in ledger.OPEN_STATUSES}
         )
     mailer = EditionMailer(app.settings)
-    with click.progressbar(length=pending, label="sending", file=sys.stderr,
-                           show_pos=True) as bar:
+    # A bar only where someone watches: in a log file it would be noise.
+    with click.progressbar(
+        length=pending,
+        label="sending",
+        file=sys.stderr,
+        show_pos=True,
+        hidden=not sys.stderr.isatty(),
+    ) as bar:
         update: Callable[[BatchReport], None] = lambda r: bar.update(r.claimed)  # noqa: E731
-        return send_until_done(app.db, mailer, edition_id, lambda: transport_for(app.settings), update)
+        return send_until_done(
+            app.db, mailer, edition_id, lambda: transport_for(app.settings), update
+        )
 
 
 def _report_text(r: BatchReport) -> str:
-    return (f"{r.sent} sent, {r.deferred} deferred, {r.bounced} bounced, {r.failed} failed, "
-            f"{r.skipped} skipped")
+    return (
+        f"{r.sent} sent, {r.deferred} deferred, {r.bounced} bounced, {r.failed} failed, "
+        f"{r.skipped} skipped"
+    )
 
 
 def _counts_text(counts: dict[str, int]) -> str:
     pending = counts["pending"] + counts["leased"]
-    return (f"{counts['sent']} sent, {counts['deferred']} deferred, {counts['bounced']} bounced, "
-            f"{counts['failed']} failed, {counts['skipped']} skipped, {pending} pending")
+    return (
+        f"{counts['sent']} sent, {counts['deferred']} deferred, {counts['bounced']} bounced, "
+        f"{counts['failed']} failed, {counts['skipped']} skipped, {pending} pending"
+    )
 
 
 @cli.command()
@@ -553,7 +610,9 @@ def beat(ctx: click.Context) -> None:
 def _celery(ctx: click.Context, command: str) -> None:
     app: App = ctx.obj
     if not app.settings.uses_broker:
-        raise DigestError(f"`digest {command}` needs DIGEST_BROKER_URL (e.g. redis://localhost:6379/0)")
+        raise DigestError(
+            f"`digest {command}` needs DIGEST_BROKER_URL (e.g. redis://localhost:6379/0)"
+        )
     from digest.celery_app import app as celery_app
 
     celery_app.start([command, "--loglevel", "INFO", *ctx.args])
@@ -577,4 +636,4 @@ def main() -> None:
     cli(prog_name="digest")
 
 
-__all__ = ["App", "DeliveryStatus", "Delivery", "cli", "main"]
+__all__ = ["App", "Delivery", "DeliveryStatus", "cli", "main"]

@@ -78,7 +78,7 @@ def _coerce(name: str, raw: object, type_name: str) -> Any:
     """Turn a TOML or environment value into the field's type, or say which setting is wrong."""
     if type_name in ("int", "float"):
         try:
-            return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type]
+            return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type,call-overload]
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from exc
     if not isinstance(raw, str | int | float):
@@ -96,7 +96,7 @@ def load_settings(
     *,
     ensure_secret: bool = True,
 ) -> Settings:
-    """Read defaults, then the TOML file (``DIGEST_CONFIG`` or ``./digest.toml``), then the environment."""
+    """Defaults, then the TOML file (DIGEST_CONFIG or ./digest.toml), then the environment."""
     env = dict(os.environ if environ is None else environ)
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}

@@ -9,6 +9,7 @@ import click
 
 from digest import admin, sample
 from digest.config import Settings
+from digest.db import Database
 
 if TYPE_CHECKING:
     from digest.cli import App
@@ -31,17 +32,11 @@ def demo_settings(settings: Settings, site: sample.SampleSite) -> Settings:
     return settings.replace(**changes)
 
 
-def run_demo(app: App) -> None:
-    from digest.cli import print_ingest, send_edition, write_preview
-    from digest.ingest import ingest_all
-
+def install_sample(db: Database, directory: Path) -> dict[str, Path]:
+    """Write the sample feeds into ``directory`` and add the sample sections, sources, lists
+    and subscribers (again: every step is an idempotent add-or-update)."""
     site = sample.load_site()
-    app.settings = demo_settings(app.settings, site)
-    db = app.fresh_db()
-    db.upgrade()
-    click.echo(f"1. database ready: {app.settings.database_url}")
-
-    feeds = sample.write_feeds(SAMPLE_SITE_DIR)
+    feeds = sample.write_feeds(directory)
     with db.session() as session:
         for slug, name in site.sections:
             admin.add_section(session, slug, name)
@@ -59,6 +54,20 @@ def run_demo(app: App) -> None:
             report = admin.import_subscribers(session, mailing_list, spec["csv"])
             for error in report.errors:
                 click.echo(f"   {spec['csv'].name}:{error.line}: {error.reason}", err=True)
+    return feeds
+
+
+def run_demo(app: App) -> None:
+    from digest.cli import print_ingest, send_edition, write_preview
+    from digest.ingest import ingest_all
+
+    site = sample.load_site()
+    app.settings = demo_settings(app.settings, site)
+    db = app.fresh_db()
+    db.upgrade()
+    click.echo(f"1. database ready: {app.settings.database_url}")
+
+    feeds = install_sample(db, SAMPLE_SITE_DIR)
     click.echo(
         f"2. sample site {site.name!r}: {len(feeds)} RSS feeds in {SAMPLE_SITE_DIR.resolve()}, "
         f"{len(sample.LISTS)} lists"
@@ -84,4 +93,6 @@ def run_demo(app: App) -> None:
     click.echo(f"  the emails (one .eml per subscriber):  {outbox}/")
     click.echo(f"  the digests in a browser:              {previews[0].resolve()}")
     click.echo("  the send ledger:                       digest status")
-    click.echo("Running `digest demo` again sends nothing new: each subscriber gets an edition once.")
+    click.echo(
+        "Running `digest demo` again sends nothing new: each subscriber gets an edition once."
+    )

@@ -82,7 +82,9 @@ def group_sections(
     ]
 
 
-def for_preferences(sections: list[SectionBlock], wanted: Iterable[str] | None) -> list[SectionBlock]:
+def for_preferences(
+    sections: list[SectionBlock], wanted: Iterable[str] | None
+) -> list[SectionBlock]:
     """The sections a subscriber chose (None: all). A choice that matches nothing gets all,
     so a stale preference never produces an empty digest."""
     if wanted is None:

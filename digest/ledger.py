@@ -64,7 +64,9 @@ def create_ledger(session: Session, edition: Edition) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def claim(session: Session, edition_id: int, limit: int, lease: dt.timedelta) -> tuple[str, list[int]]:
+def claim(
+    session: Session, edition_id: int, limit: int, lease: dt.timedelta
+) -> tuple[str, list[int]]:
     """Lease up to ``limit`` rows that are due: pending, deferred and due, or leased by a worker
     whose lease ran out. Returns the lease owner token and the claimed row ids."""
     now = utcnow()

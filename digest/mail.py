@@ -43,6 +43,11 @@ def encode_header(name: str, value: str) -> bytes:
     return f"{name}: {encoded}".encode("ascii") + CRLF
 
 
+def address_header(name: str, value: str) -> bytes:
+    """A header whose value ``format_address`` already made ASCII and safe: written as is."""
+    return f"{name}: {value}".encode("ascii") + CRLF
+
+
 def format_address(name: str, address: str) -> str:
     """``Name <address>`` for a header; the name quoted or encoded as needed, never trusted."""
     name = header_safe(name)
@@ -53,7 +58,7 @@ def format_address(name: str, address: str) -> str:
             return f"{name} <{address}>"
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}" <{address}>'
-    return f"{Header(name, 'utf-8').encode()} <{address}>"
+    return f"{Header(name, 'utf-8').encode(linesep=' ')} <{address}>"
 
 
 def _qp(text: str) -> bytes:
@@ -92,9 +97,9 @@ class MessageTemplate:
         self.boundary = "=_digest_" + secrets.token_hex(12)
         self._head = b"".join(
             [
-                encode_header("From", format_address(from_name, from_address)),
+                address_header("From", format_address(from_name, from_address)),
                 encode_header("Subject", subject),
-                encode_header("List-Id", list_id),
+                address_header("List-Id", list_id),
                 b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                 b"MIME-Version: 1.0\r\n",
                 f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode(),
@@ -115,7 +120,7 @@ class MessageTemplate:
         mailto = f"mailto:{self.unsubscribe_mailto}?subject={quote('unsubscribe ' + unsubscribe)}"
         head = b"".join(
             [
-                encode_header("To", format_address(recipient.name, recipient.email)),
+                address_header("To", format_address(recipient.name, recipient.email)),
                 f"Date: {date or formatdate(usegmt=True)}\r\n".encode(),
                 f"Message-ID: <{recipient.message_id}>\r\n".encode(),
                 # Two URIs, folded onto a continuation line: https first, as

@@ -212,7 +212,7 @@ class Edition(Base):
 
 
 class Delivery(Base):
-    """The ledger: one row per (edition, subscriber); the row, not the queue, decides who is sent."""
+    """The ledger: one row per (edition, subscriber); the row, not the queue, decides."""
 
     __tablename__ = "deliveries"
     __table_args__ = (

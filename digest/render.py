@@ -94,7 +94,7 @@ class Renderer:
         )
 
     def render_template(self, name: str, context: Mapping[str, Any]) -> str:
-        """Render one template, turning any Jinja2 failure into a TemplateError with file and line."""
+        """Render one template; any Jinja2 failure becomes a TemplateError with file and line."""
         try:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateSyntaxError as exc:

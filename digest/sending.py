@@ -24,7 +24,7 @@ from digest.config import Settings
 from digest.db import Database
 from digest.edition import date_label, for_preferences
 from digest.errors import DigestError, TransportError
-from digest.mail import MessageTemplate, Recipient, message_id
+from digest.mail import MessageTemplate, Recipient, format_address, message_id
 from digest.models import (
     Delivery,
     DeliveryStatus,
@@ -119,7 +119,9 @@ class EditionMailer:
             ),
         )
 
-    def template_for(self, edition_id: int, draft: Draft, wanted: list[str] | None) -> MessageTemplate:
+    def template_for(
+        self, edition_id: int, draft: Draft, wanted: list[str] | None
+    ) -> MessageTemplate:
         sections = for_preferences(draft.sections, wanted)
         key = (edition_id, tuple(s.slug for s in sections))
         template = self._templates.get(key)
@@ -137,7 +139,7 @@ class EditionMailer:
             from_name=lst.from_name or self.settings.site_name,
             from_address=lst.from_address or self.settings.from_address,
             subject=draft.subject,
-            list_id=f"{lst.name} <{lst.slug}.{host}>",
+            list_id=format_address(lst.name, f"{lst.slug}.{host}"),
             rendered=self.renderer.render_digest(self.context(draft)),
             unsubscribe_mailto=self.settings.unsubscribe_mailto or f"unsubscribe@{domain}",
             signer=self.dkim_signer,
@@ -191,7 +193,9 @@ def send_batch(
         remaining = list(ids)
         try:
             for row in rows:
-                _send_one(session, mailer, edition, draft, row, transport, label, domain, date, report)
+                _send_one(
+                    session, mailer, edition, draft, row, transport, label, domain, date, report
+                )
                 remaining.remove(row.delivery_id)
         except TransportError as exc:
             report.error = str(exc)
@@ -221,7 +225,12 @@ def _send_one(
     try:
         template = mailer.template_for(edition.id, draft, row.sections)
         message = template.build(
-            Recipient(row.email, row.name, mailer.personal_links(row.subscriber_id, edition.list_id), msg_id),
+            Recipient(
+                row.email,
+                row.name,
+                mailer.personal_links(row.subscriber_id, edition.list_id),
+                msg_id,
+            ),
             date,
         )
     except DigestError as exc:
@@ -235,13 +244,23 @@ def _send_one(
     elif result.outcome == Outcome.DEFERRED:
         attempts = _attempts(session, row.delivery_id) + 1
         if attempts >= mailer.settings.max_attempts:
-            ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=_why(result.code, result.detail))
+            ledger.record(
+                session,
+                row.delivery_id,
+                DeliveryStatus.FAILED,
+                error=_why(result.code, result.detail),
+            )
             report.failed += 1
         else:
-            retry_at = ledger.utcnow() + ledger.retry_delay(attempts, mailer.settings.retry_base_seconds)
+            retry_at = ledger.utcnow() + ledger.retry_delay(
+                attempts, mailer.settings.retry_base_seconds
+            )
             ledger.record(
-                session, row.delivery_id, DeliveryStatus.DEFERRED,
-                error=_why(result.code, result.detail), retry_at=retry_at,
+                session,
+                row.delivery_id,
+                DeliveryStatus.DEFERRED,
+                error=_why(result.code, result.detail),
+                retry_at=retry_at,
             )
             report.deferred += 1
     else:
@@ -294,7 +313,9 @@ def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_
         .order_by(Delivery.id)
     )
     rows = []
-    for did, sid, email, name, sub_status, subn_status, sections, suppressed in session.execute(query):
+    for did, sid, email, name, sub_status, subn_status, sections, suppressed in session.execute(
+        query
+    ):
         reason = None
         if suppressed is not None:
             reason = "address suppressed"

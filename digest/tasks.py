@@ -63,11 +63,14 @@ def fan_out(db: Database, edition_id: int) -> int:
     """
     batch_size = runtime.settings().batch_size
     with db.session() as session:
-        open_rows = session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.edition_id == edition_id, Delivery.status.in_(ledger.OPEN_STATUSES))
-        ) or 0
+        open_rows = (
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.edition_id == edition_id, Delivery.status.in_(ledger.OPEN_STATUSES))
+            )
+            or 0
+        )
     batches = math.ceil(open_rows / batch_size)
     for _ in range(batches):
         send_batch.delay(edition_id)

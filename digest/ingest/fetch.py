@@ -53,8 +53,11 @@ def fetch(
     path = local_path(location)
     if path is not None:
         return _read_file(location, path, max_bytes)
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/rss+xml, application/atom+xml, "
-               "application/feed+json, application/xml;q=0.9, */*;q=0.5"}
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/rss+xml, application/atom+xml, "
+        "application/feed+json, application/xml;q=0.9, */*;q=0.5",
+    }
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

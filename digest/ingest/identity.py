@@ -17,17 +17,20 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
-    if base:
-        url = urljoin(base, url)
-    parts = urlsplit(url)
+    try:
+        if base:
+            url = urljoin(base, url)
+        parts = urlsplit(url)
+        port = parts.port  # a malformed port or IPv6 literal raises ValueError
+    except ValueError:
+        return None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         return None
-    netloc = parts.hostname.lower()
-    if parts.port and not (
-        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
-    ):
-        netloc = f"{netloc}:{parts.port}"
+    host = parts.hostname.lower()
+    netloc = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc = f"{netloc}:{port}"
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)

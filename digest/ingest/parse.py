@@ -36,10 +36,16 @@ def parse_feed(body: bytes, feed_url: str, now: dt.datetime) -> list[FeedItem]:
     Raises FeedError when the bytes are not a feed at all.
     """
     parsed = feedparser.parse(body, response_headers={"content-location": feed_url})
-    if parsed.bozo and not parsed.entries:
-        reason = getattr(parsed.get("bozo_exception"), "getMessage", None)
-        detail = reason() if callable(reason) else str(parsed.get("bozo_exception", "unknown"))
-        raise FeedError(feed_url, f"not a readable feed: {detail}")
+    if not parsed.entries:
+        problem = parsed.get("bozo_exception") if parsed.bozo else None
+        # We never pass feedparser a Content-Type, so it always complains of
+        # that: not a reason to reject a well-formed feed that has no items yet.
+        if isinstance(problem, feedparser.NonXMLContentType):
+            problem = None
+        if problem is not None or not parsed.get("version"):
+            reason = getattr(problem, "getMessage", None)
+            detail = reason() if callable(reason) else str(problem or "no RSS or Atom feed found")
+            raise FeedError(feed_url, f"not a readable feed: {detail}")
     items = []
     for entry in parsed.entries:
         item = _item(entry, feed_url, now)

@@ -20,7 +20,7 @@ ELLIPSIS = "…"
 
 
 def plain_text(markup: str | None) -> str:
-    """Markup or text from a feed as one line of plain text: no tags, entities decoded, no controls."""
+    """Feed markup or text as one line of plain text: no tags, entities decoded, no controls."""
     if not markup:
         return ""
     spaced = _BLOCK_END.sub(lambda m: m.group(0) + " ", markup)
@@ -45,10 +45,7 @@ def cut_at_word(text: str, limit: int = TEASER_LENGTH) -> str:
     head = text[: limit - len(ELLIPSIS) + 1]
     space = head.rfind(" ")
     # A single enormous word has no boundary worth keeping: cut it hard.
-    if space > limit // 2:
-        head = head[:space]
-    else:
-        head = head[: limit - len(ELLIPSIS)]
+    head = head[:space] if space > limit // 2 else head[: limit - len(ELLIPSIS)]
     return head.rstrip(" ,;:.-–—") + ELLIPSIS
 
 

@@ -96,9 +96,7 @@ def write_feeds(directory: Path, now: dt.datetime | None = None) -> dict[str, Pa
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for slug, name in site.sections:
-        items = [
-            a for a in site.articles if a["section"] == slug or slug in a.get("also_in", [])
-        ]
+        items = [a for a in site.articles if a["section"] == slug or slug in a.get("also_in", [])]
         items.sort(key=lambda a: times[a["guid"]], reverse=True)
         path = directory / f"{slug}.xml"
         path.write_text(_rss(site, slug, name, items, times), encoding="utf-8")

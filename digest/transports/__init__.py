@@ -18,8 +18,8 @@ def transport_for(settings: Settings) -> Transport:
 
 __all__ = [
     "Envelope",
-    "Outcome",
     "OutboxTransport",
+    "Outcome",
     "RecordingTransport",
     "SendResult",
     "SmtpConfig",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -100,7 +100,7 @@ class SmtpTransport(TransportBase):
                 raise TransportError(f"SMTP server closing: {_text(exc.smtp_error)}") from exc
             self._reset()
             return self._answer(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise TransportError(f"SMTP connection lost: {exc}") from exc
         if refused:  # cannot happen with a single recipient, but never drop it silently
@@ -122,10 +122,8 @@ class SmtpTransport(TransportBase):
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -1,0 +1,147 @@
+"""Shared fixtures: settings on a temporary database, the database on SQLite and PostgreSQL,
+and a real SMTP server (aiosmtpd) in the test process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import create_engine, text
+
+from digest.config import Settings
+from digest.db import Database
+
+POSTGRES_URL = os.environ.get(
+    "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a schema of its own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        return
+    if not _postgres_reachable():
+        if os.environ.get("DIGEST_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        outbox_dir=str(tmp_path / "outbox"),
+        base_url="https://news.example",
+        secret_key="test-secret-key",
+        site_name="The Test Gazette",
+        site_url="https://gazette.example",
+        postal_address="1 Test Street, Testville",
+        from_address="digest@gazette.example",
+        retry_base_seconds=0.0,
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database.from_settings(settings)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server's view of what it was sent; ``codes`` scripts replies per recipient:
+    a list of codes is answered in turn, one per attempt."""
+
+    host: str
+    port: int
+    received: list[Received] = field(default_factory=list)
+    codes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.received if address in r.recipients]
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        script = self.sink.codes.get(address)
+        if script:
+            code = script.pop(0) if len(script) > 1 else script[0]
+            if code >= 400:
+                return f"{code} scripted refusal"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        self.sink.received.append(
+            Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data))
+        )
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    """An aiosmtpd server on a free loopback port, running in this test process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = SmtpSink("127.0.0.1", port)
+    controller = Controller(_Handler(sink), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

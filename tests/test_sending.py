@@ -1,0 +1,238 @@
+"""The ledger and batch sending: once per subscriber, outcomes recorded, faults survived."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from sqlalchemy import select, update
+
+from digest import admin, ledger
+from digest.building import build_edition
+from digest.config import Settings
+from digest.db import Database
+from digest.models import (
+    Article,
+    Delivery,
+    EditionStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    utcnow,
+)
+from digest.sending import EditionMailer, send_batch, send_until_done
+from digest.transports import RecordingTransport
+
+DAY = dt.date(2026, 11, 24)
+
+
+def _site(
+    db: Database, settings: Settings, subscribers: int = 5, articles: bool = True
+) -> tuple[int, int]:
+    """A list 'daily' (UTC) with two sections, articles on DAY, and N subscribers."""
+    with db.session() as session:
+        national, _ = admin.add_section(session, "national", "National")
+        sports, _ = admin.add_section(session, "sports", "Sports")
+        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national", "sports"])
+        if articles:
+            for i, section in enumerate([national, national, sports]):
+                session.add(
+                    Article(
+                        url=f"https://n.example/{i}",
+                        guid=f"g{i}",
+                        section_id=section.id,
+                        headline=f"Story {i} in {section.name}",
+                        teaser="A teaser.",
+                        published_at=dt.datetime(2026, 11, 24, 9 + i),
+                    )
+                )
+        for i in range(subscribers):
+            admin.subscribe(session, mailing_list, f"reader{i}@example.com", f"Reader {i}")
+        session.flush()
+        edition, created = build_edition(session, settings, mailing_list, DAY)
+        assert created
+        return mailing_list.id, edition.id
+
+
+def _statuses(db: Database, edition_id: int) -> dict[str, int]:
+    with db.session() as session:
+        return {k: v for k, v in ledger.counts(session, edition_id).items() if v}
+
+
+def test_building_twice_creates_one_edition_and_one_row_each(
+    db: Database, settings: Settings
+) -> None:
+    """A second build of the same list and day returns the first edition and adds no rows."""
+    _, edition_id = _site(db, settings, subscribers=4)
+    with db.session() as session:
+        mailing_list = admin.get_list(session, "daily")
+        again, created = build_edition(session, settings, mailing_list, DAY)
+    assert (again.id, created) == (edition_id, False)
+    assert _statuses(db, edition_id) == {"pending": 4}
+
+
+def test_day_without_articles_is_recorded_empty(db: Database, settings: Settings) -> None:
+    """No articles that day: the edition is stored as empty and has no ledger rows."""
+    _, edition_id = _site(db, settings, subscribers=3, articles=False)
+    with db.session() as session:
+        mailing_list = admin.get_list(session, "daily")
+        edition, _ = build_edition(session, settings, mailing_list, DAY)
+    assert edition.status == EditionStatus.EMPTY
+    assert _statuses(db, edition_id) == {}
+
+
+def test_only_confirmed_active_unsuppressed_subscribers_get_rows(
+    db: Database, settings: Settings
+) -> None:
+    """Pending, unsubscribed, bounced and suppressed addresses are left out of the ledger."""
+    with db.session() as session:
+        admin.add_section(session, "national", "National")
+        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
+        section = admin.get_section(session, "national")
+        session.add(
+            Article(
+                url="https://n.example/a",
+                section_id=section.id,
+                headline="H",
+                teaser="",
+                published_at=dt.datetime(2026, 11, 24, 9),
+            )
+        )
+        for i in range(5):
+            admin.subscribe(session, mailing_list, f"r{i}@example.com")
+        session.flush()
+        subs = {s.email: s for s in session.scalars(select(Subscriber))}
+        session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == subs["r0@example.com"].id)
+            .values(status=SubscriptionStatus.PENDING)
+        )
+        session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == subs["r1@example.com"].id)
+            .values(status=SubscriptionStatus.UNSUBSCRIBED)
+        )
+        subs["r2@example.com"].status = SubscriberStatus.BOUNCED
+        session.add(Suppression(email="r3@example.com", reason="complaint"))
+        session.flush()
+        edition, _ = build_edition(session, settings, mailing_list, DAY)
+        emails = session.scalars(
+            select(Subscriber.email).join(Delivery).where(Delivery.edition_id == edition.id)
+        ).all()
+    assert emails == ["r4@example.com"]
+
+
+def test_claims_never_overlap_and_expired_leases_return(db: Database, settings: Settings) -> None:
+    """Two claims get disjoint rows; a lease that ran out is claimable again, a live one is not."""
+    _, edition_id = _site(db, settings, subscribers=10)
+    lease = dt.timedelta(seconds=60)
+    with db.sessionmaker() as session:
+        _, first = ledger.claim(session, edition_id, 6, lease)
+        _, second = ledger.claim(session, edition_id, 6, lease)
+        _, third = ledger.claim(session, edition_id, 6, lease)
+        assert len(first) == 6 and len(second) == 4 and third == []
+        assert not set(first) & set(second)
+        # The worker holding `first` died: its lease runs out.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(first))
+            .values(lease_until=utcnow() - dt.timedelta(seconds=1))
+        )
+        session.commit()
+        _, reclaimed = ledger.claim(session, edition_id, 20, lease)
+    assert sorted(reclaimed) == sorted(first)
+
+
+def test_send_records_each_outcome_and_bounce_suppresses(db: Database, settings: Settings) -> None:
+    """250 is sent, 550 bounces and suppresses the address, 451 defers; none stops the batch."""
+    _, edition_id = _site(db, settings, subscribers=5)
+    transport = RecordingTransport({"reader1@example.com": 550, "reader3@example.com": 451})
+    report = send_batch(db, EditionMailer(settings), edition_id, transport)
+    assert (report.sent, report.bounced, report.deferred) == (3, 1, 1)
+    assert _statuses(db, edition_id) == {"sent": 3, "bounced": 1, "deferred": 1}
+    with db.session() as session:
+        assert session.scalar(select(Suppression.email)) == "reader1@example.com"
+        bounced = session.scalars(
+            select(Subscriber).where(Subscriber.email == "reader1@example.com")
+        ).one()
+        assert bounced.status == SubscriberStatus.BOUNCED
+
+
+def test_deferred_recipient_is_retried_then_gives_up(db: Database, settings: Settings) -> None:
+    """A 4xx is retried when due; after max_attempts 4xx answers the row is failed."""
+    _, edition_id = _site(db, settings, subscribers=2)
+    mailer = EditionMailer(settings.replace(max_attempts=3))
+    transport = RecordingTransport({"reader0@example.com": 451})
+    for _ in range(3):
+        send_batch(db, mailer, edition_id, transport)
+    assert _statuses(db, edition_id) == {"sent": 1, "failed": 1}
+    # The server stops deferring: nothing left to retry, nobody sent twice.
+    transport.codes.clear()
+    send_batch(db, mailer, edition_id, transport)
+    assert [env.recipient for env, _ in transport.sent] == ["reader1@example.com"]
+
+
+def test_late_unsubscribe_is_honoured(db: Database, settings: Settings) -> None:
+    """An unsubscribe that lands after the ledger was written skips that recipient."""
+    _, edition_id = _site(db, settings, subscribers=3)
+    with db.session() as session:
+        sub = session.scalars(
+            select(Subscriber).where(Subscriber.email == "reader2@example.com")
+        ).one()
+        session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == sub.id)
+            .values(status=SubscriptionStatus.UNSUBSCRIBED)
+        )
+        session.add(Suppression(email="reader0@example.com", reason="operator"))
+    transport = RecordingTransport()
+    send_batch(db, EditionMailer(settings), edition_id, transport)
+    assert [env.recipient for env, _ in transport.sent] == ["reader1@example.com"]
+    assert _statuses(db, edition_id) == {"sent": 1, "skipped": 2}
+
+
+def test_transport_failure_keeps_unsent_rows_and_resume_sends_each_once(
+    db: Database, settings: Settings
+) -> None:
+    """A connection lost mid-batch gives the unsent rows back; a rerun finishes with no repeats."""
+    _, edition_id = _site(db, settings, subscribers=6)
+    mailer = EditionMailer(settings)
+    broken = RecordingTransport(fail_after=2)
+    report = send_batch(db, mailer, edition_id, broken)
+    assert report.sent == 2 and report.error
+    assert _statuses(db, edition_id) == {"sent": 2, "pending": 4}
+    healthy = RecordingTransport()
+    total = send_until_done(db, mailer, edition_id, lambda: healthy)
+    assert total.sent == 4
+    everyone = [env.recipient for env, _ in broken.sent + healthy.sent]
+    assert sorted(everyone) == sorted(f"reader{i}@example.com" for i in range(6))
+    assert _statuses(db, edition_id) == {"sent": 6}
+
+
+def test_section_preferences_get_their_own_variant(db: Database, settings: Settings) -> None:
+    """A subscriber who chose only Sports gets a digest without National; others get both."""
+    _, edition_id = _site(db, settings, subscribers=2)
+    with db.session() as session:
+        sub = session.scalars(
+            select(Subscriber).where(Subscriber.email == "reader0@example.com")
+        ).one()
+        session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == sub.id)
+            .values(sections=["sports"])
+        )
+    transport = RecordingTransport()
+    send_batch(db, EditionMailer(settings), edition_id, transport)
+    texts = {env.recipient: _text_part(data) for env, data in transport.sent}
+    assert "Story 0 in National" not in texts["reader0@example.com"]
+    assert "Story 2 in Sports" in texts["reader0@example.com"]
+    assert "Story 0 in National" in texts["reader1@example.com"]
+
+
+def _text_part(data: bytes) -> str:
+    msg = message_from_bytes(data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return str(msg.get_body(("plain",)).get_content())
