@@ -27,6 +27,7 @@ def make_celery(settings: Settings) -> Celery:
         app.conf.task_always_eager = True
         app.conf.task_eager_propagates = True
     app.conf.update(
+        task_default_queue=settings.queue,
         task_ignore_result=True,
         # Tasks are idempotent (the ledger decides), so a task lost with its
         # worker may safely run again: acknowledge only once it has finished.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,16 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from digest import admin, ledger
+from digest import admin, control, ledger
 from digest.building import Draft, build_edition, draft_edition, stored_draft
 from digest.config import Settings, load_settings
 from digest.db import Database
-from digest.edition import local_today
+from digest.edition import local_today, zone
 from digest.errors import DigestError, InputError
 from digest.ingest import SourceReport, ingest_all
 from digest.mail import Recipient, random_message_id
 from digest.models import (
+    FINAL_DELIVERY_STATUSES,
     Delivery,
     DeliveryStatus,
     Edition,
@@ -35,8 +37,12 @@ from digest.models import (
     SubscriptionStatus,
     Suppression,
 )
+from digest.runtime import make_mailer
 from digest.sending import BatchReport, EditionMailer, mail_domain, send_until_done
 from digest.transports import Envelope, Outcome, SmtpTransport, transport_for
+
+#: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
+IN_PROCESS_RETRIES = 3
 
 
 class App:
@@ -259,12 +265,19 @@ def subscribers() -> None:
 @click.argument("email")
 @click.option("--list", "list_slug", required=True, help="The list to subscribe to.")
 @click.option("--name", default="", help="The subscriber's name.")
+@click.option(
+    "--timezone",
+    help="The subscriber's own IANA time zone: their copy goes out at the list's send time there.",
+)
 @pass_app
-def subscribers_add(app: App, email: str, list_slug: str, name: str) -> None:
+def subscribers_add(app: App, email: str, list_slug: str, name: str, timezone: str | None) -> None:
     """Subscribe EMAIL to a list (confirmed: you vouch for the consent)."""
     with app.db.session() as session:
         mailing_list = admin.get_list(session, list_slug)
         subscriber, added = admin.subscribe(session, mailing_list, email, name, source="cli")
+        if timezone is not None:
+            zone(timezone)
+            subscriber.timezone = timezone
         state = "subscribed" if added else "already subscribed"
         click.echo(f"{subscriber.email} {state} to {list_slug}")
 
@@ -439,7 +452,7 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
     draft, _ = _edition_draft(app, list_slug, date)
     if not draft.sections:
         raise DigestError(f"no articles for {list_slug} on {draft.day}: nothing to send")
-    mailer = EditionMailer(app.settings)
+    mailer = make_mailer(app.settings)
     template = mailer.message_template(draft)
     domain = mail_domain(app.settings, draft.mailing_list)
     message = template.build(
@@ -545,7 +558,12 @@ def _send_in_process(app: App, edition_id: int) -> BatchReport:
     ) as bar:
         update: Callable[[BatchReport], None] = lambda r: bar.update(r.claimed)  # noqa: E731
         return send_until_done(
-            app.db, mailer, edition_id, lambda: transport_for(app.settings), update
+            app.db,
+            mailer,
+            edition_id,
+            lambda: transport_for(app.settings),
+            update,
+            retries=IN_PROCESS_RETRIES,
         )
 
 
@@ -566,9 +584,16 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 @cli.command()
 @click.argument("edition_id", type=int, required=False)
+@click.option("--watch", is_flag=True, help="Follow EDITION live: progress, rate and ETA.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between updates.")
 @pass_app
-def status(app: App, edition_id: int | None) -> None:
+def status(app: App, edition_id: int | None, watch: bool, interval: float) -> None:
     """Show editions with their sent / deferred / bounced / failed / pending counts."""
+    if watch:
+        if edition_id is None:
+            raise InputError("--watch needs an EDITION id (see `digest status`)")
+        watch_edition(app.db, edition_id, interval)
+        return
     with app.db.session() as session:
         query = select(Edition, MailingList.slug).join(MailingList).order_by(Edition.id.desc())
         if edition_id is not None:
@@ -586,6 +611,109 @@ def status(app: App, edition_id: int | None) -> None:
             )
             if edition.status_reason:
                 click.echo(f"       reason: {edition.status_reason}")
+
+
+def progress_line(counts: dict[str, int], rate: float, width: int = 30) -> str:
+    """One line: a bar of final rows, the counts, the send rate and the time left."""
+    total = sum(counts.values())
+    final = sum(counts[s.value] for s in FINAL_DELIVERY_STATUSES)
+    open_rows = total - final
+    share = final / total if total else 1.0
+    filled = int(share * width)
+    eta = "--:--:--"
+    if open_rows == 0:
+        eta = "0:00:00"
+    elif rate > 0:
+        eta = str(dt.timedelta(seconds=int(open_rows / rate)))
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {share:6.1%}  {_counts_text(counts)}  "
+        f"{rate:,.0f} msg/s  ETA {eta}"
+    )
+
+
+def watch_edition(db: Database, edition_id: int, interval: float) -> None:
+    """Redraw the edition's progress until it is done or cancelled (Ctrl-C stops watching)."""
+    live = sys.stdout.isatty()
+    samples: list[tuple[float, int]] = []
+    try:
+        while True:
+            with db.session() as session:
+                edition = session.get(Edition, edition_id)
+                if edition is None:
+                    raise DigestError(f"unknown edition: {edition_id}")
+                counts = ledger.counts(session, edition_id)
+                state, reason = edition.status, edition.status_reason
+            handled = counts["sent"] + counts["bounced"] + counts["failed"] + counts["skipped"]
+            samples = [*samples, (time.monotonic(), handled)][-10:]
+            (t0, n0), (t1, n1) = samples[0], samples[-1]
+            rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+            line = f"{state.value:<9} {progress_line(counts, rate)}"
+            if reason:
+                line += f"  ({reason})"
+            click.echo(f"\r{line}\x1b[K" if live else line, nl=not live)
+            if state not in (EditionStatus.READY, EditionStatus.PAUSED):
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    if live:
+        click.echo()
+
+
+@cli.command()
+@click.argument("edition_id", type=int)
+@pass_app
+def pause(app: App, edition_id: int) -> None:
+    """Pause a send; workers stop after the batch they are on. `digest resume` continues it."""
+    with app.db.session() as session:
+        control.pause(session, edition_id)
+    click.echo(f"edition {edition_id} paused")
+
+
+@cli.command()
+@click.argument("edition_id", type=int)
+@pass_app
+def resume(app: App, edition_id: int) -> None:
+    """Continue a paused send from where it stopped (nobody gets it twice)."""
+    with app.db.session() as session:
+        control.resume(session, edition_id)
+    click.echo(f"edition {edition_id} resumed")
+    _continue(app, edition_id)
+
+
+@cli.command()
+@click.argument("edition_id", type=int)
+@pass_app
+def cancel(app: App, edition_id: int) -> None:
+    """Stop a send for good: recipients not yet sent to are skipped."""
+    with app.db.session() as session:
+        _, skipped = control.cancel(session, edition_id)
+    click.echo(f"edition {edition_id} cancelled; {skipped} unsent recipients skipped")
+
+
+@cli.command("retry-failed")
+@click.argument("edition_id", type=int)
+@pass_app
+def retry_failed(app: App, edition_id: int) -> None:
+    """Send again to the recipients of an edition that failed, and only to them."""
+    with app.db.session() as session:
+        _, count = control.retry_failed(session, edition_id)
+    click.echo(f"edition {edition_id}: {count} failed recipients queued again")
+    if count:
+        _continue(app, edition_id)
+
+
+def _continue(app: App, edition_id: int) -> None:
+    """Hand the edition to the workers, or send it here on the embedded default."""
+    if app.settings.uses_broker:
+        from digest.tasks import fan_out
+
+        click.echo(f"queued {fan_out(app.db, edition_id)} batches")
+        return
+    total = _send_in_process(app, edition_id)
+    click.echo(f"edition {edition_id}: {_report_text(total)}")
+    if total.error:
+        raise DigestError(f"sending stopped: {total.error}")
 
 
 # -- workers ------------------------------------------------------------------------

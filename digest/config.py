@@ -30,6 +30,8 @@ class Settings:
     database_url: str = "sqlite:///digest.db"
     #: Celery broker (``redis://host:6379/0``). Unset: tasks run in-process.
     broker_url: str | None = None
+    #: The Celery queue Digest's tasks go to (several deployments may share one Redis).
+    queue: str = "digest"
     #: ``smtp://user:pass@host:587?starttls=1`` or ``smtps://...``. Unset: the outbox folder.
     smtp_url: str | None = None
     #: Where the outbox transport writes one ``.eml`` per message.
@@ -56,6 +58,20 @@ class Settings:
     max_attempts: int = 5
     #: Seconds before the first retry of a deferred recipient; doubles with each attempt.
     retry_base_seconds: float = 300.0
+    #: DKIM: the signing domain (d=), selector (s=) and a PEM private key file. All three set:
+    #: every message is signed.
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_key_file: str | None = None
+    #: Messages per second across all workers (kept in Redis on a broker); 0: no limit.
+    rate_limit: float = 0.0
+    #: Messages per second to any one recipient domain across all workers; 0: no limit.
+    rate_limit_per_domain: float = 0.0
+    #: Transport failures (connection lost, 421) in a row that pause an edition, with the reason.
+    pause_after_errors: int = 5
+    #: Recipients refused (4xx/5xx) in a row that pause an edition: that many refusals in a row
+    #: usually means the server refuses the sender, not the addresses.
+    pause_after_refusals: int = 50
     #: Seconds an HTTP fetch of a feed may take, and the largest body accepted.
     fetch_timeout: float = 20.0
     fetch_max_bytes: int = 10 * 1024 * 1024
@@ -134,6 +150,11 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"DIGEST_{name.upper()} must be an absolute http(s) URL")
     if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in ("smtp", "smtps"):
         raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://")
+    dkim = (settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file)
+    if any(dkim) and not all(dkim):
+        raise ConfigError(
+            "DKIM needs all three of DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR, DIGEST_DKIM_KEY_FILE"
+        )
     if settings.batch_size < 1:
         raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
 

@@ -12,15 +12,18 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from digest.models import (
     Delivery,
     DeliveryStatus,
     Edition,
     EditionStatus,
+    MailingList,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -61,26 +64,75 @@ def create_ledger(session: Session, edition: Edition) -> int:
             ["edition_id", "subscriber_id", "status", "attempts"], eligible
         )
     )
+    schedule_local_times(session, edition)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def schedule_local_times(session: Session, edition: Edition) -> None:
+    """Hold back the rows of subscribers with a time zone of their own until the list's send
+    time in their zone on the edition's date (already past: due at once).
+
+    One UPDATE per distinct zone, so the cost follows the number of zones, not subscribers.
+    """
+    mailing_list = session.get_one(MailingList, edition.list_id)
+    zones = session.scalars(
+        select(Subscriber.timezone)
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(
+            Delivery.edition_id == edition.id,
+            Subscriber.timezone.is_not(None),
+            Subscriber.timezone != mailing_list.timezone,
+        )
+        .distinct()
+    ).all()
+    hour, minute = (int(part) for part in mailing_list.send_at.split(":"))
+    for name in zones:
+        if not name:
+            continue
+        try:
+            tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue  # an unknown zone was refused on input; if one slipped in, send at once
+        local = dt.datetime.combine(edition.edition_date, dt.time(hour, minute), tzinfo=tz)
+        send_at = local.astimezone(dt.UTC).replace(tzinfo=None)
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.edition_id == edition.id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.subscriber_id.in_(
+                    select(Subscriber.id).where(Subscriber.timezone == name)
+                ),
+            )
+            .values(next_attempt_at=send_at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def due_condition(now: dt.datetime) -> ColumnElement[bool]:
+    """Rows a batch may take now: pending or deferred whose time has come (a subscriber's own
+    send time, a retry), and rows leased by a worker whose lease ran out."""
+    return or_(
+        and_(
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.DEFERRED)),
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        ),
+        and_(Delivery.status == DeliveryStatus.LEASED, Delivery.lease_until < now),
+    )
 
 
 def claim(
     session: Session, edition_id: int, limit: int, lease: dt.timedelta
 ) -> tuple[str, list[int]]:
-    """Lease up to ``limit`` rows that are due: pending, deferred and due, or leased by a worker
-    whose lease ran out. Returns the lease owner token and the claimed row ids."""
+    """Lease up to ``limit`` due rows of the edition and commit.
+
+    Returns the lease owner token and the claimed row ids, in id order.
+    """
     now = utcnow()
     owner = uuid.uuid4().hex
     due = (
         select(Delivery.id)
-        .where(
-            Delivery.edition_id == edition_id,
-            or_(
-                Delivery.status == DeliveryStatus.PENDING,
-                and_(Delivery.status == DeliveryStatus.DEFERRED, Delivery.next_attempt_at <= now),
-                and_(Delivery.status == DeliveryStatus.LEASED, Delivery.lease_until < now),
-            ),
-        )
+        .where(Delivery.edition_id == edition_id, due_condition(now))
         .order_by(Delivery.id)
         .limit(limit)
     )
@@ -94,6 +146,13 @@ def claim(
         execution_options={"synchronize_session": False},
     )
     ids = sorted(result.scalars().all())
+    if ids:
+        session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id)
+            .values(last_claim_at=now)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
     return owner, ids
 

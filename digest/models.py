@@ -205,6 +205,12 @@ class Edition(Base):
     #: [{"slug": ..., "article_ids": [...]}, ...] in the order the digest shows them.
     content: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    #: Transport failures (connection lost, 421) in a row, and recipients refused in a row:
+    #: either past its limit pauses the edition, since it means a problem with the sender.
+    transport_error_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refusal_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When a batch last claimed rows: the sweep restarts an edition that went quiet.
+    last_claim_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 

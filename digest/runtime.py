@@ -6,7 +6,32 @@ from functools import cache
 
 from digest.config import Settings, load_settings
 from digest.db import Database
+from digest.ratelimit import LocalRateLimiter, NoLimit, RateLimiter, RedisRateLimiter
 from digest.sending import EditionMailer
+
+
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """Redis-backed (shared by all workers) on a Redis broker, the local clock otherwise."""
+    if not (settings.rate_limit or settings.rate_limit_per_domain):
+        return NoLimit()
+    if settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        return RedisRateLimiter(
+            redis.Redis.from_url(settings.broker_url),
+            settings.rate_limit,
+            settings.rate_limit_per_domain,
+        )
+    return LocalRateLimiter(settings.rate_limit, settings.rate_limit_per_domain)
+
+
+def make_mailer(settings: Settings) -> EditionMailer:
+    """A mailer with the DKIM signer and rate limiter the settings ask for."""
+    from digest.dkim import make_signer
+
+    return EditionMailer(
+        settings, signer=make_signer(settings), rate_limiter=make_rate_limiter(settings)
+    )
 
 
 @cache
@@ -23,7 +48,7 @@ def database() -> Database:
 def mailer() -> EditionMailer:
     # One per process: its cache of rendered edition variants is what keeps
     # Jinja2 and premailer off the per-recipient path.
-    return EditionMailer(settings())
+    return make_mailer(settings())
 
 
 def reset() -> None:

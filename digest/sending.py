@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from digest import ledger
@@ -36,7 +37,9 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
+    utcnow,
 )
+from digest.ratelimit import NoLimit, RateLimiter
 from digest.render import DigestContext, Renderer, placeholder
 from digest.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.transports.base import Envelope, Outcome, Transport
@@ -83,11 +86,13 @@ class EditionMailer:
         settings: Settings,
         renderer: Renderer | None = None,
         signer: Callable[[bytes], bytes] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.tokens = TokenSigner(settings.secret)
         self.dkim_signer = signer
+        self.rate_limiter: RateLimiter = rate_limiter or NoLimit()
         self._templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
 
     # -- once per edition variant -------------------------------------------------
@@ -191,16 +196,25 @@ def send_batch(
         domain = mail_domain(settings, draft.mailing_list)
         date = formatdate(usegmt=True)
         remaining = list(ids)
+        streaks = _Streaks(edition.transport_error_streak, edition.refusal_streak)
         try:
             for row in rows:
-                _send_one(
+                outcome = _send_one(
                     session, mailer, edition, draft, row, transport, label, domain, date, report
                 )
                 remaining.remove(row.delivery_id)
+                reason = streaks.after(session, edition, outcome, settings)
+                if reason:
+                    _pause(session, edition_id, reason)
+                    report.error = reason
+                    break
         except TransportError as exc:
             report.error = str(exc)
-            ledger.release(session, owner, remaining)
             log.warning("edition %s: batch stopped: %s", edition_id, exc)
+            reason = streaks.after_transport_error(session, edition, str(exc), settings)
+            if reason:
+                _pause(session, edition_id, reason)
+        ledger.release(session, owner, remaining)
         ledger.finish_if_done(session, edition)
     return report
 
@@ -216,11 +230,12 @@ def _send_one(
     domain: str,
     date: str,
     report: BatchReport,
-) -> None:
+) -> Outcome | None:
+    """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
     if row.reason_to_skip:
         ledger.record(session, row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
         report.skipped += 1
-        return
+        return None
     msg_id = message_id(edition.id, row.delivery_id, domain)
     try:
         template = mailer.template_for(edition.id, draft, row.sections)
@@ -236,7 +251,8 @@ def _send_one(
     except DigestError as exc:
         ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=str(exc))
         report.failed += 1
-        return
+        return None
+    mailer.rate_limiter.wait(row.email.rpartition("@")[2])
     result = transport.send(Envelope(template.from_address, row.email, label), message)
     if result.outcome == Outcome.SENT:
         ledger.record(session, row.delivery_id, DeliveryStatus.SENT, message_id=msg_id)
@@ -252,9 +268,7 @@ def _send_one(
             )
             report.failed += 1
         else:
-            retry_at = ledger.utcnow() + ledger.retry_delay(
-                attempts, mailer.settings.retry_base_seconds
-            )
+            retry_at = utcnow() + ledger.retry_delay(attempts, mailer.settings.retry_base_seconds)
             ledger.record(
                 session,
                 row.delivery_id,
@@ -266,6 +280,74 @@ def _send_one(
     else:
         _bounce(session, row, _why(result.code, result.detail))
         report.bounced += 1
+    return result.outcome
+
+
+@dataclass
+class _Streaks:
+    """The edition's runs of failures, updated in the database only when they change."""
+
+    transport_errors: int
+    refusals: int
+
+    def after(
+        self, session: Session, edition: Edition, outcome: Outcome | None, settings: Settings
+    ) -> str | None:
+        """Count one recipient's outcome; returns a pause reason when the run is too long."""
+        if outcome is None:
+            return None
+        if outcome == Outcome.SENT:
+            if self.transport_errors or self.refusals:
+                self.transport_errors = self.refusals = 0
+                _set_streaks(session, edition.id, transport_error_streak=0, refusal_streak=0)
+            return None
+        self.refusals = _bump(session, edition.id, "refusal_streak")
+        if self.refusals >= settings.pause_after_refusals:
+            return f"paused: {self.refusals} recipients refused in a row"
+        return None
+
+    def after_transport_error(
+        self, session: Session, edition: Edition, error: str, settings: Settings
+    ) -> str | None:
+        self.transport_errors = _bump(session, edition.id, "transport_error_streak")
+        if self.transport_errors >= settings.pause_after_errors:
+            return f"paused: {self.transport_errors} transport errors in a row; last: {error}"
+        return None
+
+
+def _bump(session: Session, edition_id: int, column: str) -> int:
+    """Add one to an edition's streak column atomically and return the new value."""
+    field_ = getattr(Edition, column)
+    value = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id)
+        .values({column: field_ + 1})
+        .returning(field_)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    session.commit()
+    return int(value)
+
+
+def _set_streaks(session: Session, edition_id: int, **values: int) -> None:
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _pause(session: Session, edition_id: int, reason: str) -> None:
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.READY)
+        .values(status=EditionStatus.PAUSED, status_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    log.error("edition %s %s", edition_id, reason)
 
 
 def _why(code: int | None, detail: str) -> str:
@@ -327,34 +409,43 @@ def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_
     return rows
 
 
-@dataclass
-class SendProgress:
-    """Totals of one in-process send, for the CLI's progress bar."""
-
-    total: BatchReport = field(default_factory=BatchReport)
-
-
 def send_until_done(
     db: Database,
     mailer: EditionMailer,
     edition_id: int,
     transport_factory: Callable[[], Transport],
     on_batch: Callable[[BatchReport], None] | None = None,
+    *,
+    retries: int = 0,
+    backoff: Callable[[int], float] = lambda attempt: 2.0**attempt,
 ) -> BatchReport:
     """Send batch after batch in this process until nothing is due (the embedded default).
 
-    Rows deferred for a later retry stay in the ledger; sending the same
-    edition again picks them up once they are due.
+    A transport failure is retried ``retries`` times after ``backoff(n)``
+    seconds, on a fresh connection. Rows deferred for later, or waiting for a
+    subscriber's own send time, stay in the ledger; sending the same edition
+    again picks them up once they are due.
     """
     total = BatchReport()
+    failures = 0
     while True:
         with transport_factory() as transport:
             report = send_batch(db, mailer, edition_id, transport)
         total.add(report)
         if on_batch:
             on_batch(report)
-        if report.claimed == 0 or report.error:
+        if report.error:
+            failures += 1
+            if failures > retries or _not_sending(db, edition_id):
+                return total
+            time.sleep(backoff(failures))
+            total.error = None
+            continue
+        failures = 0
+        if report.claimed == 0:
             return total
 
 
-__all__ = ["BatchReport", "EditionMailer", "MailingList", "send_batch", "send_until_done"]
+def _not_sending(db: Database, edition_id: int) -> bool:
+    with db.session() as session:
+        return session.get_one(Edition, edition_id).status != EditionStatus.READY

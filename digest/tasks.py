@@ -6,7 +6,8 @@ import datetime as dt
 import logging
 import math
 
-from sqlalchemy import func, select
+from celery import Task
+from sqlalchemy import func, or_, select
 
 from digest import ledger, runtime
 from digest.building import build_edition
@@ -15,11 +16,24 @@ from digest.db import Database
 from digest.edition import zone
 from digest.ingest import ingest_all as ingest_all_sources
 from digest.ingest import ingest_source as ingest_one_source
-from digest.models import Delivery, Edition, EditionStatus, MailingList, Source, utcnow
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    MailingList,
+    Source,
+    utcnow,
+)
 from digest.sending import send_batch as send_one_batch
 from digest.transports import transport_for
 
 log = logging.getLogger(__name__)
+
+#: An edition whose batches claimed nothing for this long is restarted by the sweep.
+QUIET_AFTER = dt.timedelta(minutes=2)
+#: Retries of a batch whose transport failed: after 10, 20, 40, 80, 160 seconds.
+BATCH_RETRIES = 5
 
 
 @app.task(name="digest.tasks.ingest_all")
@@ -39,10 +53,14 @@ def ingest_source(source_id: int) -> None:
     ingest_one_source(runtime.database(), runtime.settings(), source_id)
 
 
-@app.task(name="digest.tasks.send_batch")
-def send_batch(edition_id: int) -> None:
+@app.task(name="digest.tasks.send_batch", bind=True, max_retries=BATCH_RETRIES)
+def send_batch(self: Task, edition_id: int) -> None:
     with transport_for(runtime.settings()) as transport:
-        send_one_batch(runtime.database(), runtime.mailer(), edition_id, transport)
+        report = send_one_batch(runtime.database(), runtime.mailer(), edition_id, transport)
+    if report.error and is_sending(runtime.database(), edition_id):
+        # The connection failed: the batch's unsent rows are back in the ledger;
+        # this task claims them (or others) again after a growing pause.
+        raise self.retry(countdown=10 * 2**self.request.retries)
 
 
 @app.task(name="digest.tasks.send_due_lists")
@@ -52,26 +70,31 @@ def send_due_lists() -> None:
 
 @app.task(name="digest.tasks.sweep")
 def sweep() -> None:
-    sweep_editions(runtime.database())
+    sweep_editions(runtime.database(), utcnow())
 
 
-def fan_out(db: Database, edition_id: int) -> int:
-    """Queue one batch task per ``batch_size`` due rows; returns how many were queued.
+def is_sending(db: Database, edition_id: int) -> bool:
+    with db.session() as session:
+        return session.get_one(Edition, edition_id).status == EditionStatus.READY
+
+
+def fan_out(db: Database, edition_id: int, rows: int | None = None) -> int:
+    """Queue one batch task per ``batch_size`` rows (default: all open rows); returns how many.
 
     Called after the rows are committed. Queuing too many is harmless: a batch
     task that finds nothing to claim ends at once.
     """
-    batch_size = runtime.settings().batch_size
-    with db.session() as session:
-        open_rows = (
-            session.scalar(
+    if rows is None:
+        with db.session() as session:
+            rows = session.scalar(
                 select(func.count())
                 .select_from(Delivery)
-                .where(Delivery.edition_id == edition_id, Delivery.status.in_(ledger.OPEN_STATUSES))
+                .where(
+                    Delivery.edition_id == edition_id,
+                    Delivery.status.in_(ledger.OPEN_STATUSES),
+                )
             )
-            or 0
-        )
-    batches = math.ceil(open_rows / batch_size)
+    batches = math.ceil((rows or 0) / runtime.settings().batch_size)
     for _ in range(batches):
         send_batch.delay(edition_id)
     return batches
@@ -80,8 +103,8 @@ def fan_out(db: Database, edition_id: int) -> int:
 def send_due(db: Database, now: dt.datetime) -> list[int]:
     """Build and queue today's edition of every list whose send time has passed in its zone.
 
-    Idempotent: the edition of (list, date) is built once, and its batches
-    are queued only by the call that built it (the sweep picks up the rest).
+    Idempotent: the edition of (list, date) is built once, and its batches are
+    queued only by the call that built it (the sweep restarts anything stalled).
     """
     started = []
     settings = runtime.settings()
@@ -103,21 +126,29 @@ def send_due(db: Database, now: dt.datetime) -> list[int]:
     return started
 
 
-def sweep_editions(db: Database) -> None:
-    """Queue batches for ready editions that still have due rows: expired leases of dead
-    workers and deferred recipients whose retry time has come."""
-    now = utcnow()
+def sweep_editions(db: Database, now: dt.datetime) -> dict[int, int]:
+    """Queue batches for sending editions with rows nobody is working on; returns
+    {edition id: batches queued}.
+
+    Counted: rows whose lease ran out (their worker died), deferred rows and rows
+    held for a subscriber's time zone whose time has come, and, in an edition
+    where no batch has claimed anything for a while, every due row (its tasks
+    were lost, or it was resumed). Pending rows of an edition that is busy are
+    left to the batches already queued for it.
+    """
+    quiet_since = now - QUIET_AFTER
+    due = ledger.due_condition(now)
+    stalled = or_(Edition.last_claim_at.is_(None), Edition.last_claim_at < quiet_since)
+    orphaned = or_(
+        Delivery.status == DeliveryStatus.LEASED,
+        Delivery.status == DeliveryStatus.DEFERRED,
+        Delivery.next_attempt_at.is_not(None),
+    )
     with db.session() as session:
-        due = session.execute(
+        counts = session.execute(
             select(Delivery.edition_id, func.count())
             .join(Edition, Edition.id == Delivery.edition_id)
-            .where(
-                Edition.status == EditionStatus.READY,
-                (Delivery.status == "pending")
-                | ((Delivery.status == "deferred") & (Delivery.next_attempt_at <= now))
-                | ((Delivery.status == "leased") & (Delivery.lease_until < now)),
-            )
+            .where(Edition.status == EditionStatus.READY, due, or_(stalled, orphaned))
             .group_by(Delivery.edition_id)
         ).all()
-    for edition_id, _count in due:
-        fan_out(db, edition_id)
+    return {edition_id: fan_out(db, edition_id, count) for edition_id, count in counts}

@@ -79,7 +79,11 @@ def _text_value(entry: Any, key: str) -> str:
 
 def _published(entry: Any, now: dt.datetime) -> dt.datetime:
     """The item's date in naive UTC; first-seen time when missing, clamped when in the future."""
-    stamp: time.struct_time | None = entry.get("published_parsed") or entry.get("updated_parsed")
+    # Look the keys up in the dict itself: feedparser's own fallback from
+    # published to updated warns on every item that lacks a published date.
+    stamp: time.struct_time | None = dict.get(entry, "published_parsed") or dict.get(
+        entry, "updated_parsed"
+    )
     if not stamp:
         return now
     try:

@@ -41,7 +41,11 @@ class SourceReport:
 def ingest_all(db: Database, settings: Settings) -> list[SourceReport]:
     """Fetch every source (a bounded pool of threads), then store their items."""
     with db.session() as session:
-        sources = [(s.id, s.url, s.etag, s.last_modified) for s in session.scalars(select(Source))]
+        # In id order: when two feeds carry one story, it goes to the source added first.
+        sources = [
+            (s.id, s.url, s.etag, s.last_modified)
+            for s in session.scalars(select(Source).order_by(Source.id))
+        ]
     with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
         fetched = list(
             pool.map(lambda src: _fetch_quietly(src[1], src[2], src[3], settings), sources)

@@ -32,7 +32,9 @@ def test_keeps_blank_and_repeated_parameters() -> None:
 
 def test_lowercases_scheme_and_host_but_not_path() -> None:
     """Scheme and host are case-insensitive and lowered; the path keeps its case."""
-    assert canonical_url("HTTPS://News.Example.COM/Story/ABC") == "https://news.example.com/Story/ABC"
+    assert (
+        canonical_url("HTTPS://News.Example.COM/Story/ABC") == "https://news.example.com/Story/ABC"
+    )
 
 
 @pytest.mark.parametrize(
