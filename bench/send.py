@@ -412,15 +412,21 @@ def broker_environment(settings: Settings, sink_url: str, workdir: Path) -> dict
 
 
 def start_workers(env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
+    """The Celery workers, their output in ``workdir/worker-N.log``."""
     command = [sys.executable, "-m", "celery", "-A", "digest.celery_app", "worker"]
-    return [
-        subprocess.Popen(
-            [*command, "--concurrency", "1", "-n", f"bench{i}@%h", "--loglevel", "WARNING"],
-            env={**os.environ, **env},
-            cwd=workdir,
-        )
-        for i in range(1, BROKER_WORKERS + 1)
-    ]
+    workers = []
+    for i in range(1, BROKER_WORKERS + 1):
+        with (workdir / f"worker-{i}.log").open("wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [*command, "--concurrency", "1", "-n", f"bench{i}@%h", "--loglevel", "INFO"],
+                    env={**os.environ, **env},
+                    cwd=workdir,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return workers
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -434,9 +440,19 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.wait()
 
 
+def worker_logs(workdir: Path, lines: int = 10) -> str:
+    tails = []
+    for log in sorted(workdir.glob("worker-*.log")):
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {log.name}\n" + "\n".join(tail))
+    return "\n".join(tails)
+
+
 def wait_for_workers(deadline: float) -> None:
     from digest.celery_app import app
 
+    if app.conf.task_always_eager:
+        raise BenchError("digest.celery_app was loaded without the broker settings")
     while time.monotonic() < deadline:
         if len(app.control.ping(timeout=1.0)) >= BROKER_WORKERS:
             return
@@ -456,12 +472,14 @@ def run_broker(
     import redis
 
     redis.Redis.from_url(BROKER_URL).flushdb()
-    os.environ.update(broker_environment(settings, sink.url, workdir))
+    env = broker_environment(settings, sink.url, workdir)
+    # This process queues the tasks: its Celery app and runtime settings must see the broker.
+    os.environ.update(env)
     from digest import runtime
     from digest.tasks import fan_out
 
     runtime.reset()
-    workers = start_workers(broker_environment(settings, sink.url, workdir), workdir)
+    workers = start_workers(env, workdir)
     try:
         wait_for_workers(time.monotonic() + 60)
         started = time.perf_counter()
@@ -471,6 +489,8 @@ def run_broker(
                 raise BenchError("the broker send did not finish in time")
             time.sleep(0.1)
         return time.perf_counter() - started
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{worker_logs(workdir)}") from exc
     finally:
         stop_workers(workers)
 

@@ -765,3 +765,7 @@ def main() -> None:
 
 
 __all__ = ["App", "Delivery", "DeliveryStatus", "cli", "main"]
+
+
+if __name__ == "__main__":
+    main()

@@ -54,6 +54,9 @@ class Settings:
     batch_size: int = 200
     #: Seconds a claimed batch is leased before another worker may take it over.
     lease_seconds: int = 600
+    #: An edition with due rows, no live lease and no claim for this many seconds is stalled
+    #: (its tasks were lost, or rows were given back): the sweep queues batches for it.
+    stall_seconds: float = 30.0
     #: Attempts at a deferred (4xx) recipient before it is marked failed.
     max_attempts: int = 5
     #: Seconds before the first retry of a deferred recipient; doubles with each attempt.

@@ -49,7 +49,7 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
 )
 
 _CANONICALIZE = (b"relaxed", b"relaxed")
-_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 class DkimSigner:
@@ -59,7 +59,7 @@ class DkimSigner:
         self, domain: str, selector: str, private_key: bytes, *, key_name: str = "DKIM key"
     ) -> None:
         for what, value in (("domain", domain), ("selector", selector)):
-            if not _NAME.match(value):
+            if not _NAME.fullmatch(value):
                 raise ConfigError(f"DKIM {what} {value!r} is not a valid DNS name")
         self.domain = domain.encode("ascii")
         self.selector = selector.encode("ascii")

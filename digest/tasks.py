@@ -7,7 +7,8 @@ import logging
 import math
 
 from celery import Task
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from digest import ledger, runtime
 from digest.building import build_edition
@@ -30,8 +31,6 @@ from digest.transports import transport_for
 
 log = logging.getLogger(__name__)
 
-#: An edition whose batches claimed nothing for this long is restarted by the sweep.
-QUIET_AFTER = dt.timedelta(minutes=2)
 #: Retries of a batch whose transport failed: after 10, 20, 40, 80, 160 seconds.
 BATCH_RETRIES = 5
 
@@ -127,18 +126,31 @@ def send_due(db: Database, now: dt.datetime) -> list[int]:
 
 
 def sweep_editions(db: Database, now: dt.datetime) -> dict[int, int]:
-    """Queue batches for sending editions with rows nobody is working on; returns
+    """Queue batches for sending editions with due rows nobody is working on; returns
     {edition id: batches queued}.
 
     Counted: rows whose lease ran out (their worker died), deferred rows and rows
-    held for a subscriber's time zone whose time has come, and, in an edition
-    where no batch has claimed anything for a while, every due row (its tasks
-    were lost, or it was resumed). Pending rows of an edition that is busy are
-    left to the batches already queued for it.
+    held for a subscriber's time zone whose time has come, and every due row of
+    a stalled edition: one where no worker holds a lease and no batch has
+    claimed anything for ``stall_seconds`` (its tasks were lost, a batch gave
+    rows back, or it was resumed). Pending rows of a busy edition are left to
+    the batches already queued for it.
     """
-    quiet_since = now - QUIET_AFTER
-    due = ledger.due_condition(now)
-    stalled = or_(Edition.last_claim_at.is_(None), Edition.last_claim_at < quiet_since)
+    quiet_since = now - dt.timedelta(seconds=runtime.settings().stall_seconds)
+    held = aliased(Delivery)
+    live_lease = (
+        select(held.id)
+        .where(
+            held.edition_id == Edition.id,
+            held.status == DeliveryStatus.LEASED,
+            held.lease_until >= now,
+        )
+        .exists()
+    )
+    stalled = and_(
+        ~live_lease,
+        or_(Edition.last_claim_at.is_(None), Edition.last_claim_at < quiet_since),
+    )
     orphaned = or_(
         Delivery.status == DeliveryStatus.LEASED,
         Delivery.status == DeliveryStatus.DEFERRED,
@@ -148,7 +160,8 @@ def sweep_editions(db: Database, now: dt.datetime) -> dict[int, int]:
         counts = session.execute(
             select(Delivery.edition_id, func.count())
             .join(Edition, Edition.id == Delivery.edition_id)
-            .where(Edition.status == EditionStatus.READY, due, or_(stalled, orphaned))
+            .where(Edition.status == EditionStatus.READY, ledger.due_condition(now))
+            .where(or_(stalled, orphaned))
             .group_by(Delivery.edition_id)
         ).all()
     return {edition_id: fan_out(db, edition_id, count) for edition_id, count in counts}

@@ -3,10 +3,12 @@ and a real SMTP server (aiosmtpd) in the test process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,26 +25,31 @@ from digest.db import Database
 POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _postgres_reachable() -> bool:
+def _require(service: str, reachable: bool) -> None:
+    """Skip a test whose service is down, or fail it where CI says the service must be up."""
+    if reachable:
+        return
+    message = f"{service} is not answering on 127.0.0.1"
+    if os.environ.get(f"DIGEST_REQUIRE_{service.upper()}"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _port_open(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a schema of its own on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'digest.db'}"
-        return
-    if not _postgres_reachable():
-        if os.environ.get("DIGEST_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is not answering on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not answering on 127.0.0.1:5432")
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A database URL whose tables live in a fresh schema of the PostgreSQL server."""
+    _require("postgres", _port_open(5432))
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -53,6 +60,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a schema of its own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    _require("redis", _port_open(6379))
+    return REDIS_URL
 
 
 @pytest.fixture
@@ -100,6 +123,8 @@ class SmtpSink:
     port: int
     received: list[Received] = field(default_factory=list)
     codes: dict[str, list[int]] = field(default_factory=dict)
+    #: Seconds to wait before accepting each message, to make a send last.
+    delay: float = 0.0
 
     @property
     def url(self) -> str:
@@ -125,6 +150,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         data = envelope.original_content or b""
         self.sink.received.append(
             Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data))

@@ -6,6 +6,7 @@ import datetime as dt
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select, update
 
 from digest import admin, ledger
@@ -236,3 +237,32 @@ def _text_part(data: bytes) -> str:
     msg = message_from_bytes(data, policy=policy.default)
     assert isinstance(msg, EmailMessage)
     return str(msg.get_body(("plain",)).get_content())
+
+
+def test_sweep_requeues_only_work_nobody_holds(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep queues expired leases at once, leaves a busy edition's pending rows alone,
+    and queues every due row of an edition that stalled."""
+    from digest import runtime, tasks
+
+    _, edition_id = _site(db, settings, subscribers=5)
+    queued: list[tuple[int, int | None]] = []
+    monkeypatch.setattr(runtime, "settings", lambda: settings.replace(stall_seconds=30))
+    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: queued.append((eid, rows)))
+    now = utcnow()
+    with db.sessionmaker() as session:
+        _, held = ledger.claim(session, edition_id, 2, dt.timedelta(seconds=60))
+    tasks.sweep_editions(db, now)
+    assert queued == []  # a live lease and a fresh claim: someone is on it
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == held[0])
+            .values(lease_until=now - dt.timedelta(seconds=1))
+        )
+    tasks.sweep_editions(db, now)
+    assert queued == [(edition_id, 1)]  # only the expired lease
+    queued.clear()
+    tasks.sweep_editions(db, now + dt.timedelta(seconds=120))
+    assert queued == [(edition_id, 5)]  # every lease ran out and nobody claims: stalled

@@ -1,0 +1,267 @@
+"""Sending on real Celery workers over a real Redis, with PostgreSQL as the ledger.
+
+The test process plays beat: it sends the sweep task every second, which is
+how a stalled or interrupted edition gets its batches queued in production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import insert, select
+
+from digest import admin, ledger
+from digest.building import build_edition
+from digest.celery_app import make_celery
+from digest.config import Settings
+from digest.db import Database
+from digest.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from tests.conftest import SmtpSink, postgres_schema
+
+DAY = dt.date(2026, 11, 24)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Cluster:
+    """Worker processes sharing one Redis queue and one PostgreSQL schema."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.app: Celery = make_celery(
+            Settings(broker_url=env["DIGEST_BROKER_URL"], queue=env["DIGEST_QUEUE"])
+        )
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "digest.celery_app", "worker",
+             "--pool", "solo", "-n", f"{name}@%h", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.workers.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def sweep(self) -> None:
+        self.app.send_task("digest.tasks.sweep")
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def pg_db() -> Iterator[Database]:
+    with postgres_schema() as url:
+        db = Database(url)
+        db.upgrade()
+        yield db
+        db.dispose()
+
+
+@pytest.fixture
+def cluster(
+    pg_db: Database, redis_url: str, smtp_server: SmtpSink, tmp_path: Path
+) -> Iterator[Cluster]:
+    queue = f"digest-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DIGEST_DATABASE_URL": pg_db.url,
+        "DIGEST_BROKER_URL": redis_url,
+        "DIGEST_QUEUE": queue,
+        "DIGEST_SMTP_URL": smtp_server.url,
+        "DIGEST_SECRET_KEY": "workers-test-secret",
+        "DIGEST_BASE_URL": "https://news.example",
+        "DIGEST_FROM_ADDRESS": "digest@news.example",
+        "DIGEST_BATCH_SIZE": "100",
+        "DIGEST_RETRY_BASE_SECONDS": "1",
+        "DIGEST_LEASE_SECONDS": "4",
+        "DIGEST_PAUSE_AFTER_REFUSALS": "1000",
+        "DIGEST_STALL_SECONDS": "3",
+    }
+    made = Cluster(env, tmp_path)
+    try:
+        yield made
+    finally:
+        made.stop()
+        redis.Redis.from_url(redis_url).delete(queue)
+
+
+def _site(db: Database, subscribers: int) -> int:
+    """A list with two articles on DAY and ``subscribers`` confirmed subscribers; edition id."""
+    with db.session() as session:
+        admin.add_section(session, "national", "National")
+        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
+        section = admin.get_section(session, "national")
+        for i in range(2):
+            session.add(
+                Article(url=f"https://n.example/{i}", section_id=section.id, headline=f"Story {i}",
+                        teaser="Teaser.", published_at=dt.datetime(2026, 11, 24, 10 + i))
+            )  # fmt: skip
+        session.execute(
+            insert(Subscriber),
+            [{"email": f"r{i:05d}@example.com", "name": f"Reader {i}"} for i in range(subscribers)],
+        )
+        ids = session.scalars(select(Subscriber.id)).all()
+        session.execute(
+            insert(Subscription),
+            [{"list_id": mailing_list.id, "subscriber_id": i, "source": "test"} for i in ids],
+        )
+        settings = Settings(secret_key="x", from_address="digest@news.example")
+        edition, _ = build_edition(session, settings, mailing_list, DAY)
+        return edition.id
+
+
+def _wait_until_settled(
+    db: Database, cluster: Cluster, edition_id: int, limit: float
+) -> dict[str, int]:
+    """Sweep every second until no row is open, or fail after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        cluster.sweep()
+        time.sleep(1)
+        with db.session() as session:
+            counts = ledger.counts(session, edition_id)
+        if not any(counts[s.value] for s in ledger.OPEN_STATUSES):
+            return counts
+    pytest.fail(f"edition {edition_id} still open after {limit}s: {counts}")
+
+
+def test_two_workers_send_each_once_with_bounces_and_retries(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """2,000 subscribers over two workers: accepted addresses get exactly one message, 550s end
+    suppressed and bounced, and 451s arrive once after their retry."""
+    edition_id = _site(pg_db, 2000)
+    rejected = {f"r{i:05d}@example.com" for i in range(0, 2000, 97)}
+    deferred = {f"r{i:05d}@example.com" for i in range(5, 2000, 89)} - rejected
+    smtp_server.codes.update({a: [550] for a in rejected})
+    smtp_server.codes.update({a: [451, 250] for a in deferred})
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    counts = _wait_until_settled(pg_db, cluster, edition_id, limit=120)
+
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    everyone = {f"r{i:05d}@example.com" for i in range(2000)}
+    assert set(copies) == everyone - rejected
+    assert max(copies.values()) == 1
+    assert counts["sent"] == 2000 - len(rejected) and counts["bounced"] == len(rejected)
+    with pg_db.session() as session:
+        suppressed = set(session.scalars(select(Suppression.email)))
+        bounced = set(
+            session.scalars(
+                select(Subscriber.email).where(Subscriber.status == SubscriberStatus.BOUNCED)
+            )
+        )
+        retried = set(
+            session.scalars(
+                select(Subscriber.email).join(Delivery)
+                .where(Delivery.attempts == 2, Delivery.status == DeliveryStatus.SENT)
+            )
+        )  # fmt: skip
+    assert suppressed == bounced == rejected
+    assert retried == deferred
+    logs = " ".join(p.read_text() for p in cluster.logs.glob("w*.log"))
+    assert "w1@" in logs and "w2@" in logs
+
+
+def test_worker_killed_mid_send_loses_nobody(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """SIGKILL one of two workers mid-batch: everyone gets the edition, and at most one
+    recipient (the message in flight) gets it twice."""
+    edition_id = _site(pg_db, 600)
+    smtp_server.delay = 0.01
+    victim = cluster.start_worker("victim")
+    cluster.start_worker("survivor")
+    cluster.sweep()
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(smtp_server.received) >= 150, "the send never got going"
+    cluster.kill(victim)
+    _wait_until_settled(pg_db, cluster, edition_id, limit=120)
+
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert set(copies) == {f"r{i:05d}@example.com" for i in range(600)}
+    assert sum(1 for n in copies.values() if n > 1) <= 1
+    assert max(copies.values()) <= 2
+
+
+def test_same_send_triggered_twice_at_once_sends_once(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """Two `digest send` for the same list and day at the same moment build one edition, and
+    every subscriber gets one message."""
+    with pg_db.session() as session:
+        admin.add_section(session, "national", "National")
+        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
+        section = admin.get_section(session, "national")
+        session.add(Article(url="https://n.example/x", section_id=section.id, headline="Story",
+                            teaser="", published_at=dt.datetime(2026, 11, 24, 10)))  # fmt: skip
+        for i in range(300):
+            admin.subscribe(session, mailing_list, f"s{i}@example.com")
+    command = [
+        sys.executable,
+        "-m",
+        "digest.cli",
+        "send",
+        "--list",
+        "daily",
+        "--date",
+        "2026-11-24",
+    ]
+    senders = [
+        subprocess.Popen(command, env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [p.communicate(timeout=60)[0].decode() for p in senders]
+    assert all(p.returncode == 0 for p in senders), outputs
+    assert all("queued" in out or "already built" in out for out in outputs), outputs
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    with pg_db.session() as session:
+        (edition_id,) = session.scalars(select(Delivery.edition_id).distinct()).all()
+    _wait_until_settled(pg_db, cluster, edition_id, limit=60)
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert len(copies) == 300 and max(copies.values()) == 1
+
+
+def test_subscription_status_defaults_are_confirmed() -> None:
+    """Bulk-inserted subscriptions in these tests default to confirmed, as senders require."""
+    assert Subscription.__table__.c.status.default.arg == SubscriptionStatus.CONFIRMED
