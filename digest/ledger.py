@@ -12,9 +12,22 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Sequence
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,8 +51,10 @@ OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.LEASED, DeliveryStatus.D
 def create_ledger(session: Session, edition: Edition) -> int:
     """One pending row per confirmed, active, unsuppressed subscriber of the edition's list.
 
-    A single INSERT ... SELECT: the cost is the database's, not a Python loop's,
-    and running it again adds only subscribers who have no row yet.
+    A single INSERT ... SELECT: the cost is the database's, not a Python loop's.
+    Called once, for a new edition (the unique (edition, subscriber) constraint
+    would refuse a second run): no anti-join against the rows being inserted,
+    which PostgreSQL plans badly on a freshly filled table.
     """
     eligible = (
         select(
@@ -54,9 +69,6 @@ def create_ledger(session: Session, edition: Edition) -> int:
             Subscription.status == SubscriptionStatus.CONFIRMED,
             Subscriber.status == SubscriberStatus.ACTIVE,
             ~exists().where(Suppression.email == Subscriber.email),
-            ~exists().where(
-                Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id
-            ),
         )
     )
     result = session.execute(
@@ -157,6 +169,26 @@ def claim(
     return owner, ids
 
 
+_deliveries = cast(Table, Delivery.__table__)
+# Built once: this runs for every recipient, and building an UPDATE construct
+# costs more than executing it.
+_RECORD = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status", type_=_deliveries.c.status.type),
+        lease_owner=None,
+        lease_until=None,
+        last_error=bindparam("error"),
+        sent_at=bindparam("sent_at"),
+        message_id=bindparam("message_id"),
+        attempts=_deliveries.c.attempts + bindparam("tried", type_=Integer()),
+        next_attempt_at=bindparam("retry_at"),
+    )
+)
+_TRIED = (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED)
+
+
 def record(
     session: Session,
     delivery_id: int,
@@ -167,24 +199,17 @@ def record(
     retry_at: dt.datetime | None = None,
 ) -> None:
     """Record one row's outcome and commit at once: what the server accepted is never lost."""
-    values: dict[str, object] = {
-        "status": status,
-        "lease_owner": None,
-        "lease_until": None,
-        "last_error": error,
-    }
-    if status == DeliveryStatus.SENT:
-        values["sent_at"] = utcnow()
-        values["message_id"] = message_id
-    if status in (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED):
-        values["attempts"] = Delivery.attempts + 1
-    if retry_at is not None:
-        values["next_attempt_at"] = retry_at
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    session.connection().execute(
+        _RECORD,
+        {
+            "row_id": delivery_id,
+            "new_status": status,
+            "error": error,
+            "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
+            "message_id": message_id,
+            "tried": 1 if status in _TRIED else 0,
+            "retry_at": retry_at,
+        },
     )
     session.commit()
 

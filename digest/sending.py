@@ -176,7 +176,9 @@ def send_batch(
     """
     settings = mailer.settings
     report = BatchReport()
-    with db.sessionmaker() as session:
+    # One connection for the whole batch: every outcome is committed on it,
+    # without a trip through the pool (and its ping) per recipient.
+    with db.engine.connect() as connection, db.sessionmaker(bind=connection) as session:
         edition = session.get_one(Edition, edition_id)
         if edition.status != EditionStatus.READY:
             return report

@@ -220,3 +220,21 @@ def test_help_explains_every_command() -> None:
         "worker",
     ):
         assert f"  {command} " in output
+
+
+def test_watch_pause_resume_cancel_from_the_command_line(
+    operator: Operator, tmp_path: Path, smtp_server: SmtpSink
+) -> None:
+    """status --watch ends on a finished edition at 100%; pause, resume and cancel say what they
+    did, and refuse, in one line, what makes no sense."""
+    _set_up_town(operator, tmp_path)
+    operator("subscribers", "add", "ann@example.com", "--list", "town")
+    operator("ingest")
+    operator("send", "--list", "town", "--date", DAY)
+    watched = operator("status", "1", "--watch", "--interval", "0").output
+    assert watched.startswith("done") and "100.0%" in watched and "1 sent" in watched
+    refused = operator("pause", "1", ok=False)
+    assert refused.exit_code == 1 and "is done, not sending" in refused.output
+    assert "0 failed recipients" in operator("retry-failed", "1").output
+    missing = operator("cancel", "99", ok=False)
+    assert missing.exit_code == 1 and "unknown edition: 99" in missing.output

@@ -125,3 +125,29 @@ def test_rendered_digest_escapes_feed_text(tmp_path: object) -> None:
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "<b>bold</b>" not in html
     assert template.html.names == {"unsubscribe", "preferences"}
+
+
+def test_encoded_parts_decode_to_exactly_the_filled_template() -> None:
+    """Pre-encoded segments plus per-recipient links decode to the same text as filling the
+    template directly: soft line breaks add nothing, even around long links and dots."""
+    html = ".lead {}\n" + "é word. " * 50 + 'x <a href="DGSTLINK0unsubscribe0">u</a> ' + "z" * 200
+    text = "Unsubscribe:\nDGSTLINK0unsubscribe0\nPreferences: DGSTLINK0preferences0 end \n"
+    rendered = RenderedDigest(PersonalTemplate.split(html), PersonalTemplate.split(text))
+    template = MessageTemplate(
+        from_name="G",
+        from_address="d@g.example",
+        subject="s",
+        list_id="<l.g.example>",
+        rendered=rendered,
+        unsubscribe_mailto="u@g.example",
+    )
+    links = {
+        "unsubscribe": "https://n.example/unsubscribe/" + "a.b-c_d" * 30,
+        "preferences": "https://n.example/p?x=1&y=2",
+    }
+    msg = _parse(template.build(Recipient("a@example.com", "", links, "i@x")))
+    # MIME's canonical line end is CRLF; the templates use LF.
+    html_part = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+    text_part = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert html_part == rendered.html.fill(links)
+    assert text_part == rendered.text.fill(links)

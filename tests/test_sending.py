@@ -266,3 +266,27 @@ def test_sweep_requeues_only_work_nobody_holds(
     queued.clear()
     tasks.sweep_editions(db, now + dt.timedelta(seconds=120))
     assert queued == [(edition_id, 5)]  # every lease ran out and nobody claims: stalled
+
+
+def test_scheduler_builds_each_list_once_at_its_send_time(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beat's check builds nothing before the list's local send time, builds and queues the
+    edition once after it, and firing again creates nothing new."""
+    from digest import runtime, tasks
+
+    with db.session() as session:
+        section, _ = admin.add_section(session, "national", "National")
+        admin.add_list(session, "daily", "Daily", ["national"],
+                       timezone="Asia/Karachi", send_at="07:00")  # fmt: skip
+        session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
+                            teaser="", published_at=dt.datetime(2026, 11, 24, 1)))  # fmt: skip
+    queued: list[int] = []
+    monkeypatch.setattr(runtime, "settings", lambda: settings)
+    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: queued.append(eid))
+    # 01:30 UTC is 06:30 in Karachi: too early.
+    assert tasks.send_due(db, dt.datetime(2026, 11, 24, 1, 30)) == []
+    started = tasks.send_due(db, dt.datetime(2026, 11, 24, 2, 5))
+    assert len(started) == 1 and queued == started
+    assert tasks.send_due(db, dt.datetime(2026, 11, 24, 2, 6)) == []
+    assert queued == started

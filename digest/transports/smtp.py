@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from digest.errors import ConfigError, TransportError
 from digest.transports.base import Envelope, Outcome, SendResult, TransportBase, classify
 
 _TRUE = {"1", "true", "yes", "on"}
+# Addresses were validated on the way in; this keeps a bad one from becoming SMTP syntax.
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
 
 
 @dataclass(frozen=True)
@@ -85,28 +88,81 @@ class SmtpTransport(TransportBase):
             self._conn = self._connect()
 
     def send(self, envelope: Envelope, message: bytes) -> SendResult:
+        """Send one message to one recipient and classify the server's answer.
+
+        Written on smtplib's command layer rather than ``sendmail``: the message
+        already has CRLF line ends, so dot-stuffing is one ``bytes.replace``
+        instead of two regular expressions over 50 KB, and with PIPELINING the
+        envelope costs one round trip instead of three. A refusal of the sender
+        (MAIL FROM) is the transport's problem, never the recipient's.
+        """
+        for address in (envelope.sender, envelope.recipient):
+            if _UNSAFE_ADDRESS.search(address):
+                return SendResult(Outcome.BOUNCED, 553, "address not usable in SMTP")
         if self._conn is None:
             self._conn = self._connect()
+        conn = self._conn
         try:
-            refused = self._conn.sendmail(envelope.sender, [envelope.recipient], message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients.get(envelope.recipient, (550, b"refused"))
-            return self._answer(code, reply)
-        except smtplib.SMTPResponseException as exc:
-            # 421 (closing), or any reply to MAIL FROM / DATA: the server speaks for the
-            # whole connection when it is 421, for this message otherwise.
-            if exc.smtp_code == 421:
-                self._drop()
-                raise TransportError(f"SMTP server closing: {_text(exc.smtp_error)}") from exc
-            self._reset()
-            return self._answer(exc.smtp_code, exc.smtp_error)
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            mail, rcpt, data = self._envelope(conn, envelope)
+            if mail[0] != 250:
+                self._reset_after(data)
+                raise TransportError(
+                    f"SMTP server refused the sender {envelope.sender}: {mail[0]} {_text(mail[1])}",
+                    transient=400 <= mail[0] < 500,
+                )
+            if rcpt[0] not in (250, 251):
+                self._reset_after(data)
+                return self._answer(*rcpt)
+            if data[0] != 354:
+                self._reset_after(data)
+                return self._answer(*data)
+            conn.send(_dot_stuffed(message) + b".\r\n")
+            final = conn.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             raise TransportError(f"SMTP connection lost: {exc}") from exc
-        if refused:  # cannot happen with a single recipient, but never drop it silently
-            code, reply = refused[envelope.recipient]
-            return self._answer(code, reply)
-        return SendResult(Outcome.SENT, 250)
+        except OSError as exc:
+            self._drop()
+            raise TransportError(f"SMTP connection failed: {exc}") from exc
+        if final[0] == 421:
+            self._drop()
+            raise TransportError(f"SMTP server closing: {_text(final[1])}")
+        return self._answer(*final)
+
+    def _envelope(
+        self, conn: smtplib.SMTP, envelope: Envelope
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
+        """MAIL, RCPT and DATA, pipelined when the server allows (RFC 2920)."""
+        commands = [
+            f"MAIL FROM:<{envelope.sender}>",
+            f"RCPT TO:<{envelope.recipient}>",
+            "DATA",
+        ]
+        if conn.has_extn("pipelining"):
+            conn.send("".join(f"{c}\r\n" for c in commands))
+            replies = [conn.getreply() for _ in commands]
+        else:
+            replies = []
+            for command in commands:
+                conn.putcmd(command)
+                replies.append(conn.getreply())
+                if replies[-1][0] >= 400:
+                    break
+            replies += [(503, b"not sent")] * (len(commands) - len(replies))
+        for code, reply in replies:
+            if code == 421:
+                self._drop()
+                raise TransportError(f"SMTP server closing: {_text(reply)}")
+        return replies[0], replies[1], replies[2]
+
+    def _reset_after(self, data_reply: tuple[int, bytes]) -> None:
+        """Abandon the current transaction, ending a DATA the server opened anyway."""
+        if self._conn is None:
+            return
+        if data_reply[0] == 354:
+            self._conn.send(b".\r\n")
+            self._conn.getreply()
+        self._reset()
 
     @staticmethod
     def _answer(code: int, reply: bytes | str) -> SendResult:
@@ -133,6 +189,16 @@ class SmtpTransport(TransportBase):
             conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    """The message as DATA wants it: lines starting with "." doubled, ending in CRLF."""
+    data = message.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
 
 
 def _text(reply: bytes | str) -> str:
