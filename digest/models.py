@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Enum,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -100,6 +102,14 @@ class Source(Base):
     last_new: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: A failing source is not fetched again before this time (backoff).
+    next_fetch_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: The operator allowed fetching from loopback, private or link-local addresses.
+    allow_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Item category -> section slug; items matching none go to ``section_id``.
+    category_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    #: Which identity to trust for de-duplication: "guid", "url" or "both".
+    identity: Mapped[str] = mapped_column(String(10), default="both", server_default="both")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     section: Mapped[Section] = relationship()
@@ -120,6 +130,7 @@ class Article(Base):
     image_url: Mapped[str | None] = mapped_column(String(2000))
     published_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     section: Mapped[Section] = relationship()
 
@@ -148,6 +159,12 @@ class MailingList(Base):
     per_section: Mapped[int] = mapped_column(Integer, default=5)
     from_address: Mapped[str | None] = mapped_column(String(320))
     from_name: Mapped[str | None] = mapped_column(String(200))
+    #: Language of dates and section names in the digest (a Babel locale, e.g. "en", "ur").
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    #: Subject template, e.g. "{site} — {date}: {top headline}"; None: the default.
+    subject_template: Mapped[str | None] = mapped_column(String(300))
+    #: A folder of the list's own email templates; None: the shared ones.
+    template_dir: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     list_sections: Mapped[list[ListSection]] = relationship(
@@ -185,6 +202,9 @@ class Subscription(Base):
     sections: Mapped[list[str] | None] = mapped_column(JSON)
     #: How the consent was given: "csv import", "cli", "web form", ...
     source: Mapped[str] = mapped_column(String(100), default="")
+    #: The consent record of a web sign-up: the address it came from and the wording shown.
+    consent_ip: Mapped[str | None] = mapped_column(String(64))
+    consent_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -241,6 +261,19 @@ class Delivery(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     subscriber: Mapped[Subscriber] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the operator API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Suppression(Base):

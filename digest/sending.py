@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -45,6 +46,9 @@ from digest.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
+
+#: Edition variants kept rendered per process (each is about 100 KB).
+TEMPLATE_CACHE_SIZE = 64
 
 
 @dataclass
@@ -93,7 +97,8 @@ class EditionMailer:
         self.tokens = TokenSigner(settings.secret)
         self.dkim_signer = signer
         self.rate_limiter: RateLimiter = rate_limiter or NoLimit()
-        self._templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
+        # Bounded: a worker lives for months, and yesterday's editions are not sent again.
+        self._templates: OrderedDict[tuple[int, tuple[str, ...]], MessageTemplate] = OrderedDict()
 
     # -- once per edition variant -------------------------------------------------
     def context(self, draft: Draft, links: dict[str, str] | None = None) -> DigestContext:
@@ -134,6 +139,10 @@ class EditionMailer:
             variant = Draft(draft.mailing_list, draft.day, sections, draft.subject, draft.preheader)
             template = self.message_template(variant)
             self._templates[key] = template
+            if len(self._templates) > TEMPLATE_CACHE_SIZE:
+                self._templates.popitem(last=False)
+        else:
+            self._templates.move_to_end(key)
         return template
 
     def message_template(self, draft: Draft) -> MessageTemplate:
