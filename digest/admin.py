@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.edition import zone
+from digest.edition import SUBJECT_FIELDS, zone
 from digest.errors import CsvRowError, InputError, NotFoundError
-from digest.ingest.fetch import local_path
+from digest.ingest.fetch import is_http_url, local_path
+from digest.ingest.run import IDENTITIES
 from digest.ingest.text import one_line
 from digest.models import (
     ListSection,
@@ -83,9 +85,19 @@ def add_section(session: Session, slug: str, name: str) -> tuple[Section, bool]:
 
 
 def add_source(
-    session: Session, location: str, section_slug: str, name: str | None = None
+    session: Session,
+    location: str,
+    section_slug: str,
+    name: str | None = None,
+    *,
+    category_map: dict[str, str] | None = None,
+    identity: str | None = None,
+    allow_private: bool | None = None,
 ) -> tuple[Source, bool]:
-    """Register a feed by URL (http, https, file) or local path; returns (source, created)."""
+    """Register a feed by URL (http, https, file) or local path; returns (source, created).
+
+    Options left as None keep an existing source's setting (or the default).
+    """
     location = location.strip()
     path = local_path(location)
     if path is not None:
@@ -93,21 +105,35 @@ def add_source(
             raise InputError(f"no such feed file: {path}")
         # Stored absolute, so ingest works from any working directory.
         location = str(path.resolve()) if "://" not in location else location
+    elif not is_http_url(location):
+        raise InputError(f"a source is an http(s):// or file:// URL or a path, not {location!r}")
     section = get_section(session, section_slug)
-    existing = session.scalars(select(Source).where(Source.url == location)).first()
-    if existing:
-        existing.section_id = section.id
+    if category_map:
+        for slug in set(category_map.values()):
+            get_section(session, slug)  # a typo in the map is caught now, not at ingest
+    if identity is not None and identity not in IDENTITIES:
+        raise InputError(f"identity must be one of {', '.join(IDENTITIES)}, not {identity!r}")
+    source = session.scalars(select(Source).where(Source.url == location)).first()
+    created = source is None
+    if source is None:
+        source = Source(
+            url=location,
+            name=one_line(name or "", 200) or (path.stem if path else location),
+            section_id=section.id,
+        )
+        session.add(source)
+    else:
+        source.section_id = section.id
         if name:
-            existing.name = one_line(name, 200)
-        return existing, False
-    source = Source(
-        url=location,
-        name=one_line(name or "", 200) or (path.stem if path else location),
-        section_id=section.id,
-    )
-    session.add(source)
+            source.name = one_line(name, 200)
+    if category_map is not None:
+        source.category_map = category_map
+    if identity is not None:
+        source.identity = identity
+    if allow_private is not None:
+        source.allow_private = allow_private
     session.flush()
-    return source, True
+    return source, created
 
 
 def add_list(
@@ -121,8 +147,16 @@ def add_list(
     per_section: int | None = None,
     from_address: str | None = None,
     from_name: str | None = None,
+    language: str | None = None,
+    subject: str | None = None,
+    template_dir: str | None = None,
 ) -> tuple[MailingList, bool]:
-    """Create or update a list; its sections appear in the digest in the order given."""
+    """Create or update a list; its sections appear in the digest in the order given.
+
+    ``subject`` is the subject template (``{site}``, ``{date}``, ``{top headline}``,
+    ``{list}``; empty restores the default), ``template_dir`` a folder whose
+    ``email/digest.html`` and ``email/digest.txt`` replace the default ones
+    (empty: back to the default)."""
     check_slug(slug)
     if not section_slugs:
         raise InputError("a list needs at least one section (--sections a,b,c)")
@@ -135,6 +169,12 @@ def add_list(
         raise InputError(f"--send-at must be HH:MM (24-hour), not {send_at!r}")
     if per_section is not None and per_section < 1:
         raise InputError("--per-section must be at least 1")
+    if language is not None:
+        language = check_language(language)
+    if subject:
+        check_subject_template(subject)
+    if template_dir:
+        template_dir = check_template_dir(template_dir)
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     created = found is None
     mailing_list = found or MailingList(slug=slug)
@@ -149,6 +189,12 @@ def add_list(
         mailing_list.from_address = normalise_email(from_address)
     if from_name is not None:
         mailing_list.from_name = one_line(from_name, 200)
+    if language is not None:
+        mailing_list.language = language
+    if subject is not None:
+        mailing_list.subject_template = one_line(subject, 300) or None
+    if template_dir is not None:
+        mailing_list.template_dir = template_dir or None
     if created:
         session.add(mailing_list)
     mailing_list.list_sections = [
@@ -156,6 +202,32 @@ def add_list(
     ]
     session.flush()
     return mailing_list, created
+
+
+def check_language(code: str) -> str:
+    """A language code Babel knows (``en``, ``ur``, ``pt-BR``), in canonical form."""
+    try:
+        return str(Locale.parse(code.strip().replace("-", "_"))).replace("_", "-")
+    except (UnknownLocaleError, ValueError) as exc:
+        raise InputError(f"unknown language: {code!r} (use a code such as en, ur, ar)") from exc
+
+
+def check_subject_template(template: str) -> None:
+    """Refuse a subject template with a placeholder Digest does not fill (a typo would
+    otherwise reach every subscriber's inbox as ``{top headlines}``)."""
+    unknown = sorted(set(re.findall(r"\{[^{}]*\}", template)) - set(SUBJECT_FIELDS))
+    if unknown:
+        raise InputError(
+            f"--subject: unknown placeholder {', '.join(unknown)}; use {', '.join(SUBJECT_FIELDS)}"
+        )
+
+
+def check_template_dir(path: str) -> str:
+    """An existing folder, as an absolute path (workers may run from another directory)."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise InputError(f"--template-dir: no such folder: {path}")
+    return str(folder)
 
 
 def subscribe(

@@ -21,6 +21,7 @@ from digest.edition import (
 )
 from digest.ledger import create_ledger
 from digest.models import Article, Edition, EditionStatus, ListSection, MailingList, Section
+from digest.render import Renderer, digest_context
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
 
@@ -88,13 +89,22 @@ def _draft(
 ) -> Draft:
     top = sections[0].articles[0].headline if sections else ""
     subject = format_subject(
-        DEFAULT_SUBJECT,
+        mailing_list.subject_template or DEFAULT_SUBJECT,
         site=settings.site_name,
-        date_label=date_label(day),
+        date_label=date_label(day, mailing_list.language or "en"),
         top_headline=top,
         list_name=mailing_list.name,
     )
-    return Draft(mailing_list, day, sections, subject, preheader(sections))
+    return Draft(mailing_list, day, sections, subject, preheader(sections, skip=top))
+
+
+def check_templates(settings: Settings, draft: Draft) -> None:
+    """Render the draft's templates (Jinja2 only, no inlining): a broken template, the
+    list's own or the default, raises TemplateError with file and line before any
+    edition is stored or any message sent."""
+    if draft.sections:
+        renderer = Renderer(settings.templates_dir).for_list(draft.mailing_list.template_dir)
+        renderer.check(digest_context(settings, draft))
 
 
 def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draft:
@@ -130,8 +140,13 @@ def build_edition(
     """
     existing = _find(session, mailing_list.id, day)
     if existing is not None:
+        if existing.status == EditionStatus.READY:
+            # Templates may have changed since the build: rows still to send would
+            # each fail on render, so say it once, now.
+            check_templates(settings, stored_draft(session, settings, existing))
         return existing, False
     draft = draft_edition(session, settings, mailing_list, day)
+    check_templates(settings, draft)
     edition = Edition(
         list_id=mailing_list.id,
         edition_date=day,
@@ -139,7 +154,8 @@ def build_edition(
         subject=draft.subject,
         preheader=draft.preheader,
         content=[
-            {"slug": s.slug, "article_ids": [a.id for a in s.articles]} for s in draft.sections
+            {"slug": s.slug, "article_ids": [a.id for a in s.articles], "more": s.more}
+            for s in draft.sections
         ],
     )
     try:

@@ -6,9 +6,13 @@ and the schedule with ``digest beat`` or ``celery -A digest.celery_app beat``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import setup_logging
 
 from digest.config import Settings, load_settings
+from digest.logs import configure_logging
 
 #: Seconds between the schedule's checks. Each is idempotent: firing twice creates nothing.
 INGEST_EVERY = 600.0
@@ -44,6 +48,12 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     return app
+
+
+@setup_logging.connect
+def _digest_logging(**_kwargs: Any) -> None:
+    # Connected, so Celery leaves logging to us: workers then honour DIGEST_LOG_FORMAT.
+    configure_logging(load_settings(ensure_secret=False))
 
 
 app = make_celery(load_settings(ensure_secret=False))

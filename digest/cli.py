@@ -14,14 +14,14 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from digest import admin, control, ledger
-from digest.building import Draft, build_edition, draft_edition, stored_draft
+from digest import admin, control, ledger, operations
+from digest.building import Draft, build_edition
 from digest.config import Settings, load_settings
 from digest.db import Database
 from digest.edition import local_today, zone
 from digest.errors import DigestError, InputError
 from digest.ingest import SourceReport, ingest_all
-from digest.mail import Recipient, random_message_id
+from digest.ingest.run import IDENTITIES, parse_category_map
 from digest.models import (
     FINAL_DELIVERY_STATUSES,
     Delivery,
@@ -37,9 +37,8 @@ from digest.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.runtime import make_mailer
-from digest.sending import BatchReport, EditionMailer, mail_domain, send_until_done
-from digest.transports import Envelope, Outcome, SmtpTransport, transport_for
+from digest.sending import BatchReport, EditionMailer, send_until_done
+from digest.transports import transport_for
 
 #: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
 IN_PROCESS_RETRIES = 3
@@ -97,12 +96,10 @@ pass_app = click.make_pass_decorator(App)
 
 
 def parse_date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(f"--date must be YYYY-MM-DD, not {value!r}") from exc
+        return operations.parse_day(value)
+    except InputError as exc:
+        raise InputError(f"--{exc}") from exc
 
 
 @click.group(cls=DigestGroup)
@@ -170,11 +167,42 @@ def sources() -> None:
 @click.argument("url_or_path")
 @click.option("--section", "section_slug", required=True, help="Section its articles go to.")
 @click.option("--name", help="A name to recognise it by (default: the file name or URL).")
+@click.option(
+    "--category-map",
+    help="Item categories to sections, e.g. 'World=international,Pakistan=national'; "
+    "items matching none go to --section.",
+)
+@click.option(
+    "--identity",
+    type=click.Choice(IDENTITIES),
+    help="What makes two items the same story: guid, url, or both (default).",
+)
+@click.option(
+    "--allow-private/--public-only",
+    default=None,
+    help="Allow fetching from loopback, private and link-local addresses (default: refused).",
+)
 @pass_app
-def sources_add(app: App, url_or_path: str, section_slug: str, name: str | None) -> None:
-    """Add an RSS or Atom feed by http(s):// or file:// URL or local path."""
+def sources_add(
+    app: App,
+    url_or_path: str,
+    section_slug: str,
+    name: str | None,
+    category_map: str | None,
+    identity: str | None,
+    allow_private: bool | None,
+) -> None:
+    """Add an RSS, Atom or JSON feed by http(s):// or file:// URL or local path."""
     with app.db.session() as session:
-        source, created = admin.add_source(session, url_or_path, section_slug, name)
+        source, created = admin.add_source(
+            session,
+            url_or_path,
+            section_slug,
+            name,
+            category_map=parse_category_map(category_map) if category_map is not None else None,
+            identity=identity,
+            allow_private=allow_private,
+        )
         verb = "added" if created else "updated"
         click.echo(f"{verb} source {source.id} ({source.name}) -> {section_slug}")
 
@@ -182,23 +210,28 @@ def sources_add(app: App, url_or_path: str, section_slug: str, name: str | None)
 @sources.command("list")
 @pass_app
 def sources_list(app: App) -> None:
-    """Show each source's section, last fetch and health."""
+    """Show each source's section, last fetch, HTTP status, counts, errors and next try."""
+
+    def when(value: dt.datetime | None, default: str) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else default
+
     with app.db.session() as session:
         rows = session.execute(select(Source, Section.slug).join(Section).order_by(Source.id)).all()
         click.echo(
-            f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'found':>5} {'new':>4} "
-            f"{'errors':>6}  source"
+            f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'http':>4} {'found':>5} "
+            f"{'new':>4} {'errors':>6}  {'next try (UTC)':<17} source"
         )
         for source, slug in rows:
-            fetched = (
-                source.last_fetched_at.strftime("%Y-%m-%d %H:%M")
-                if source.last_fetched_at
-                else "never"
-            )
+            status = str(source.last_status) if source.last_status else "-"
+            next_try = when(source.next_fetch_at, "now")
             click.echo(
-                f"{source.id:>4}  {slug:<18} {fetched:<17} {source.last_found:>5} "
-                f"{source.last_new:>4} {source.consecutive_errors:>6}  {source.name}"
+                f"{source.id:>4}  {slug:<18} {when(source.last_fetched_at, 'never'):<17} "
+                f"{status:>4} {source.last_found:>5} {source.last_new:>4} "
+                f"{source.consecutive_errors:>6}  {next_try:<17} {source.name}"
             )
+            if source.category_map:
+                pairs = ", ".join(f"{k}={v}" for k, v in source.category_map.items())
+                click.echo(f"{'':>6}categories: {pairs}")
             if source.last_error:
                 click.echo(f"{'':>6}last error: {source.last_error}")
 
@@ -222,16 +255,37 @@ def lists_group() -> None:
 @click.option("--per-section", type=int, help="Most articles per section (default 5).")
 @click.option("--from-address", help="From address for this list (default: DIGEST_FROM_ADDRESS).")
 @click.option("--from-name", help="From name for this list (default: the site name).")
+@click.option(
+    "--language",
+    help="Language of the date and the digest's own words: en, ur, ar... (default en).",
+)
+@click.option(
+    "--subject",
+    help='Subject template (default "{site} — {date}: {top headline}"; also {list}; "" resets).',
+)
+@click.option(
+    "--template-dir",
+    help="Folder with this list's email/digest.html and email/digest.txt "
+    '(missing files come from the default templates; "" resets).',
+)
 @pass_app
 def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) -> None:
     """Add a list, or change an existing one."""
     slugs = [s.strip() for s in section_csv.split(",") if s.strip()]
     with app.db.session() as session:
         mailing_list, created = admin.add_list(session, slug, name, slugs, **options)
+        extra = "".join(
+            f", {label} {value}"
+            for label, value in (
+                ("language", mailing_list.language),
+                ("templates in", mailing_list.template_dir),
+            )
+            if value and value != "en"
+        )
         click.echo(
             f"{'added' if created else 'updated'} list {mailing_list.slug}: "
             f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
-            f"{mailing_list.per_section} per section"
+            f"{mailing_list.per_section} per section{extra}"
         )
 
 
@@ -352,47 +406,40 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
 
 
 @cli.command()
+@click.option("--force", is_flag=True, help="Also fetch sources that are backing off after errors.")
 @pass_app
-def ingest(app: App) -> None:
-    """Fetch every source and store new articles; exits 1 only if every source failed."""
-    reports = ingest_all(app.db, app.settings)
+def ingest(app: App, force: bool) -> None:
+    """Fetch every due source and store new articles; exits 1 only if every source failed."""
+    reports = ingest_all(app.db, app.settings, force=force)
     print_ingest(reports)
-    if reports and all(r.error for r in reports):
+    if reports and all(r.failed for r in reports):
         raise click.ClickException("every source failed")
 
 
 def print_ingest(reports: list[SourceReport]) -> None:
+    click.echo(f"  {'source':<32} {'found':>5} {'new':>4} {'upd':>4}  outcome")
     for r in reports:
-        if r.error:
-            click.echo(f"  {r.name:<32} FAILED: {r.error}")
+        if r.backing_off_until is not None:
+            outcome = f"backing off until {r.backing_off_until:%Y-%m-%d %H:%M} UTC"
+        elif r.error:
+            outcome = f"FAILED: {r.error}"
         elif r.not_modified:
-            click.echo(f"  {r.name:<32} not modified")
+            outcome = "not modified"
         else:
-            click.echo(f"  {r.name:<32} {r.found:>4} found, {r.new:>4} new, {r.updated} updated")
+            outcome = "ok"
+        click.echo(f"  {r.name[:32]:<32} {r.found:>5} {r.new:>4} {r.updated:>4}  {outcome}")
     new = sum(r.new for r in reports)
     failed = sum(1 for r in reports if r.error)
-    click.echo(f"ingested {len(reports)} sources: {new} new articles, {failed} failed")
+    waiting = sum(1 for r in reports if r.backing_off_until is not None)
+    click.echo(
+        f"ingested {len(reports)} sources: {new} new articles, {failed} failed"
+        + (f", {waiting} backing off" if waiting else "")
+    )
 
 
 def _edition_draft(app: App, list_slug: str, date: str | None) -> tuple[Draft, Edition | None]:
     """The stored edition's content if it was built, else today's draft; not stored."""
-    with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
-        day = parse_date(date) or local_today(mailing_list.timezone)
-        edition = session.scalars(
-            select(Edition).where(Edition.list_id == mailing_list.id, Edition.edition_date == day)
-        ).first()
-        if edition is not None:
-            return stored_draft(session, app.settings, edition), edition
-        return draft_edition(session, app.settings, mailing_list, day), None
-
-
-def sample_links(settings: Settings) -> dict[str, str]:
-    base = settings.base_url.rstrip("/")
-    return {
-        "unsubscribe": f"{base}/unsubscribe/preview",
-        "preferences": f"{base}/preferences/preview",
-    }
+    return operations.edition_draft(app.db, app.settings, list_slug, parse_date(date))
 
 
 @cli.command()
@@ -412,12 +459,9 @@ def preview(app: App, list_slug: str, date: str | None, out: Path | None) -> Non
 
 def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) -> Path:
     draft, _ = _edition_draft(app, list_slug, date)
-    if not draft.sections:
-        raise DigestError(f"no articles for {list_slug} on {draft.day}: nothing to preview")
-    mailer = EditionMailer(app.settings)
-    template = mailer.message_template(draft)
+    html = operations.preview_html(app.settings, draft)
     path = out or Path(f"preview-{list_slug}-{draft.day.isoformat()}.html")
-    path.write_text(template.html.fill(sample_links(app.settings)), encoding="utf-8")
+    path.write_text(html, encoding="utf-8")
     return path
 
 
@@ -448,22 +492,9 @@ def send(app: App, list_slug: str, date: str | None, dry_run: bool, to_address: 
 
 
 def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) -> None:
-    address = admin.normalise_email(to_address)
     draft, _ = _edition_draft(app, list_slug, date)
-    if not draft.sections:
-        raise DigestError(f"no articles for {list_slug} on {draft.day}: nothing to send")
-    mailer = make_mailer(app.settings)
-    template = mailer.message_template(draft)
-    domain = mail_domain(app.settings, draft.mailing_list)
-    message = template.build(
-        Recipient(address, "", sample_links(app.settings), random_message_id(domain))
-    )
-    label = f"{list_slug}-{draft.day.isoformat()}-test"
-    with transport_for(app.settings) as transport:
-        result = transport.send(Envelope(template.from_address, address, label), message)
-    if result.outcome != Outcome.SENT:
-        raise DigestError(f"test copy to {address} refused: {result.code} {result.detail}")
-    where = f" ({result.detail})" if not app.settings.smtp_url else ""
+    address, detail = operations.send_test_copy(app.settings, draft, to_address)
+    where = f" ({detail})" if not app.settings.smtp_url else ""
     click.echo(f"test copy of {list_slug} {draft.day} sent to {address}{where}")
 
 
@@ -499,11 +530,7 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
 
 def send_edition(app: App, list_slug: str, date: str | None) -> None:
     settings = app.settings
-    if settings.smtp_url and not settings.uses_broker:
-        # Say so before building anything if the server cannot be reached.
-        with transport_for(settings) as probe:
-            assert isinstance(probe, SmtpTransport)
-            probe.connect()
+    operations.probe_smtp(settings)  # an unreachable server is reported before anything is built
     with app.db.session() as session:
         mailing_list = admin.get_list(session, list_slug)
         day = parse_date(date) or local_today(mailing_list.timezone)
@@ -746,6 +773,36 @@ def _celery(ctx: click.Context, command: str) -> None:
     celery_app.start([command, "--loglevel", "INFO", *ctx.args])
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+@pass_app
+def web(app: App, host: str, port: int, threads: int) -> None:
+    """Serve the subscriber pages (subscribe, confirm, unsubscribe, preferences, archive),
+    the operator API, the dashboard and /metrics, with the waitress WSGI server."""
+    import waitress
+
+    from digest.logs import configure_logging
+    from digest.web import create_app
+
+    app.db  # noqa: B018 - fail now, in one line, if the database is not set up
+    configure_logging(app.settings)
+    click.echo(f"serving on http://{host}:{port}/ (links in emails use {app.settings.base_url})")
+    waitress.serve(create_app(app.settings), host=host, port=port, threads=threads)
+
+
+@cli.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check the settings and reach the database, the broker and the SMTP server (EHLO,
+    STARTTLS, login): one line each; exit status 1 if anything needed does not work."""
+    from digest.doctor import report, run_checks
+
+    if not report(run_checks(ctx.obj.config_file), click.echo):
+        sys.exit(1)
+
+
 # -- the demo ----------------------------------------------------------------------
 
 
@@ -758,6 +815,11 @@ def demo(app: App) -> None:
     from digest.demo import run_demo
 
     run_demo(app)
+
+
+from digest.web.cli import tokens  # noqa: E402 - registered here so `digest --help` lists it
+
+cli.add_command(tokens)
 
 
 def main() -> None:

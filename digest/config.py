@@ -75,9 +75,13 @@ class Settings:
     #: Recipients refused (4xx/5xx) in a row that pause an edition: that many refusals in a row
     #: usually means the server refuses the sender, not the addresses.
     pause_after_refusals: int = 50
+    #: "text" for people, "json" for one JSON object per line (log shippers).
+    log_format: str = "text"
     #: Seconds an HTTP fetch of a feed may take, and the largest body accepted.
     fetch_timeout: float = 20.0
     fetch_max_bytes: int = 10 * 1024 * 1024
+    #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
+    operator_password: str | None = None
 
     @property
     def secret(self) -> str:
@@ -158,6 +162,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "DKIM needs all three of DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR, DIGEST_DKIM_KEY_FILE"
         )
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
     if settings.batch_size < 1:
         raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
 

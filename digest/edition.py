@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 
 from digest.errors import InputError
 
@@ -28,6 +32,9 @@ class SectionBlock:
     slug: str
     name: str
     articles: list[ArticleView] = field(default_factory=list)
+    #: How many more articles the section had that day than the digest shows; the digest
+    #: links to the web archive for them instead of growing past the size budget.
+    more: int = 0
 
 
 def zone(name: str) -> ZoneInfo:
@@ -76,7 +83,12 @@ def group_sections(
         seen.add(article.id)
         bucket.append(article)
     return [
-        SectionBlock(slug, name, by_section[slug][:per_section])
+        SectionBlock(
+            slug,
+            name,
+            by_section[slug][:per_section],
+            more=max(0, len(by_section[slug]) - per_section),
+        )
         for slug, name in section_order
         if by_section[slug] and per_section > 0
     ]
@@ -94,23 +106,60 @@ def for_preferences(
     return picked or sections
 
 
+#: The placeholders a subject template may use.
+SUBJECT_FIELDS = ("{site}", "{date}", "{top headline}", "{list}")
+_SUBJECT_FIELD = re.compile("|".join(re.escape(f) for f in SUBJECT_FIELDS))
+
+
 def format_subject(
     template: str, *, site: str, date_label: str, top_headline: str, list_name: str
 ) -> str:
-    """The subject from a ``{site} — {date}: {top headline}``-style template."""
-    return (
-        template.replace("{site}", site)
-        .replace("{date}", date_label)
-        .replace("{top headline}", top_headline)
-        .replace("{list}", list_name)
-    )
+    """The subject from a ``{site} — {date}: {top headline}``-style template.
+
+    Plain replacement rather than ``str.format``: a headline or an operator's
+    template holding braces must not raise or reach into attributes. A
+    separator left dangling by an empty field (no headline) is trimmed.
+    """
+    values = {
+        "{site}": site,
+        "{date}": date_label,
+        "{top headline}": top_headline,
+        "{list}": list_name,
+    }
+    # One pass, so a headline that itself contains "{list}" is left as written.
+    subject = _SUBJECT_FIELD.sub(lambda m: values[m.group(0)], template)
+    subject = " ".join(subject.split())
+    return subject if top_headline else subject.strip(" :—–-·|")
 
 
-def date_label(day: dt.date) -> str:
-    """``Tuesday, 24 November 2026``: unambiguous in every English-speaking country."""
-    return f"{day:%A}, {day.day} {day:%B %Y}"
+def date_label(day: dt.date, language: str = "en") -> str:
+    """The edition's date in the list's language (Babel, CLDR data).
+
+    English keeps ``Tuesday, 24 November 2026``, unambiguous in every
+    English-speaking country (CLDR's ``en`` would put the month first); every
+    other language gets its own CLDR full date.
+    """
+    try:
+        locale = Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        locale = Locale.parse("en")
+    if locale.language == "en":
+        return format_date(day, "EEEE, d MMMM y", locale=locale)
+    return format_date(day, "full", locale=locale)
 
 
-def preheader(sections: Sequence[SectionBlock], limit: int = 3) -> str:
-    """The hidden preview line: the first headline of the first few sections."""
-    return " · ".join(s.articles[0].headline for s in sections[:limit] if s.articles)
+def preheader(
+    sections: Sequence[SectionBlock], limit: int = 3, skip: str = "", max_chars: int = 200
+) -> str:
+    """The hidden preview line: the top headline of the first few sections.
+
+    ``skip`` is the headline the subject already shows, so the preview line
+    adds news instead of repeating it (unless it is the only one). Inbox
+    previews show well under 200 characters; the rest is cut at a word.
+    """
+    tops = [s.articles[0].headline for s in sections if s.articles]
+    rest = [h for h in tops if h != skip] or tops
+    text = " · ".join(rest[:limit])
+    if len(text) > max_chars:
+        text = text[:max_chars].rsplit(" ", 1)[0] + "…"
+    return text

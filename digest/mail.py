@@ -169,6 +169,32 @@ class MessageTemplate:
         return self.signer(message) if self.signer else message
 
 
+def simple_message(
+    *,
+    from_name: str,
+    from_address: str,
+    to_name: str,
+    to_address: str,
+    subject: str,
+    text: str,
+    domain: str,
+) -> bytes:
+    """A one-off plain-text message (a confirmation request), with the same header hygiene."""
+    return b"".join(
+        [
+            address_header("From", format_address(from_name, from_address)),
+            address_header("To", format_address(to_name, to_address)),
+            encode_header("Subject", subject),
+            f"Date: {formatdate(usegmt=True)}\r\n".encode(),
+            f"Message-ID: <{random_message_id(domain)}>\r\n".encode(),
+            b"MIME-Version: 1.0\r\n",
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _qp(text),
+        ]
+    )
+
+
 def message_id(edition_id: int, delivery_id: int, domain: str) -> str:
     """The same Message-ID for the same ledger row, so a resend after a crash is recognisably
     the same message; unique across recipients, as Gmail requires."""

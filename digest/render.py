@@ -12,15 +12,24 @@ import logging
 import re
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
+from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
-from digest.edition import SectionBlock
+from digest.edition import SectionBlock, date_label
 from digest.errors import TemplateError
+
+if TYPE_CHECKING:
+    from digest.building import Draft
+    from digest.config import Settings
+
+log = logging.getLogger(__name__)
 
 LINK_NAMES = ("unsubscribe", "preferences")
 PLACEHOLDER_PREFIX = "DGSTLINK0"
@@ -59,6 +68,96 @@ class RenderedDigest:
     text: PersonalTemplate
 
 
+#: Gmail clips an HTML part over about 102 KB, hiding what follows it, the
+#: unsubscribe link too. Every edition's HTML stays under this many bytes.
+HTML_BUDGET = 100_000
+#: Room kept in the budget for the personal links that replace the placeholders.
+LINK_ALLOWANCE = 1_000
+
+#: The digest's own words per language; anything else falls back to English.
+#: Section names are the operator's and shown as configured.
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "in_this_issue": "In this issue",
+        "read_more": "Read more",
+        "more_in": "{n} more in {section}",
+        "view_in_browser": "View in browser",
+        "preferences": "Manage preferences",
+        "unsubscribe": "Unsubscribe",
+        "why": "You are receiving this because you subscribed to {list} at {site}.",
+    },
+    "ur": {
+        "in_this_issue": "اس شمارے میں",
+        "read_more": "مزید پڑھیں",
+        "more_in": "{section} میں مزید {n}",
+        "view_in_browser": "براؤزر میں دیکھیں",
+        "preferences": "ترجیحات کا انتظام",
+        "unsubscribe": "ان سبسکرائب کریں",
+        "why": "آپ کو یہ ای میل اس لیے ملی ہے کہ آپ نے {site} پر {list} کو سبسکرائب کیا ہے۔",
+    },
+    "ar": {
+        "in_this_issue": "في هذا العدد",
+        "read_more": "اقرأ المزيد",
+        "more_in": "المزيد في {section} ({n})",
+        "view_in_browser": "العرض في المتصفح",
+        "preferences": "إدارة التفضيلات",
+        "unsubscribe": "إلغاء الاشتراك",
+        "why": "تصلك هذه الرسالة لأنك مشترك في {list} على {site}.",
+    },
+    "fr": {
+        "in_this_issue": "Dans ce numéro",
+        "read_more": "Lire la suite",
+        "more_in": "{n} de plus dans {section}",
+        "view_in_browser": "Voir dans le navigateur",
+        "preferences": "Gérer mes préférences",
+        "unsubscribe": "Se désabonner",
+        "why": "Vous recevez ce message car vous êtes abonné à {list} sur {site}.",
+    },
+    "de": {
+        "in_this_issue": "In dieser Ausgabe",
+        "read_more": "Weiterlesen",
+        "more_in": "{n} weitere in {section}",
+        "view_in_browser": "Im Browser ansehen",
+        "preferences": "Einstellungen verwalten",
+        "unsubscribe": "Abmelden",
+        "why": "Sie erhalten diese E-Mail, weil Sie {list} bei {site} abonniert haben.",
+    },
+    "es": {
+        "in_this_issue": "En este número",
+        "read_more": "Leer más",
+        "more_in": "{n} más en {section}",
+        "view_in_browser": "Ver en el navegador",
+        "preferences": "Gestionar preferencias",
+        "unsubscribe": "Darse de baja",
+        "why": "Recibes este correo porque te suscribiste a {list} en {site}.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Language:
+    """What rendering needs to know of a list's language."""
+
+    tag: str  # for lang="..."
+    locale: Locale
+    rtl: bool
+    messages: Mapping[str, str]
+
+    @classmethod
+    def of(cls, code: str | None) -> Language:
+        """The language ``code`` (``ur``, ``pt-BR``); unknown codes fall back to English."""
+        try:
+            locale = Locale.parse((code or "en").replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            locale = Locale.parse("en")
+        return cls(
+            tag=str(locale).replace("_", "-"),
+            locale=locale,
+            rtl=locale.character_order == "right-to-left",
+            messages=MESSAGES.get(locale.language, MESSAGES["en"]),
+        )
+
+
 @dataclass(frozen=True)
 class DigestContext:
     """Everything the digest templates see."""
@@ -69,8 +168,10 @@ class DigestContext:
     sections: list[SectionBlock]
     links: Mapping[str, str]
     why_text: str
+    language: Language = field(default_factory=lambda: Language.of("en"))
 
     def as_dict(self) -> dict[str, Any]:
+        lang = self.language
         return {
             "site": self.site,
             "mailing_list": self.mailing_list,
@@ -78,49 +179,171 @@ class DigestContext:
             "sections": self.sections,
             "links": self.links,
             "why_text": self.why_text,
+            "lang": lang.tag,
+            "dir": "rtl" if lang.rtl else "ltr",
+            # Where lines start and end: mirrored for right-to-left languages.
+            "start": "right" if lang.rtl else "left",
+            "end": "left" if lang.rtl else "right",
+            "arrow": "\u2190" if lang.rtl else "\u2192",
+            "t": lang.messages,
+            "more_text": self.more_text,
         }
+
+    def more_text(self, section: SectionBlock) -> str:
+        """``12 more in Business``, in the list's language."""
+        count = format_decimal(section.more, locale=self.language.locale)
+        return self.language.messages["more_in"].format(n=count, section=section.name)
+
+
+def digest_context(
+    settings: Settings, draft: Draft, links: Mapping[str, str] | None = None
+) -> DigestContext:
+    """The template context of one edition variant; personal links stay placeholders
+    unless ``links`` gives them."""
+    lst = draft.mailing_list
+    language = Language.of(lst.language)
+    archive = f"{settings.base_url.rstrip('/')}/archive/{lst.slug}/{draft.day.isoformat()}"
+    all_links = {
+        "unsubscribe": placeholder("unsubscribe"),
+        "preferences": placeholder("preferences"),
+        "view_in_browser": archive,
+        # "N more in Section" points at the section's anchor on this page.
+        "archive": archive,
+    }
+    all_links.update(links or {})
+    return DigestContext(
+        site={
+            "name": settings.site_name,
+            "url": settings.site_url,
+            "postal_address": settings.postal_address,
+        },
+        mailing_list={"name": lst.name, "slug": lst.slug},
+        edition={
+            "date_label": date_label(draft.day, language.tag),
+            "subject": draft.subject,
+            "preheader": draft.preheader,
+        },
+        sections=draft.sections,
+        links=all_links,
+        why_text=language.messages["why"].format(list=lst.name, site=settings.site_name),
+        language=language,
+    )
 
 
 class Renderer:
-    """A Jinja2 environment over a templates folder, with autoescape on for HTML."""
+    """A sandboxed Jinja2 environment, autoescaping HTML, over the templates folder and,
+    in front of it, a list's own folder (whose files win, name for name)."""
 
-    def __init__(self, templates_dir: str | Path) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
+    def __init__(self, templates_dir: str | Path, list_dir: str | Path | None = None) -> None:
+        self.templates_dir = str(templates_dir)
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(self.templates_dir)]
+        if list_dir:
+            if not Path(list_dir).is_dir():
+                raise TemplateError(str(list_dir), None, "template folder not found")
+            loaders.insert(0, jinja2.FileSystemLoader(str(list_dir)))
+        # Sandboxed: a list's templates may come from someone other than the
+        # developers, and must not reach Python internals through attributes.
+        self.env = SandboxedEnvironment(
+            loader=jinja2.ChoiceLoader(loaders),
             autoescape=jinja2.select_autoescape(["html", "htm", "xml"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._per_list: dict[str, Renderer] = {}
+
+    def for_list(self, list_dir: str | None) -> Renderer:
+        """The renderer of a list with its own template folder (this one if it has none);
+        kept, so its compiled templates are reused for every edition of the list."""
+        if not list_dir:
+            return self
+        renderer = self._per_list.get(list_dir)
+        if renderer is None:
+            renderer = self._per_list[list_dir] = Renderer(self.templates_dir, list_dir)
+        return renderer
 
     def render_template(self, name: str, context: Mapping[str, Any]) -> str:
-        """Render one template; any Jinja2 failure becomes a TemplateError with file and line."""
+        """Render one template; any failure in it becomes a TemplateError with file and line."""
         try:
-            return self.env.get_template(name).render(context)
+            template = self.env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(exc.filename or name, exc.lineno, exc.message or str(exc)) from exc
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(name, None, "template not found") from exc
-        except jinja2.TemplateError as exc:
-            raise TemplateError(name, _template_line(exc, name), str(exc)) from exc
+        try:
+            return template.render(context)
+        except jinja2.TemplateSyntaxError as exc:  # in an included template
+            raise TemplateError(exc.filename or name, exc.lineno, exc.message or str(exc)) from exc
+        except Exception as exc:
+            # Not only Jinja2's errors: an operator's template can divide by zero or add
+            # a list to a number, and that too must be one clear line, not a traceback.
+            where, line = _template_position(exc, template.filename or name)
+            raise TemplateError(where, line, f"{type(exc).__name__}: {exc}") from exc
 
-    def render_digest(self, context: DigestContext) -> RenderedDigest:
-        """The HTML (CSS inlined) and text parts, with placeholders where personal links go."""
+    def check(self, context: DigestContext) -> None:
+        """Render both parts without inlining: raises TemplateError, cheaply, if either fails."""
         values = context.as_dict()
-        html = inline_css(self.render_template("email/digest.html", values))
-        text = wrap_text(self.render_template("email/digest.txt", values))
+        self.render_template("email/digest.html", values)
+        self.render_template("email/digest.txt", values)
+
+    def render_digest(self, context: DigestContext, budget: int = HTML_BUDGET) -> RenderedDigest:
+        """The HTML (CSS inlined) and text parts, with placeholders where personal links go.
+
+        The list's per-section limit keeps an edition small; if the HTML is still
+        over ``budget`` bytes (long teasers, many sections) every section is cut
+        to fewer articles, the rest counted in its "more" link, and rendered again.
+        """
+        while True:
+            html = self.render_template("email/digest.html", context.as_dict())
+            # Inlining only adds: an edition already over budget is cut before paying for it.
+            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+                context = smaller
+                continue
+            html = inline_css(html)
+            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+                context = smaller
+                continue
+            break
+        if _over(html, budget):
+            log.warning("digest HTML is %d bytes even at one article per section", _size(html))
+        text = wrap_text(self.render_template("email/digest.txt", context.as_dict()))
         return RenderedDigest(PersonalTemplate.split(html), PersonalTemplate.split(text))
 
 
-def _template_line(exc: BaseException, name: str) -> int | None:
-    """The template line a runtime error came from, read off the traceback Jinja2 rewrites."""
+def _size(html: str) -> int:
+    return len(html.encode("utf-8")) + LINK_ALLOWANCE
+
+
+def _over(html: str, budget: int) -> bool:
+    return _size(html) > budget
+
+
+def _trim(context: DigestContext, html: str, budget: int) -> DigestContext | None:
+    """The context with fewer articles per section, about enough to fit ``budget``;
+    None when every section is down to one article already."""
+    shown = max((len(s.articles) for s in context.sections), default=0)
+    if shown <= 1:
+        return None
+    # Proportional guess with a margin, and always at least one fewer.
+    cap = max(1, min(shown - 1, int(shown * budget * 0.9 / _size(html))))
+    sections = [
+        replace(s, articles=s.articles[:cap], more=s.more + max(0, len(s.articles) - cap))
+        for s in context.sections
+    ]
+    return replace(context, sections=sections)
+
+
+def _template_position(exc: BaseException, default: str) -> tuple[str, int | None]:
+    """The template file and line an error came from, read off the traceback Jinja2
+    rewrites so that template frames carry the template's file name and line."""
+    where, line = default, None
     tb = exc.__traceback__
-    line = None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(name):
-            line = tb.tb_lineno
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<"):
+            where, line = filename, tb.tb_lineno
         tb = tb.tb_next
-    return line
+    return where, line
 
 
 def inline_css(html: str) -> str:

@@ -24,7 +24,7 @@ from digest import ledger
 from digest.building import Draft, stored_draft
 from digest.config import Settings
 from digest.db import Database
-from digest.edition import date_label, for_preferences
+from digest.edition import for_preferences
 from digest.errors import DigestError, TransportError
 from digest.mail import MessageTemplate, Recipient, format_address, message_id
 from digest.models import (
@@ -41,7 +41,7 @@ from digest.models import (
     utcnow,
 )
 from digest.ratelimit import NoLimit, RateLimiter
-from digest.render import DigestContext, Renderer, placeholder
+from digest.render import DigestContext, Renderer, digest_context
 from digest.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.transports.base import Envelope, Outcome, Transport
 
@@ -102,32 +102,9 @@ class EditionMailer:
 
     # -- once per edition variant -------------------------------------------------
     def context(self, draft: Draft, links: dict[str, str] | None = None) -> DigestContext:
-        lst = draft.mailing_list
-        base = self.settings.base_url.rstrip("/")
-        return DigestContext(
-            site={
-                "name": self.settings.site_name,
-                "url": self.settings.site_url,
-                "postal_address": self.settings.postal_address,
-            },
-            mailing_list={"name": lst.name, "slug": lst.slug},
-            edition={
-                "date_label": date_label(draft.day),
-                "subject": draft.subject,
-                "preheader": draft.preheader,
-            },
-            sections=draft.sections,
-            links=links
-            or {
-                "unsubscribe": placeholder("unsubscribe"),
-                "preferences": placeholder("preferences"),
-                "view_in_browser": f"{base}/archive/{lst.slug}/{draft.day.isoformat()}",
-            },
-            why_text=(
-                f"You are receiving this because you subscribed to {lst.name} "
-                f"at {self.settings.site_name}."
-            ),
-        )
+        """The template context: the list's language and direction, placeholders for the
+        personal links, the archive page for "view in browser" and "N more in ..."."""
+        return digest_context(self.settings, draft, links)
 
     def template_for(
         self, edition_id: int, draft: Draft, wanted: list[str] | None
@@ -154,7 +131,8 @@ class EditionMailer:
             from_address=lst.from_address or self.settings.from_address,
             subject=draft.subject,
             list_id=format_address(lst.name, f"{lst.slug}.{host}"),
-            rendered=self.renderer.render_digest(self.context(draft)),
+            # The list's own template folder, if it names one, in front of the default.
+            rendered=self.renderer.for_list(lst.template_dir).render_digest(self.context(draft)),
             unsubscribe_mailto=self.settings.unsubscribe_mailto or f"unsubscribe@{domain}",
             signer=self.dkim_signer,
         )
@@ -221,12 +199,28 @@ def send_batch(
                     break
         except TransportError as exc:
             report.error = str(exc)
-            log.warning("edition %s: batch stopped: %s", edition_id, exc)
+            log.warning(
+                "edition %s: batch stopped: %s",
+                edition_id,
+                exc,
+                extra={"edition_id": edition_id, "batch_id": owner},
+            )
             reason = streaks.after_transport_error(session, edition, str(exc), settings)
             if reason:
                 _pause(session, edition_id, reason)
         ledger.release(session, owner, remaining)
         ledger.finish_if_done(session, edition)
+        log.info(
+            "edition %s: batch of %s: %s sent, %s deferred, %s bounced, %s failed, %s skipped",
+            edition_id,
+            report.claimed,
+            report.sent,
+            report.deferred,
+            report.bounced,
+            report.failed,
+            report.skipped,
+            extra={"edition_id": edition_id, "batch_id": owner},
+        )
     return report
 
 
@@ -358,7 +352,7 @@ def _pause(session: Session, edition_id: int, reason: str) -> None:
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    log.error("edition %s %s", edition_id, reason)
+    log.error("edition %s %s", edition_id, reason, extra={"edition_id": edition_id})
 
 
 def _why(code: int | None, detail: str) -> str:

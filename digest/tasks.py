@@ -15,15 +15,16 @@ from digest.building import build_edition
 from digest.celery_app import app
 from digest.db import Database
 from digest.edition import zone
+from digest.errors import DigestError
 from digest.ingest import ingest_all as ingest_all_sources
 from digest.ingest import ingest_source as ingest_one_source
+from digest.ingest.run import due_source_ids
 from digest.models import (
     Delivery,
     DeliveryStatus,
     Edition,
     EditionStatus,
     MailingList,
-    Source,
     utcnow,
 )
 from digest.sending import send_batch as send_one_batch
@@ -42,14 +43,16 @@ def ingest_all() -> None:
         ingest_all_sources(db, settings)
         return
     with db.session() as session:
-        ids = list(session.scalars(select(Source.id)))
+        # Sources backing off after errors are not queued until their next try.
+        ids = due_source_ids(session, utcnow())
     for source_id in ids:
         ingest_source.delay(source_id)
 
 
 @app.task(name="digest.tasks.ingest_source")
 def ingest_source(source_id: int) -> None:
-    ingest_one_source(runtime.database(), runtime.settings(), source_id)
+    # force=False: a source that failed since it was queued waits for its next try.
+    ingest_one_source(runtime.database(), runtime.settings(), source_id, force=False)
 
 
 @app.task(name="digest.tasks.send_batch", bind=True, max_retries=BATCH_RETRIES)
@@ -115,10 +118,16 @@ def send_due(db: Database, now: dt.datetime) -> list[int]:
         local_now = now.replace(tzinfo=dt.UTC).astimezone(zone(tz_name))
         if local_now.strftime("%H:%M") < send_at:
             continue
-        with db.session() as session:
-            mailing_list = session.get_one(MailingList, list_id)
-            edition, created = build_edition(session, settings, mailing_list, local_now.date())
-            edition_id, ready = edition.id, edition.status == EditionStatus.READY
+        try:
+            with db.session() as session:
+                mailing_list = session.get_one(MailingList, list_id)
+                edition, created = build_edition(session, settings, mailing_list, local_now.date())
+                edition_id, ready = edition.id, edition.status == EditionStatus.READY
+        except DigestError as exc:
+            # A broken template (or the like) stops this list's edition, not the others';
+            # the check runs again next minute, so the fix is picked up without a restart.
+            log.error("list %s: edition not built: %s", list_id, exc, extra={"list_id": list_id})
+            continue
         if created and ready:
             fan_out(db, edition_id)
             started.append(edition_id)

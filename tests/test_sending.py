@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -16,6 +17,7 @@ from digest.db import Database
 from digest.models import (
     Article,
     Delivery,
+    Edition,
     EditionStatus,
     Subscriber,
     SubscriberStatus,
@@ -290,3 +292,27 @@ def test_scheduler_builds_each_list_once_at_its_send_time(
     assert len(started) == 1 and queued == started
     assert tasks.send_due(db, dt.datetime(2026, 11, 24, 2, 6)) == []
     assert queued == started
+
+
+def test_scheduler_skips_a_list_with_a_broken_template(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One list's broken template stops that list's edition only: the next list is built."""
+    from digest import runtime, tasks
+
+    broken = tmp_path / "broken"
+    (broken / "email").mkdir(parents=True)
+    (broken / "email" / "digest.html").write_text("{% if %}")
+    with db.session() as session:
+        section, _ = admin.add_section(session, "national", "National")
+        admin.add_list(session, "aaa", "First", ["national"], template_dir=str(broken))
+        admin.add_list(session, "bbb", "Second", ["national"])
+        session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
+                            teaser="", published_at=dt.datetime(2026, 11, 24, 9)))  # fmt: skip
+    monkeypatch.setattr(runtime, "settings", lambda: settings)
+    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: 1)
+    started = tasks.send_due(db, dt.datetime(2026, 11, 24, 12, 0))
+    with db.session() as session:
+        built = session.scalars(select(Edition.list_id)).all()
+        second = admin.get_list(session, "bbb").id
+    assert built == [second] and len(started) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,6 +261,25 @@ def test_same_send_triggered_twice_at_once_sends_once(
     _wait_until_settled(pg_db, cluster, edition_id, limit=60)
     copies = Counter(r.recipients[0] for r in smtp_server.received)
     assert len(copies) == 300 and max(copies.values()) == 1
+
+
+def test_four_workers_share_one_edition_without_overlap(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """Four workers, each its own hostname, on one Redis and one PostgreSQL: each sends some
+    batches of the same edition and no subscriber gets two copies."""
+    edition_id = _site(pg_db, 1200)
+    smtp_server.delay = 0.002
+    names = [f"node{i}" for i in range(4)]
+    for name in names:
+        cluster.start_worker(name)
+    time.sleep(3)  # let all four connect, so the queue is shared from the first batch
+    _wait_until_settled(pg_db, cluster, edition_id, limit=120)
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert len(copies) == 1200 and max(copies.values()) == 1
+    for name in names:
+        log = (cluster.logs / f"{name}.log").read_text()
+        assert re.search(r"Task digest\.tasks\.send_batch\[[^]]+\] succeeded", log), name
 
 
 def test_subscription_status_defaults_are_confirmed() -> None:

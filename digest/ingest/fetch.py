@@ -2,20 +2,127 @@
 
 feedparser is never handed a URL: it would fetch without a size cap and
 follow redirects on its own. We fetch, it parses bytes.
+
+A feed URL is untrusted input that makes this machine open connections, so
+by default only public addresses are contacted. The check happens in the
+network backend at the moment of connecting, to the very address that was
+checked: resolving once to check and again to connect would let a DNS
+server answer "public" the first time and "127.0.0.1" the second
+(DNS rebinding). Redirects are followed here, one hop at a time, so every
+hop is held to the same rules.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from digest.errors import FeedError
 
 USER_AGENT = "DigestBot/0.1 (+newsletter digest mailer; feed fetcher)"
 MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Decides whether a resolved address may be connected to.
+AddressPolicy = Callable[[IPAddress], bool]
+
+# NAT64 embeds an IPv4 address in an IPv6 one: 64:ff9b::127.0.0.1 is loopback too.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class AddressRefused(Exception):
+    """The host resolved to an address the policy does not allow.
+
+    Not an httpcore.ConnectError, so the pool does not retry it as a network
+    failure, and fetch() can tell the operator the real reason.
+    """
+
+
+def public_only(address: IPAddress) -> bool:
+    """True for globally routable unicast addresses; False for every internal kind."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return public_only(address.ipv4_mapped)
+        if address in _NAT64:
+            return public_only(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    # is_global alone misses nothing we know of, but the named checks say what
+    # we mean and guard against a Python whose tables are older than ours.
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def any_address(address: IPAddress) -> bool:
+    """The policy of a source the operator allowed to reach internal addresses."""
+    return True
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Resolves the host itself, checks every address, and connects only to a checked one."""
+
+    def __init__(self, allowed: AddressPolicy) -> None:
+        self._allowed = allowed
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}") from exc
+        checked: list[str] = []
+        for *_, sockaddr in infos:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            # One internal address among public ones is refused as a whole: a
+            # host that mixes them is either misconfigured or an attack.
+            if not self._allowed(address):
+                named = "" if host.strip("[]") == str(address) else f"{host} resolves to "
+                raise AddressRefused(f"{named}internal address {address}")
+            checked.append(str(address))
+        last: Exception | None = None
+        for ip in dict.fromkeys(checked):  # in resolver order, without repeats
+            try:
+                # TLS still verifies the certificate against the host name:
+                # httpcore passes the origin's name as server_hostname.
+                return super().connect_tcp(ip, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"{host} has no address")
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport, on a connection pool that uses the guarded backend."""
+
+    def __init__(self, allowed: AddressPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx has no public knob for the network backend; the pool it builds
+        # is replaced by an equal one that connects through our checks.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=4,
+            network_backend=_GuardedBackend(allowed),
+        )
 
 
 @dataclass(frozen=True)
@@ -31,13 +138,23 @@ class FetchResult:
 
 
 def local_path(location: str) -> Path | None:
-    """The filesystem path a source location names, or None for an http(s) URL."""
+    """The filesystem path a source location names, or None for a URL with another scheme."""
     parts = urlsplit(location)
     if parts.scheme == "file":
         return Path(unquote(parts.path))
-    if parts.scheme in ("http", "https"):
-        return None
-    return Path(location)
+    # "C:\feeds\x.xml" parses with scheme "c": one letter is a drive, not a scheme.
+    if parts.scheme == "" or len(parts.scheme) == 1:
+        return Path(location)
+    return None
+
+
+def is_http_url(location: str) -> bool:
+    """True for an http(s) URL with a host: the only kind of remote source."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def fetch(
@@ -47,9 +164,14 @@ def fetch(
     last_modified: str | None = None,
     timeout: float = 20.0,
     max_bytes: int = 10 * 1024 * 1024,
+    allowed: AddressPolicy = public_only,
     client: httpx.Client | None = None,
 ) -> FetchResult:
-    """Fetch one feed; raise FeedError with the reason when it cannot be had."""
+    """Fetch one feed; raise FeedError with the reason when it cannot be had.
+
+    ``allowed`` decides which resolved addresses may be contacted (default:
+    public ones only); ``client`` is for tests and bypasses that check.
+    """
     path = local_path(location)
     if path is not None:
         return _read_file(location, path, max_bytes)
@@ -57,6 +179,8 @@ def fetch(
         "User-Agent": USER_AGENT,
         "Accept": "application/rss+xml, application/atom+xml, "
         "application/feed+json, application/xml;q=0.9, */*;q=0.5",
+        # Only what _decoded() can inflate under the cap.
+        "Accept-Encoding": "gzip, deflate",
     }
     if etag:
         headers["If-None-Match"] = etag
@@ -65,34 +189,39 @@ def fetch(
     own_client = client is None
     http = client or httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
+        follow_redirects=False,
+        transport=_GuardedTransport(allowed),
+        trust_env=False,
     )
+    # A server that trickles a byte just inside the read timeout would
+    # otherwise hold a worker forever: the whole fetch has a deadline.
+    deadline = time.monotonic() + timeout
+    url = location
     try:
-        with http.stream("GET", location, headers=headers) as response:
-            if response.status_code == 304:
-                return FetchResult(None, 304, etag, last_modified, str(response.url))
-            if response.status_code >= 400:
-                raise FeedError(location, f"HTTP {response.status_code}")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FeedError(location, f"body larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
+        for _hop in range(MAX_REDIRECTS + 1):
+            _check_scheme(location, url)
+            with http.stream("GET", url, headers=headers) as response:
+                if response.status_code in _REDIRECTS and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status_code == 304:
+                    return FetchResult(None, 304, etag, last_modified, url)
+                if response.status_code >= 400:
+                    raise FeedError(location, f"HTTP {response.status_code}")
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise FeedError(location, f"body larger than {max_bytes} bytes")
-                chunks.append(chunk)
-            return FetchResult(
-                b"".join(chunks),
-                response.status_code,
-                response.headers.get("ETag"),
-                response.headers.get("Last-Modified"),
-                str(response.url),
-            )
-    except httpx.TooManyRedirects as exc:
-        raise FeedError(location, f"more than {MAX_REDIRECTS} redirects") from exc
+                body = _read_capped(location, response, max_bytes, deadline)
+                return FetchResult(
+                    body,
+                    response.status_code,
+                    response.headers.get("ETag"),
+                    response.headers.get("Last-Modified"),
+                    url,
+                )
+        raise FeedError(location, f"more than {MAX_REDIRECTS} redirects")
+    except AddressRefused as exc:
+        raise FeedError(location, f"refused: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise FeedError(location, "timed out") from exc
     except httpx.HTTPError as exc:
@@ -100,6 +229,55 @@ def fetch(
     finally:
         if own_client:
             http.close()
+
+
+def _check_scheme(location: str, url: str) -> None:
+    # A redirect to file://, ftp:// or gopher:// must not reach a local file or
+    # another protocol: only the operator may name a file, by adding it.
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FeedError(location, f"refused: {scheme or 'relative'} URL {url[:200]}")
+
+
+def _read_capped(location: str, response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    """The body, decompressed, refused as soon as the inflated size passes ``max_bytes``."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in _decoded(location, response.iter_raw(), encoding, max_bytes):
+        size += len(chunk)
+        if size > max_bytes:
+            raise FeedError(location, f"body larger than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise FeedError(location, "timed out")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decoded(location: str, raw: Iterator[bytes], encoding: str, max_bytes: int) -> Iterator[bytes]:
+    """Inflate gzip/deflate ourselves, never more than the cap allows at a time.
+
+    httpx would inflate each network chunk whole: a 64 KB chunk of a gzip bomb
+    becomes 64 MB in memory before any size check could run.
+    """
+    if encoding in ("", "identity"):
+        yield from raw
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise FeedError(location, f"unsupported Content-Encoding {encoding[:40]}")
+    # 47 = 32 + 15: zlib detects a gzip or zlib header itself ("deflate" is zlib-wrapped).
+    inflater = zlib.decompressobj(47)
+    try:
+        for chunk in raw:
+            data = chunk
+            while data:
+                yield inflater.decompress(data, max_bytes + 1)
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                return
+        yield inflater.flush()
+    except zlib.error as exc:
+        raise FeedError(location, f"bad {encoding} body: {exc}") from exc
 
 
 def _read_file(location: str, path: Path, max_bytes: int) -> FetchResult:

@@ -13,6 +13,8 @@ import nh3
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
 # Where a block element ends, the text of the next one must not run into it.
+# WordPress ends every excerpt with a "read more" marker: "[…]" or "[...]".
+_MORE_MARKER = re.compile(r"\s*\[(?:…|\.\.\.|&hellip;)\]\s*$")
 _BLOCK_END = re.compile(r"</(p|div|li|h[1-6]|blockquote|tr|td|figcaption)\s*>|<br\s*/?>", re.I)
 
 TEASER_LENGTH = 200
@@ -51,5 +53,5 @@ def cut_at_word(text: str, limit: int = TEASER_LENGTH) -> str:
 
 def teaser(summary: str | None, content: str | None, limit: int = TEASER_LENGTH) -> str:
     """The teaser: the summary as plain text, else the lead of the content, cut at a word."""
-    text = plain_text(summary) or plain_text(content)
+    text = _MORE_MARKER.sub("", plain_text(summary)) or plain_text(content)
     return cut_at_word(text, limit)

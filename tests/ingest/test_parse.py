@@ -180,13 +180,16 @@ def test_very_long_title_is_bounded() -> None:
 
 
 def test_media_content_image_is_picked_up() -> None:
-    """A media:content URL becomes the item's image, canonicalised."""
+    """A media:content URL becomes the item's image, its query kept as written (signed URLs)."""
     body = _rss(
         "<item><title>Pictured</title><link>https://news.example/p</link>"
-        '<media:content url="https://img.example/p.jpg?utm_source=rss" medium="image" '
+        '<media:content url="https://img.example/p.jpg?w=300&amp;sig=a%2Fb" medium="image" '
         'type="image/jpeg"/></item>'
     )
-    assert _only(parse_feed(body, FEED_URL, NOW)).image_url == "https://img.example/p.jpg"
+    assert (
+        _only(parse_feed(body, FEED_URL, NOW)).image_url
+        == "https://img.example/p.jpg?w=300&sig=a%2Fb"
+    )
 
 
 def test_image_enclosure_is_picked_up() -> None:

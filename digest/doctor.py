@@ -1,0 +1,178 @@
+"""``digest doctor``: check the configuration and reach every service it names.
+
+Each check answers one line: ok, warn (works, but not as production wants it)
+or fail (will not work). The command exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from digest.config import Settings, load_settings
+from digest.errors import DigestError
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # "ok", "warn" or "fail"
+    name: str
+    detail: str
+
+
+def _safe_url(url: str) -> str:
+    """A URL for display, without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def run_checks(config_file: str | None = None) -> list[Check]:
+    try:
+        settings = load_settings(config_file, ensure_secret=False)
+    except DigestError as exc:
+        return [Check("fail", "settings", str(exc))]
+    checks = [Check("ok", "settings", "read")]
+    for check in (_secret, _base_url, _database, _broker, _transport, _dkim):
+        checks.extend(check(settings))
+    return checks
+
+
+def _secret(settings: Settings) -> Iterator[Check]:
+    if settings.secret_key:
+        yield Check("ok", "secret key", "set")
+    elif settings.broker_url:
+        yield Check("fail", "secret key", "DIGEST_SECRET_KEY must be set when workers share "
+                    "the work: every machine must sign links with the same key")  # fmt: skip
+    else:
+        yield Check("warn", "secret key", "not set: a key is generated into ./.digest-secret")
+
+
+def _base_url(settings: Settings) -> Iterator[Check]:
+    host = urlsplit(settings.base_url).hostname or ""
+    if settings.base_url.startswith("https://"):
+        yield Check("ok", "base url", settings.base_url)
+    elif host in ("localhost", "127.0.0.1"):
+        yield Check("warn", "base url", f"{settings.base_url}: links only work on this machine")
+    else:
+        yield Check("warn", "base url", f"{settings.base_url}: Gmail wants an https "
+                    "List-Unsubscribe link")  # fmt: skip
+
+
+def _database(settings: Settings) -> Iterator[Check]:
+    from digest.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        current = db.is_current()
+    except Exception as exc:  # any driver error means the same thing to an operator
+        yield Check("fail", "database", f"{_safe_url(settings.database_url)}: {_first_line(exc)}")
+        return
+    finally:
+        db.dispose()
+    if current:
+        yield Check("ok", "database", f"{_safe_url(settings.database_url)} (schema current)")
+    else:
+        yield Check("fail", "database", f"{_safe_url(settings.database_url)}: schema missing or "
+                    "out of date: run `digest init`")  # fmt: skip
+
+
+def _broker(settings: Settings) -> Iterator[Check]:
+    if not settings.broker_url:
+        yield Check("ok", "broker", "none: tasks run in-process")
+        return
+    from kombu import Connection
+
+    try:
+        with Connection(settings.broker_url, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # kombu raises transport-specific errors
+        yield Check("fail", "broker", f"{_safe_url(settings.broker_url)}: {_first_line(exc)}")
+        return
+    yield Check("ok", "broker", _safe_url(settings.broker_url))
+
+
+def _transport(settings: Settings) -> Iterator[Check]:
+    if not settings.smtp_url:
+        folder = Path(settings.outbox_dir)
+        target = folder if folder.exists() else folder.parent
+        if os.access(target.resolve(), os.W_OK):
+            yield Check("ok", "transport", f"outbox folder {folder.resolve()}")
+        else:
+            yield Check("fail", "transport", f"outbox folder {folder.resolve()} is not writable")
+        return
+    from digest.transports import SmtpConfig
+
+    try:
+        config = SmtpConfig.from_url(settings.smtp_url)
+    except DigestError as exc:
+        yield Check("fail", "smtp", str(exc))
+        return
+    yield from _smtp_session(config, _safe_url(settings.smtp_url))
+
+
+def _smtp_session(config: object, shown: str) -> Iterator[Check]:
+    from digest.transports import SmtpConfig
+
+    assert isinstance(config, SmtpConfig)
+    steps: list[str] = []
+    try:
+        conn: smtplib.SMTP
+        if config.implicit_tls:
+            conn = smtplib.SMTP_SSL(config.host, config.port, timeout=10,
+                                    context=ssl.create_default_context())  # fmt: skip
+            steps.append("TLS")
+        else:
+            conn = smtplib.SMTP(config.host, config.port, timeout=10)
+        with conn:
+            code, _ = conn.ehlo()
+            steps.append(f"EHLO {code}")
+            if config.starttls:
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+                steps.append("STARTTLS")
+            elif not config.implicit_tls and conn.has_extn("starttls"):
+                steps.append("STARTTLS offered but not used (add ?starttls=1)")
+            if config.username:
+                conn.login(config.username, config.password or "")
+                steps.append("AUTH ok")
+    except smtplib.SMTPAuthenticationError as exc:
+        yield Check("fail", "smtp", f"{shown}: login refused ({exc.smtp_code})")
+        return
+    except (OSError, smtplib.SMTPException) as exc:
+        yield Check("fail", "smtp", f"{shown}: {_first_line(exc)}")
+        return
+    yield Check("ok", "smtp", f"{shown}: {', '.join(steps)}")
+
+
+def _dkim(settings: Settings) -> Iterator[Check]:
+    if not settings.dkim_domain:
+        yield Check("warn", "dkim", "not configured: receivers may not offer one-click unsubscribe")
+        return
+    from digest.dkim import make_signer
+
+    try:
+        make_signer(settings)
+    except DigestError as exc:
+        yield Check("fail", "dkim", str(exc))
+        return
+    yield Check("ok", "dkim", f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def report(checks: list[Check], echo: Callable[[str], None]) -> bool:
+    """Print one line per check; returns whether everything needed works."""
+    for check in checks:
+        echo(f"{check.status:<4} {check.name}: {check.detail}")
+    return all(check.status != "fail" for check in checks)

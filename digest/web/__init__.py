@@ -1,0 +1,74 @@
+"""The web app: subscriber pages (subscribe, confirm, unsubscribe, preferences, archive),
+the operator API and the dashboard. ``create_app(settings)`` makes a fresh app, so tests
+get one on their own database.
+
+Flask rather than FastAPI: the pages are server-rendered forms, the database
+layer is synchronous SQLAlchemy, and Flask's test client and Jinja2 are the
+ones the email side already uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app
+
+from digest.config import Settings, load_settings
+from digest.db import Database
+from digest.tokens import TokenSigner
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    db: Database
+    tokens: TokenSigner
+
+
+def context() -> WebContext:
+    """The running app's settings, database and token signer."""
+    found: WebContext = current_app.extensions["digest"]
+    return found
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        template_folder=settings.templates_dir,
+        static_folder=None,
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+    )
+    app.extensions["digest"] = WebContext(
+        settings, Database.from_settings(settings), TokenSigner(settings.secret)
+    )
+
+    from digest.web import metrics, public
+
+    app.register_blueprint(public.bp)
+    from digest.web import api, dashboard
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(metrics.bp)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        # Pages hold no scripts of ours; the archive shows email HTML, whose
+        # images may come from the publisher's https servers.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+            "form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    return app

@@ -1,0 +1,302 @@
+"""The operator's dashboard under ``/dashboard/``: today's editions with live progress, a
+preview of each list's next digest, buttons to send, pause, resume and cancel, source health
+and subscriber counts.
+
+Server-rendered with no scripts (the app's CSP allows none): progress refreshes itself with
+``<meta http-equiv="refresh">`` while something is sending. Login is the operator password
+(DIGEST_OPERATOR_PASSWORD) in a signed, HttpOnly, SameSite=Lax session cookie; every POST
+carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
+
+from digest import control, ledger, operations
+from digest.edition import local_today
+from digest.errors import DigestError
+from digest.models import (
+    FINAL_DELIVERY_STATUSES,
+    Edition,
+    EditionStatus,
+    MailingList,
+    Section,
+    Source,
+    Subscription,
+    SubscriptionStatus,
+)
+from digest.web import context
+from digest.web.auth import csrf_ok, csrf_token, log_in, log_out, logged_in, password_matches
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+#: Seconds between reloads of the overview while an edition is sending.
+REFRESH_SECONDS = 5
+#: The overview's own policy: the app's default forbids frames, and the previews are iframes of
+#: this site. Still no scripts, and forms may only post here.
+DASHBOARD_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-src 'self'; "
+    "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
+)
+#: A preview is email HTML from feeds: sandboxed even when opened outside its iframe.
+PREVIEW_CSP = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "frame-ancestors 'self'"
+)
+
+
+def _password() -> str | None:
+    return context().settings.operator_password
+
+
+def _signed_in() -> bool:
+    return logged_in(_password(), context().settings.secret)
+
+
+@bp.before_request
+def guard() -> BaseResponse | None:
+    """Every page but the login needs a session; every POST needs the session's CSRF token."""
+    if request.method == "POST" and not csrf_ok(request.form.get("csrf_token")):
+        # 400, not a redirect to the login: a forged form must not look like it half-worked.
+        abort(400, "The form's security token is missing or out of date. Reload and retry.")
+    if request.endpoint in ("dashboard.login", "dashboard.logout"):
+        return None
+    if not _signed_in():
+        return redirect(url_for("dashboard.login"), 303)
+    return None
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    # The app's after_request uses setdefault, so these stand.
+    response.headers.setdefault("Content-Security-Policy", DASHBOARD_CSP)
+    response.headers["Cache-Control"] = "no-store"  # operator pages never sit in a cache
+    return response
+
+
+def _render(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    settings = context().settings
+    return (
+        render_template(
+            f"web/dashboard/{template}",
+            site_name=settings.site_name,
+            csrf_token=csrf_token(),
+            messages=get_flashed_messages(with_categories=True),
+            **values,
+        ),
+        status,
+    )
+
+
+# -- login -----------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> tuple[str, int] | BaseResponse:
+    password = _password()
+    if not password:
+        return _render("login.html", 503, disabled=True)
+    if request.method == "GET":
+        if _signed_in():
+            return redirect(url_for("dashboard.overview"), 303)
+        return _render("login.html")
+    if not password_matches(request.form.get("password", ""), password):
+        return _render("login.html", 401, error="That password is not right.")
+    log_in(password, context().settings.secret)
+    return redirect(url_for("dashboard.overview"), 303)
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    log_out()
+    return redirect(url_for("dashboard.login"), 303)
+
+
+# -- the overview ----------------------------------------------------------------------------
+
+
+@dataclass
+class EditionRow:
+    id: int
+    list_slug: str
+    list_name: str
+    day: dt.date
+    status: str
+    reason: str | None
+    counts: dict[str, int]
+    total: int
+    final: int
+
+    @property
+    def sending(self) -> bool:
+        return self.status == EditionStatus.READY.value
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.final / self.total) if self.total else 100
+
+
+def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) -> EditionRow:
+    counts = ledger.counts(session, edition.id)
+    return EditionRow(
+        id=edition.id,
+        list_slug=mailing_list.slug,
+        list_name=mailing_list.name,
+        day=edition.edition_date,
+        status=edition.status.value,
+        reason=edition.status_reason,
+        counts=counts,
+        total=sum(counts.values()),
+        final=sum(counts[s.value] for s in FINAL_DELIVERY_STATUSES),
+    )
+
+
+def _subscriber_counts(session: Session) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, state, n in session.execute(
+        select(Subscription.list_id, Subscription.status, func.count()).group_by(
+            Subscription.list_id, Subscription.status
+        )
+    ):
+        counts.setdefault(list_id, {s.value: 0 for s in SubscriptionStatus})[state.value] = n
+    return counts
+
+
+@bp.get("/")
+def overview() -> tuple[str, int]:
+    with context().db.session() as session:
+        lists = session.scalars(select(MailingList).order_by(MailingList.name)).all()
+        subscribers = _subscriber_counts(session)
+        today: list[dict[str, Any]] = []
+        for mailing_list in lists:
+            day = local_today(mailing_list.timezone)
+            edition = session.scalars(
+                select(Edition).where(
+                    Edition.list_id == mailing_list.id, Edition.edition_date == day
+                )
+            ).first()
+            today.append(
+                {
+                    "list": mailing_list,
+                    "day": day,
+                    "edition": _edition_row(session, edition, mailing_list) if edition else None,
+                    "subscribers": subscribers.get(
+                        mailing_list.id, {s.value: 0 for s in SubscriptionStatus}
+                    ),
+                }
+            )
+        recent = [
+            _edition_row(session, edition, mailing_list)
+            for edition, mailing_list in session.execute(
+                select(Edition, MailingList).join(MailingList).order_by(Edition.id.desc()).limit(20)
+            ).all()
+        ]
+        sources = session.execute(
+            select(Source, Section.name).join(Section).order_by(Source.name)
+        ).all()
+        sending = any(row.sending for row in recent) or any(
+            t["edition"] and t["edition"].sending for t in today
+        )
+        return _render(
+            "overview.html",
+            today=today,
+            recent=recent,
+            sources=sources,
+            refresh=REFRESH_SECONDS if sending else None,
+        )
+
+
+@bp.get("/preview/<slug>")
+def preview(slug: str) -> tuple[str, int, dict[str, str]]:
+    """The list's next digest (today's: as built, or as building it now would be) for the
+    overview's sandboxed iframe."""
+    ctx = context()
+    try:
+        draft, _ = operations.edition_draft(ctx.db, ctx.settings, slug, None)
+        html = operations.preview_html(ctx.settings, draft)
+        status = 200
+    except DigestError as exc:
+        html = _render("preview-empty.html", message=str(exc))[0]
+        status = 404 if "unknown list" in str(exc) else 200
+    return html, status, {"Content-Security-Policy": PREVIEW_CSP}
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+def _done() -> BaseResponse:
+    return redirect(url_for("dashboard.overview"), 303)
+
+
+def _background() -> operations.BackgroundSends:
+    sends: operations.BackgroundSends = current_app.extensions.setdefault(
+        "digest_background_sends", operations.BackgroundSends()
+    )
+    return sends
+
+
+@bp.post("/lists/<slug>/send")
+def send(slug: str) -> BaseResponse:
+    ctx = context()
+    try:
+        start = operations.start_send(ctx.db, ctx.settings, slug, None, _background())
+    except DigestError as exc:
+        flash(f"Not sent: {exc}", "error")
+        return _done()
+    if start.status == EditionStatus.EMPTY:
+        flash(f"No articles for {slug} on {start.day}: nothing to send.", "error")
+    elif start.sending:
+        flash(f"Edition {start.edition_id} of {slug} ({start.day}) is being sent.", "ok")
+    else:
+        flash(
+            f"Edition {start.edition_id} of {slug} is {start.status.value}: nothing to send.", "ok"
+        )
+    return _done()
+
+
+@bp.post("/editions/<int:edition_id>/<action>")
+def edition_action(edition_id: int, action: str) -> BaseResponse:
+    ctx = context()
+    again = action == "resume"  # resuming or requeueing hands rows back to a sender
+    try:
+        with ctx.db.session() as session:
+            if action == "pause":
+                control.pause(session, edition_id)
+                message = f"Edition {edition_id} paused."
+            elif action == "resume":
+                control.resume(session, edition_id)
+                message = f"Edition {edition_id} resumed."
+            elif action == "cancel":
+                _, skipped = control.cancel(session, edition_id)
+                message = f"Edition {edition_id} cancelled; {skipped} unsent recipients skipped."
+            elif action == "retry-failed":
+                _, count = control.retry_failed(session, edition_id)
+                message = f"Edition {edition_id}: {count} failed recipients queued again."
+                again = count > 0
+            else:
+                abort(404)
+        if again:
+            operations.continue_send(ctx.db, ctx.settings, edition_id, _background())
+    except DigestError as exc:
+        flash(f"Edition {edition_id}: {exc}", "error")
+        return _done()
+    flash(message, "ok")
+    return _done()

@@ -1,0 +1,99 @@
+"""`digest doctor` against real services: what works says ok, what does not says why."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.config import Settings
+from digest.doctor import Check, report, run_checks
+from digest.logs import JsonFormatter
+from tests.conftest import SmtpSink
+
+
+def _dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _by_name(checks: list[Check]) -> dict[str, Check]:
+    return {check.name: check for check in checks}
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_BROKER_URL", "DIGEST_SMTP_URL", "DIGEST_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "doctor-secret")
+    return monkeypatch
+
+
+def test_everything_reachable_is_ok(
+    environment: pytest.MonkeyPatch, db_url: str, smtp_server: SmtpSink, redis_url: str
+) -> None:
+    """With an upgraded database, a live Redis and a live SMTP server every check passes."""
+    from digest.db import Database
+
+    Database(db_url).upgrade()
+    environment.setenv("DIGEST_DATABASE_URL", db_url)
+    environment.setenv("DIGEST_BROKER_URL", redis_url)
+    environment.setenv("DIGEST_SMTP_URL", smtp_server.url)
+    checks = _by_name(run_checks())
+    assert checks["database"].status == "ok" and "schema current" in checks["database"].detail
+    assert checks["broker"].status == "ok"
+    assert checks["smtp"].status == "ok" and "EHLO 250" in checks["smtp"].detail
+    assert all(check.status != "fail" for check in checks.values())
+
+
+def test_each_broken_service_is_one_failing_line(environment: pytest.MonkeyPatch) -> None:
+    """An uninitialised database, a dead broker and a dead SMTP server each fail with a
+    reason, the password is not shown, and the command exits 1."""
+    environment.setenv("DIGEST_BROKER_URL", f"redis://127.0.0.1:{_dead_port()}/0")
+    environment.setenv("DIGEST_SMTP_URL", f"smtp://user:hunter2@127.0.0.1:{_dead_port()}")
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    failing = {line.split(":")[0] for line in lines if line.startswith("fail")}
+    assert failing == {"fail database", "fail broker", "fail smtp"}
+    assert "hunter2" not in result.output
+    assert any("digest init" in line for line in lines)
+
+
+def test_bad_setting_is_reported_not_raised(environment: pytest.MonkeyPatch) -> None:
+    """A malformed setting is a failing check, not a traceback."""
+    environment.setenv("DIGEST_BATCH_SIZE", "many")
+    (check,) = run_checks()
+    assert check.status == "fail" and "DIGEST_BATCH_SIZE" in check.detail
+
+
+def test_report_prints_one_line_per_check() -> None:
+    """report() prints each check on its own line and says whether any failed."""
+    lines: list[str] = []
+    ok = report([Check("ok", "a", "fine"), Check("warn", "b", "hm")], lines.append)
+    assert ok and lines == ["ok   a: fine", "warn b: hm"]
+    assert not report([Check("fail", "c", "broken")], lines.append)
+
+
+def test_json_log_lines_carry_edition_and_batch_ids(settings: Settings) -> None:
+    """With the JSON format each record is one JSON object holding the ids passed as extra."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("digest.test")
+    logger.addHandler(handler)
+    try:
+        logger.warning("batch stopped: %s", "421", extra={"edition_id": 7, "batch_id": "ab"})
+    finally:
+        logger.removeHandler(handler)
+    entry = json.loads(stream.getvalue())
+    assert entry["message"] == "batch stopped: 421" and entry["level"] == "warning"
+    assert (entry["edition_id"], entry["batch_id"]) == (7, "ab")

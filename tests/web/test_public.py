@@ -1,0 +1,236 @@
+"""The subscriber pages through the HTTP client: double opt-in, one-click unsubscribe,
+preferences, the archive, and tokens that cannot be forged or reused for another purpose."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from digest import admin
+from digest.building import build_edition
+from digest.config import Settings
+from digest.db import Database
+from digest.models import (
+    Article,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from digest.sending import EditionMailer, send_until_done
+from digest.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.transports import RecordingTransport
+from digest.web import create_app
+
+DAY = dt.date(2026, 11, 24)
+
+
+@pytest.fixture
+def site(db: Database) -> None:
+    """Two lists over two sections, one article each on DAY, and one confirmed reader."""
+    with db.session() as session:
+        national, _ = admin.add_section(session, "national", "National")
+        sports, _ = admin.add_section(session, "sports", "Sports")
+        daily, _ = admin.add_list(session, "daily", "Daily", ["national", "sports"])
+        admin.add_list(session, "weekly", "Weekly", ["sports"])
+        for i, section in enumerate([national, sports]):
+            session.add(Article(url=f"https://n.example/{i}", section_id=section.id,
+                                headline=f"{section.name} story", teaser="Teaser.",
+                                published_at=dt.datetime(2026, 11, 24, 9 + i)))  # fmt: skip
+        admin.subscribe(session, daily, "ann@example.com", "Ann")
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, site: None) -> Iterator[Flask]:
+    yield create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _ids(db: Database, email: str) -> tuple[int, dict[str, int]]:
+    with db.session() as session:
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+        lists = {lst.slug: lst.id for lst in session.scalars(select(admin.MailingList))}
+        return subscriber.id, lists
+
+
+def _subscription(db: Database, email: str, slug: str) -> Subscription | None:
+    with db.session() as session:
+        return session.scalars(
+            select(Subscription)
+            .join(Subscriber)
+            .join(admin.MailingList)
+            .where(Subscriber.email == email, admin.MailingList.slug == slug)
+        ).first()
+
+
+def _outbox_messages(settings: Settings) -> list[EmailMessage]:
+    found = []
+    for path in sorted(Path(settings.outbox_dir).rglob("*.eml")):
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        found.append(msg)
+    return found
+
+
+def test_subscribe_then_confirm_with_consent_recorded(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """The form creates a pending subscription and mails a confirm link; GET on the link only
+    shows a button, POST confirms; the consent (IP, form, wording) is stored."""
+    page = client.get("/subscribe/daily")
+    assert page.status_code == 200 and b"Sports" in page.data
+    done = client.post("/subscribe/daily", data={"email": "Bob@Example.org", "name": "Bob",
+                                                  "sections": ["sports"]})  # fmt: skip
+    assert done.status_code == 200 and b"Check your inbox" in done.data
+    pending = _subscription(db, "bob@example.org", "daily")
+    assert pending is not None and pending.status == SubscriptionStatus.PENDING
+    assert pending.sections == ["sports"] and pending.source == "web form"
+    assert pending.consent_ip == "127.0.0.1" and "Daily" in (pending.consent_text or "")
+
+    (mail,) = _outbox_messages(settings)
+    assert mail["To"].addresses[0].addr_spec == "bob@example.org"
+    link = re.search(r"https://news\.example(/confirm/\S+)", mail.get_content())
+    assert link
+    shown = client.get(link.group(1))
+    assert shown.status_code == 200 and b"Confirm my subscription" in shown.data
+    still = _subscription(db, "bob@example.org", "daily")
+    assert still is not None and still.status == SubscriptionStatus.PENDING
+    client.post(link.group(1))
+    confirmed = _subscription(db, "bob@example.org", "daily")
+    assert confirmed is not None and confirmed.status == SubscriptionStatus.CONFIRMED
+
+
+def test_bad_address_is_refused_and_nothing_stored(client: FlaskClient, db: Database) -> None:
+    """An invalid address gets the form back with the reason (400) and no subscriber row."""
+    page = client.post("/subscribe/daily", data={"email": "not an address"})
+    assert page.status_code == 400 and b"invalid email address" in page.data
+    with db.session() as session:
+        assert session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
+def test_subscribed_address_gets_the_same_answer_and_no_mail(
+    client: FlaskClient, settings: Settings
+) -> None:
+    """Signing up an address that is already confirmed answers as usual and mails nothing,
+    so the form does not reveal who subscribes."""
+    page = client.post("/subscribe/daily", data={"email": "ann@example.com"})
+    assert b"Check your inbox" in page.data and _outbox_messages(settings) == []
+
+
+def test_one_click_post_unsubscribes_and_get_never_does(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """GET shows a button and changes nothing; POST with List-Unsubscribe=One-Click answers 200
+    at once, without a redirect or a cookie, and the subscription is ended."""
+    subscriber_id, lists = _ids(db, "ann@example.com")
+    token = TokenSigner(settings.secret).sign(UNSUBSCRIBE, subscriber_id, lists["daily"])
+    shown = client.get(f"/unsubscribe/{token}")
+    assert shown.status_code == 200 and b"Unsubscribe from all lists" in shown.data
+    kept = _subscription(db, "ann@example.com", "daily")
+    assert kept is not None and kept.status == SubscriptionStatus.CONFIRMED
+    done = client.post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
+                       content_type="application/x-www-form-urlencoded")  # fmt: skip
+    assert done.status_code == 200 and "Set-Cookie" not in done.headers
+    ended = _subscription(db, "ann@example.com", "daily")
+    assert ended is not None and ended.status == SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_unsubscribe_from_all_lists(client: FlaskClient, db: Database, settings: Settings) -> None:
+    """The "all lists" button ends every subscription and marks the subscriber unsubscribed."""
+    subscriber_id, lists = _ids(db, "ann@example.com")
+    token = TokenSigner(settings.secret).sign(UNSUBSCRIBE, subscriber_id, lists["daily"])
+    client.post(f"/unsubscribe/{token}", data={"scope": "all"})
+    with db.session() as session:
+        subscriber = session.get_one(Subscriber, subscriber_id)
+        assert subscriber.status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_forged_altered_or_misused_tokens_change_nothing(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A token signed with another key, altered by one character, or made for another purpose
+    gets a plain 400 page and the subscription stays as it was."""
+    subscriber_id, lists = _ids(db, "ann@example.com")
+    good = TokenSigner(settings.secret).sign(UNSUBSCRIBE, subscriber_id, lists["daily"])
+    forged = TokenSigner("another key").sign(UNSUBSCRIBE, subscriber_id, lists["daily"])
+    altered = good[:-1] + ("A" if good[-1] != "A" else "B")
+    confirm = TokenSigner(settings.secret).sign(CONFIRM, subscriber_id, lists["daily"])
+    for token in (forged, altered, confirm, "garbage"):
+        page = client.post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
+                           content_type="application/x-www-form-urlencoded")  # fmt: skip
+        assert page.status_code == 400 and b"Nothing was changed" in page.data
+    kept = _subscription(db, "ann@example.com", "daily")
+    assert kept is not None and kept.status == SubscriptionStatus.CONFIRMED
+
+
+def test_preferences_change_sections_lists_and_name(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """The preferences form picks sections, joins another list and renames, all at once."""
+    subscriber_id, lists = _ids(db, "ann@example.com")
+    token = TokenSigner(settings.secret).sign(PREFERENCES, subscriber_id)
+    page = client.get(f"/preferences/{token}")
+    assert page.status_code == 200 and b"Weekly" in page.data
+    saved = client.post(f"/preferences/{token}", data={
+        "name": "Ann B.", f"list-{lists['daily']}": "on", f"sections-{lists['daily']}": "sports",
+        f"list-{lists['weekly']}": "on",
+    })  # fmt: skip
+    assert saved.status_code == 200 and b"Saved" in saved.data
+    daily = _subscription(db, "ann@example.com", "daily")
+    weekly = _subscription(db, "ann@example.com", "weekly")
+    assert daily is not None and daily.sections == ["sports"]
+    assert weekly is not None and weekly.status == SubscriptionStatus.CONFIRMED
+    with db.session() as session:
+        assert session.get_one(Subscriber, subscriber_id).name == "Ann B."
+
+
+def test_archive_shows_editions_without_personal_links(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A sent edition is listed in the archive and shown with the list's public links only."""
+    with db.session() as session:
+        edition, _ = build_edition(session, settings, admin.get_list(session, "daily"), DAY)
+        edition_id = edition.id
+    transport = RecordingTransport()
+    send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
+    index = client.get("/archive/daily/")
+    assert index.status_code == 200 and b"2026-11-24" in index.data
+    page = client.get("/archive/daily/2026-11-24")
+    assert page.status_code == 200 and b"National story" in page.data
+    assert b"/unsubscribe/" not in page.data and b"/preferences/" not in page.data
+    assert client.get("/archive/daily/2026-11-23").status_code == 404
+    assert client.get("/archive/nope/").status_code == 404
+
+
+def test_unsubscribe_header_of_a_sent_digest_works(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """The https List-Unsubscribe URL of a real sent message, POSTed the way Gmail's button
+    does, unsubscribes that reader."""
+    with db.session() as session:
+        edition, _ = build_edition(session, settings, admin.get_list(session, "daily"), DAY)
+        edition_id = edition.id
+    transport = RecordingTransport()
+    send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
+    ((_, data),) = transport.sent
+    header = str(message_from_bytes(data, policy=policy.default)["List-Unsubscribe"])
+    url = re.search(r"<https://news\.example(/unsubscribe/[^>]+)>", header)
+    assert url
+    page = client.post(url.group(1), data="List-Unsubscribe=One-Click",
+                       content_type="application/x-www-form-urlencoded")  # fmt: skip
+    assert page.status_code == 200
+    ended = _subscription(db, "ann@example.com", "daily")
+    assert ended is not None and ended.status == SubscriptionStatus.UNSUBSCRIBED
