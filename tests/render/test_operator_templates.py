@@ -121,23 +121,6 @@ def test_add_list_checks_language_subject_and_folder(db: Database, tmp_path: Pat
         )
 
 
-@pytest.fixture
-def operator(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpSink
-) -> Operator:
-    monkeypatch.chdir(tmp_path)
-    return Operator(
-        {
-            "DIGEST_DATABASE_URL": db_url,
-            "DIGEST_SMTP_URL": smtp_server.url,
-            "DIGEST_SECRET_KEY": "cli-test-secret",
-            "DIGEST_BASE_URL": "https://town.example",
-            "DIGEST_SITE_NAME": "Town Crier",
-            "DIGEST_FROM_ADDRESS": "news@town.example",
-        }
-    )
-
-
 def test_cli_reports_a_broken_template_in_one_line_and_sends_nothing(
     operator: Operator, tmp_path: Path, smtp_server: SmtpSink
 ) -> None:

@@ -4,7 +4,6 @@ light and dark. PNGs go to test-artifacts/screenshots/ for a person to look at."
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import zlib
 from collections.abc import Iterator
@@ -16,28 +15,11 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from tests.render import cases
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WIDTHS = (375, 800)
 SCHEMES = ("light", "dark")
-
-
-def _require_browser() -> Any:
-    """Playwright's sync API; a skip saying what is missing, or a failure where
-    DIGEST_REQUIRE_CHROMIUM says the browser must be there (CI)."""
-    try:
-        from playwright import sync_api
-    except ImportError:
-        sync_api = None
-    missing = None if sync_api else "playwright is not installed (pip install -e '.[test]')"
-    if not shutil.which(CHROMIUM):
-        missing = f"{CHROMIUM} is not installed (Debian package chromium)"
-    if missing:
-        if os.environ.get("DIGEST_REQUIRE_CHROMIUM"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    return sync_api
 
 
 def _png(width: int, height: int) -> bytes:
@@ -80,12 +62,9 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = _require_browser()
+    sync_api = require_browser()
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-        )
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
