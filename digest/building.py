@@ -122,6 +122,7 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
             block["slug"],
             names.get(block["slug"], block["slug"]),
             [by_id[i] for i in block["article_ids"] if i in by_id],
+            more=block.get("more", 0),
         )
         for block in edition.content
     ]

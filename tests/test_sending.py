@@ -316,3 +316,25 @@ def test_scheduler_skips_a_list_with_a_broken_template(
         built = session.scalars(select(Edition.list_id)).all()
         second = admin.get_list(session, "bbb").id
     assert built == [second] and len(started) == 1
+
+
+def test_sent_digest_links_to_what_the_section_limit_left_out(
+    db: Database, settings: Settings
+) -> None:
+    """The "N more in Section" link counted at build time reaches the sent message too, not
+    only the preview."""
+    with db.session() as session:
+        section, _ = admin.add_section(session, "national", "National")
+        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"], per_section=1)
+        for i in range(3):
+            session.add(Article(url=f"https://n.example/{i}", section_id=section.id,
+                                headline=f"Story {i}", teaser="",
+                                published_at=dt.datetime(2026, 11, 24, 9 + i)))  # fmt: skip
+        admin.subscribe(session, mailing_list, "reader@example.com")
+        session.flush()
+        edition, _ = build_edition(session, settings, mailing_list, DAY)
+        edition_id = edition.id
+    transport = RecordingTransport()
+    send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
+    ((_, data),) = transport.sent
+    assert "2 more in National" in _text_part(data)
