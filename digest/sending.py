@@ -441,7 +441,7 @@ def send_until_done(
             on_batch(report)
         if report.error:
             failures += 1
-            if failures > retries or _not_sending(db, edition_id):
+            if failures > retries or not is_sending(db, edition_id):
                 return total
             time.sleep(backoff(failures))
             total.error = None
@@ -451,6 +451,7 @@ def send_until_done(
             return total
 
 
-def _not_sending(db: Database, edition_id: int) -> bool:
+def is_sending(db: Database, edition_id: int) -> bool:
+    """Whether the edition is still to be sent (not paused, cancelled or done)."""
     with db.session() as session:
-        return session.get_one(Edition, edition_id).status != EditionStatus.READY
+        return session.get_one(Edition, edition_id).status == EditionStatus.READY

@@ -27,6 +27,7 @@ from digest.models import (
     MailingList,
     utcnow,
 )
+from digest.sending import is_sending
 from digest.sending import send_batch as send_one_batch
 from digest.transports import transport_for
 
@@ -73,11 +74,6 @@ def send_due_lists() -> None:
 @app.task(name="digest.tasks.sweep")
 def sweep() -> None:
     sweep_editions(runtime.database(), utcnow())
-
-
-def is_sending(db: Database, edition_id: int) -> bool:
-    with db.session() as session:
-        return session.get_one(Edition, edition_id).status == EditionStatus.READY
 
 
 def fan_out(db: Database, edition_id: int, rows: int | None = None) -> int:

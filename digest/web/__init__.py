@@ -15,6 +15,7 @@ from flask import Flask, Response, current_app
 
 from digest.config import Settings, load_settings
 from digest.db import Database
+from digest.sending import EditionMailer
 from digest.tokens import TokenSigner
 
 
@@ -23,6 +24,8 @@ class WebContext:
     settings: Settings
     db: Database
     tokens: TokenSigner
+    #: Renders archive pages; its cache keeps each edition's rendering for later visitors.
+    archive: EditionMailer
 
 
 def context() -> WebContext:
@@ -46,7 +49,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
     app.extensions["digest"] = WebContext(
-        settings, Database.from_settings(settings), TokenSigner(settings.secret)
+        settings,
+        Database.from_settings(settings),
+        TokenSigner(settings.secret),
+        EditionMailer(settings),
     )
 
     from digest.web import metrics, public

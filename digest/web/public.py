@@ -26,7 +26,7 @@ from digest.models import (
     SubscriptionStatus,
     utcnow,
 )
-from digest.sending import EditionMailer, mail_domain
+from digest.sending import mail_domain
 from digest.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
 from digest.transports import Envelope, Outcome, transport_for
 from digest.web import context
@@ -52,15 +52,6 @@ def _message(title: str, text: str, status: int = 200) -> tuple[str, int]:
 def _stop(title: str, text: str, status: int) -> NoReturn:
     """End the request with a plain message page."""
     abort(make_response(*_message(title, text, status)))
-
-
-def _mailer() -> EditionMailer:
-    app_context = context()
-    mailer: EditionMailer | None = getattr(app_context, "_archive_mailer", None)
-    if mailer is None:
-        mailer = EditionMailer(app_context.settings)
-        app_context._archive_mailer = mailer  # type: ignore[attr-defined]
-    return mailer
 
 
 def _verify(purpose: str, token: str) -> list[int]:
@@ -342,7 +333,7 @@ def archive_edition(slug: str, day: str) -> tuple[str, int]:
         if edition is None:
             _stop("Not found", f"There is no {mailing_list.name} of {day}.", 404)
         draft = stored_draft(session, settings, edition)
-        template = _mailer().template_for(edition.id, draft, None)
+        template = context().archive.template_for(edition.id, draft, None)
     public = f"{settings.base_url.rstrip('/')}/subscribe/{slug}"
     return template.html.fill({"unsubscribe": public, "preferences": public}), 200
 
