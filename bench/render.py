@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 
-from digest.building import Draft
 from digest.config import Settings
-from digest.edition import ArticleView, group_sections, preheader
-from digest.mail import Recipient, message_id
-from digest.models import MailingList
-from digest.render import inline_css
-from digest.sending import EditionMailer
+from digest.edition.build import Draft
+from digest.edition.select import ArticleView, group_sections, preheader
+from digest.mail.mime import Recipient, message_id
+from digest.render.renderer import inline_css
+from digest.send.batch import EditionMailer
+from digest.store.models import MailingList
 
 SECTIONS = [
     ("national", "National"),

@@ -55,15 +55,18 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select, text, update
 
-from digest import admin, ledger, sample
-from digest.building import build_edition, stored_draft
+from digest import sample
+from digest.cli.demo import install_sample
 from digest.config import Settings
-from digest.db import Database
-from digest.demo import install_sample
-from digest.edition import local_today
+from digest.edition import ledger
+from digest.edition.build import build_edition, stored_draft
+from digest.edition.select import local_today
 from digest.ingest import ingest_all
-from digest.mail import Recipient, message_id
-from digest.models import (
+from digest.mail.mime import Recipient, message_id
+from digest.send.batch import EditionMailer, mail_domain, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
     Delivery,
     Edition,
     EditionStatus,
@@ -73,7 +76,6 @@ from digest.models import (
     SubscriptionStatus,
     utcnow,
 )
-from digest.sending import EditionMailer, mail_domain, send_until_done
 from digest.transports.smtp import SmtpConfig, SmtpTransport
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -270,7 +272,7 @@ def add_subscribers(db: Database, count: int) -> None:
     own subscribers of the list are unsubscribed so the edition goes to exactly ``count``."""
     now = utcnow()
     with db.session() as session:
-        list_id = admin.get_list(session, LIST_SLUG).id
+        list_id = catalog.get_list(session, LIST_SLUG).id
         session.execute(
             update(Subscription)
             .where(Subscription.list_id == list_id)
@@ -308,7 +310,7 @@ def add_subscribers(db: Database, count: int) -> None:
 def timed_build(db: Database, settings: Settings) -> tuple[int, float]:
     """Build today's edition of the list; returns its id and the seconds it took."""
     with db.session() as session:
-        mailing_list = admin.get_list(session, LIST_SLUG)
+        mailing_list = catalog.get_list(session, LIST_SLUG)
         day = local_today(mailing_list.timezone)
         started = time.perf_counter()
         edition, created = build_edition(session, settings, mailing_list, day)
@@ -413,7 +415,7 @@ def broker_environment(settings: Settings, sink_url: str, workdir: Path) -> dict
 
 def start_workers(env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
     """The Celery workers, their output in ``workdir/worker-N.log``."""
-    command = [sys.executable, "-m", "celery", "-A", "digest.celery_app", "worker"]
+    command = [sys.executable, "-m", "celery", "-A", "digest.worker.app", "worker"]
     workers = []
     for i in range(1, BROKER_WORKERS + 1):
         with (workdir / f"worker-{i}.log").open("wb") as log:
@@ -449,7 +451,7 @@ def worker_logs(workdir: Path, lines: int = 10) -> str:
 
 
 def wait_for_workers(deadline: float) -> None:
-    from digest.celery_app import app
+    from digest.worker.app import app
 
     if app.conf.task_always_eager:
         raise BenchError("digest.celery_app was loaded without the broker settings")
@@ -476,7 +478,7 @@ def run_broker(
     # This process queues the tasks: its Celery app and runtime settings must see the broker.
     os.environ.update(env)
     from digest import runtime
-    from digest.tasks import fan_out
+    from digest.worker.tasks import fan_out
 
     runtime.reset()
     workers = start_workers(env, workdir)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from digest.config import Settings, load_settings
-from digest.db import Database
-from digest.ratelimit import LocalRateLimiter, NoLimit, RateLimiter, RedisRateLimiter
-from digest.sending import EditionMailer
+from digest.send.batch import EditionMailer
+from digest.send.ratelimit import LocalRateLimiter, NoLimit, RateLimiter, RedisRateLimiter
+from digest.store.db import Database
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
@@ -27,7 +27,7 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
 
 def make_mailer(settings: Settings) -> EditionMailer:
     """A mailer with the DKIM signer and rate limiter the settings ask for."""
-    from digest.dkim import make_signer
+    from digest.mail.dkim import make_signer
 
     return EditionMailer(
         settings, signer=make_signer(settings), rate_limiter=make_rate_limiter(settings)

@@ -8,14 +8,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from digest import admin, control, ledger
-from digest.building import build_edition
 from digest.cli import progress_line
 from digest.config import Settings
-from digest.db import Database
+from digest.edition import control, ledger
+from digest.edition.build import build_edition
 from digest.errors import DigestError
-from digest.models import Article, Delivery, Edition, EditionStatus, Subscriber, utcnow
-from digest.sending import EditionMailer, send_batch, send_until_done
+from digest.send.batch import EditionMailer, send_batch, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import Article, Delivery, Edition, EditionStatus, Subscriber, utcnow
 from digest.transports import RecordingTransport
 
 DAY = dt.date(2026, 11, 24)
@@ -23,12 +24,12 @@ DAY = dt.date(2026, 11, 24)
 
 def _edition(db: Database, settings: Settings, subscribers: int, **list_options: str) -> int:
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"], **list_options)
+        section, _ = catalog.add_section(session, "national", "National")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"], **list_options)
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="Story",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 10)))  # fmt: skip
         for i in range(subscribers):
-            admin.subscribe(session, mailing_list, f"r{i:03d}@example.com")
+            catalog.subscribe(session, mailing_list, f"r{i:03d}@example.com")
         session.flush()
         edition, _ = build_edition(session, settings, mailing_list, DAY)
         return edition.id
@@ -118,9 +119,9 @@ def test_subscriber_time_zone_holds_their_copy(db: Database, settings: Settings)
     then, sent by the first batch after."""
     edition_id = _edition(db, settings, 0, timezone="UTC", send_at="07:00")
     with db.session() as session:
-        mailing_list = admin.get_list(session, "daily")
-        far, _ = admin.subscribe(session, mailing_list, "far@example.com")
-        admin.subscribe(session, mailing_list, "near@example.com")
+        mailing_list = catalog.get_list(session, "daily")
+        far, _ = catalog.subscribe(session, mailing_list, "far@example.com")
+        catalog.subscribe(session, mailing_list, "near@example.com")
         far.timezone = "Pacific/Honolulu"  # 07:00 there is 17:00 UTC
         # An edition for a day still ahead, so the subscriber's send time has not come.
         ahead = utcnow().date() + dt.timedelta(days=3)

@@ -16,10 +16,10 @@ import dkim
 import pytest
 
 from digest.config import Settings
-from digest.dkim import SIGNED_HEADERS, DkimSigner, make_signer
 from digest.errors import ConfigError
-from digest.mail import MessageTemplate, Recipient, format_address
-from digest.render import PersonalTemplate, RenderedDigest
+from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, make_signer
+from digest.mail.mime import MessageTemplate, Recipient, format_address
+from digest.render.renderer import PersonalTemplate, RenderedDigest
 
 DOMAIN = "gazette.example"
 SELECTOR = "mail2026"

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from digest.cli import cli
 from digest.config import Settings
-from digest.doctor import Check, report, run_checks
 from digest.logs import JsonFormatter
+from digest.ops.doctor import Check, report, run_checks
 from tests.conftest import SmtpSink
 
 
@@ -41,7 +41,7 @@ def test_everything_reachable_is_ok(
     environment: pytest.MonkeyPatch, db_url: str, smtp_server: SmtpSink, redis_url: str
 ) -> None:
     """With an upgraded database, a live Redis and a live SMTP server every check passes."""
-    from digest.db import Database
+    from digest.store.db import Database
 
     Database(db_url).upgrade()
     environment.setenv("DIGEST_DATABASE_URL", db_url)

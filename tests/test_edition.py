@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from digest.edition import (
+from digest.edition.select import (
     ArticleView,
     edition_window,
     for_preferences,

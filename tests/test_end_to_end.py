@@ -8,14 +8,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from digest import sample
-from digest.building import build_edition
+from digest.cli.demo import install_sample
 from digest.config import Settings
-from digest.db import Database
-from digest.demo import install_sample
-from digest.edition import local_today
+from digest.edition.build import build_edition
+from digest.edition.select import local_today
 from digest.ingest import ingest_all
-from digest.models import Article, Delivery, MailingList
-from digest.sending import EditionMailer, send_until_done
+from digest.send.batch import EditionMailer, send_until_done
+from digest.store.db import Database
+from digest.store.models import Article, Delivery, MailingList
 from digest.transports import transport_for
 from tests.conftest import SmtpSink
 

@@ -6,13 +6,13 @@ import datetime as dt
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from digest.building import Draft
 from digest.config import Settings
-from digest.edition import ArticleView, SectionBlock
-from digest.mail import MessageTemplate, Recipient, encode_header, format_address
-from digest.models import MailingList
-from digest.render import PersonalTemplate, RenderedDigest
-from digest.sending import EditionMailer
+from digest.edition.build import Draft
+from digest.edition.select import ArticleView, SectionBlock
+from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
+from digest.render.renderer import PersonalTemplate, RenderedDigest
+from digest.send.batch import EditionMailer
+from digest.store.models import MailingList
 
 HOSTILE = "Breaking\r\nBcc: victim@example.com =?UTF-8?Q?=0A?=X-Injected: 1"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from digest.db import Database
-from digest.models import Base
+from digest.store.db import Database
+from digest.store.models import Base
 
 
 def test_migrated_schema_matches_models(db: Database) -> None:

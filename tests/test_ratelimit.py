@@ -8,7 +8,7 @@ import uuid
 
 import redis
 
-from digest.ratelimit import LocalRateLimiter, RedisRateLimiter
+from digest.send.ratelimit import LocalRateLimiter, RedisRateLimiter
 
 
 def _timed_waits(limiters: list[RedisRateLimiter] | list[LocalRateLimiter], each: int,

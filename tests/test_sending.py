@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from digest import admin, ledger
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
-from digest.models import (
+from digest.edition import ledger
+from digest.edition.build import build_edition
+from digest.send.batch import EditionMailer, send_batch, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
     Article,
     Delivery,
     Edition,
@@ -26,7 +28,6 @@ from digest.models import (
     Suppression,
     utcnow,
 )
-from digest.sending import EditionMailer, send_batch, send_until_done
 from digest.transports import RecordingTransport
 
 DAY = dt.date(2026, 11, 24)
@@ -37,9 +38,9 @@ def _site(
 ) -> tuple[int, int]:
     """A list 'daily' (UTC) with two sections, articles on DAY, and N subscribers."""
     with db.session() as session:
-        national, _ = admin.add_section(session, "national", "National")
-        sports, _ = admin.add_section(session, "sports", "Sports")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national", "sports"])
+        national, _ = catalog.add_section(session, "national", "National")
+        sports, _ = catalog.add_section(session, "sports", "Sports")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national", "sports"])
         if articles:
             for i, section in enumerate([national, national, sports]):
                 session.add(
@@ -53,7 +54,7 @@ def _site(
                     )
                 )
         for i in range(subscribers):
-            admin.subscribe(session, mailing_list, f"reader{i}@example.com", f"Reader {i}")
+            catalog.subscribe(session, mailing_list, f"reader{i}@example.com", f"Reader {i}")
         session.flush()
         edition, created = build_edition(session, settings, mailing_list, DAY)
         assert created
@@ -71,7 +72,7 @@ def test_building_twice_creates_one_edition_and_one_row_each(
     """A second build of the same list and day returns the first edition and adds no rows."""
     _, edition_id = _site(db, settings, subscribers=4)
     with db.session() as session:
-        mailing_list = admin.get_list(session, "daily")
+        mailing_list = catalog.get_list(session, "daily")
         again, created = build_edition(session, settings, mailing_list, DAY)
     assert (again.id, created) == (edition_id, False)
     assert _statuses(db, edition_id) == {"pending": 4}
@@ -81,7 +82,7 @@ def test_day_without_articles_is_recorded_empty(db: Database, settings: Settings
     """No articles that day: the edition is stored as empty and has no ledger rows."""
     _, edition_id = _site(db, settings, subscribers=3, articles=False)
     with db.session() as session:
-        mailing_list = admin.get_list(session, "daily")
+        mailing_list = catalog.get_list(session, "daily")
         edition, _ = build_edition(session, settings, mailing_list, DAY)
     assert edition.status == EditionStatus.EMPTY
     assert _statuses(db, edition_id) == {}
@@ -92,9 +93,9 @@ def test_only_confirmed_active_unsuppressed_subscribers_get_rows(
 ) -> None:
     """Pending, unsubscribed, bounced and suppressed addresses are left out of the ledger."""
     with db.session() as session:
-        admin.add_section(session, "national", "National")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
-        section = admin.get_section(session, "national")
+        catalog.add_section(session, "national", "National")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"])
+        section = catalog.get_section(session, "national")
         session.add(
             Article(
                 url="https://n.example/a",
@@ -105,7 +106,7 @@ def test_only_confirmed_active_unsuppressed_subscribers_get_rows(
             )
         )
         for i in range(5):
-            admin.subscribe(session, mailing_list, f"r{i}@example.com")
+            catalog.subscribe(session, mailing_list, f"r{i}@example.com")
         session.flush()
         subs = {s.email: s for s in session.scalars(select(Subscriber))}
         session.execute(
@@ -246,7 +247,8 @@ def test_sweep_requeues_only_work_nobody_holds(
 ) -> None:
     """The sweep queues expired leases at once, leaves a busy edition's pending rows alone,
     and queues every due row of an edition that stalled."""
-    from digest import runtime, tasks
+    from digest import runtime
+    from digest.worker import tasks
 
     _, edition_id = _site(db, settings, subscribers=5)
     queued: list[tuple[int, int | None]] = []
@@ -275,11 +277,12 @@ def test_scheduler_builds_each_list_once_at_its_send_time(
 ) -> None:
     """Beat's check builds nothing before the list's local send time, builds and queues the
     edition once after it, and firing again creates nothing new."""
-    from digest import runtime, tasks
+    from digest import runtime
+    from digest.worker import tasks
 
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        admin.add_list(session, "daily", "Daily", ["national"],
+        section, _ = catalog.add_section(session, "national", "National")
+        catalog.add_list(session, "daily", "Daily", ["national"],
                        timezone="Asia/Karachi", send_at="07:00")  # fmt: skip
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 1)))  # fmt: skip
@@ -298,15 +301,16 @@ def test_scheduler_skips_a_list_with_a_broken_template(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """One list's broken template stops that list's edition only: the next list is built."""
-    from digest import runtime, tasks
+    from digest import runtime
+    from digest.worker import tasks
 
     broken = tmp_path / "broken"
     (broken / "email").mkdir(parents=True)
     (broken / "email" / "digest.html").write_text("{% if %}")
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        admin.add_list(session, "aaa", "First", ["national"], template_dir=str(broken))
-        admin.add_list(session, "bbb", "Second", ["national"])
+        section, _ = catalog.add_section(session, "national", "National")
+        catalog.add_list(session, "aaa", "First", ["national"], template_dir=str(broken))
+        catalog.add_list(session, "bbb", "Second", ["national"])
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 9)))  # fmt: skip
     monkeypatch.setattr(runtime, "settings", lambda: settings)
@@ -314,7 +318,7 @@ def test_scheduler_skips_a_list_with_a_broken_template(
     started = tasks.send_due(db, dt.datetime(2026, 11, 24, 12, 0))
     with db.session() as session:
         built = session.scalars(select(Edition.list_id)).all()
-        second = admin.get_list(session, "bbb").id
+        second = catalog.get_list(session, "bbb").id
     assert built == [second] and len(started) == 1
 
 
@@ -324,13 +328,13 @@ def test_sent_digest_links_to_what_the_section_limit_left_out(
     """The "N more in Section" link counted at build time reaches the sent message too, not
     only the preview."""
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"], per_section=1)
+        section, _ = catalog.add_section(session, "national", "National")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"], per_section=1)
         for i in range(3):
             session.add(Article(url=f"https://n.example/{i}", section_id=section.id,
                                 headline=f"Story {i}", teaser="",
                                 published_at=dt.datetime(2026, 11, 24, 9 + i)))  # fmt: skip
-        admin.subscribe(session, mailing_list, "reader@example.com")
+        catalog.subscribe(session, mailing_list, "reader@example.com")
         session.flush()
         edition, _ = build_edition(session, settings, mailing_list, DAY)
         edition_id = edition.id

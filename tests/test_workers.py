@@ -23,12 +23,12 @@ import redis
 from celery import Celery
 from sqlalchemy import insert, select
 
-from digest import admin, ledger
-from digest.building import build_edition
-from digest.celery_app import make_celery
 from digest.config import Settings
-from digest.db import Database
-from digest.models import (
+from digest.edition import ledger
+from digest.edition.build import build_edition
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
     Article,
     Delivery,
     DeliveryStatus,
@@ -38,6 +38,7 @@ from digest.models import (
     SubscriptionStatus,
     Suppression,
 )
+from digest.worker.app import make_celery
 from tests.conftest import SmtpSink, postgres_schema
 
 DAY = dt.date(2026, 11, 24)
@@ -58,7 +59,7 @@ class Cluster:
     def start_worker(self, name: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "digest.celery_app", "worker",
+            [sys.executable, "-m", "celery", "-A", "digest.worker.app", "worker",
              "--pool", "solo", "-n", f"{name}@%h", "--loglevel", "INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -125,9 +126,9 @@ def cluster(
 def _site(db: Database, subscribers: int) -> int:
     """A list with two articles on DAY and ``subscribers`` confirmed subscribers; edition id."""
     with db.session() as session:
-        admin.add_section(session, "national", "National")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
-        section = admin.get_section(session, "national")
+        catalog.add_section(session, "national", "National")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"])
+        section = catalog.get_section(session, "national")
         for i in range(2):
             session.add(
                 Article(url=f"https://n.example/{i}", section_id=section.id, headline=f"Story {i}",
@@ -229,13 +230,13 @@ def test_same_send_triggered_twice_at_once_sends_once(
     """Two `digest send` for the same list and day at the same moment build one edition, and
     every subscriber gets one message."""
     with pg_db.session() as session:
-        admin.add_section(session, "national", "National")
-        mailing_list, _ = admin.add_list(session, "daily", "Daily", ["national"])
-        section = admin.get_section(session, "national")
+        catalog.add_section(session, "national", "National")
+        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"])
+        section = catalog.get_section(session, "national")
         session.add(Article(url="https://n.example/x", section_id=section.id, headline="Story",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 10)))  # fmt: skip
         for i in range(300):
-            admin.subscribe(session, mailing_list, f"s{i}@example.com")
+            catalog.subscribe(session, mailing_list, f"s{i}@example.com")
     command = [
         sys.executable,
         "-m",

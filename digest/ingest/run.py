@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.db import Database
 from digest.errors import FeedError, InputError
 from digest.ingest.fetch import FetchResult, any_address, fetch, public_only
 from digest.ingest.identity import guid_key
 from digest.ingest.parse import FeedItem, parse_feed
 from digest.ingest.text import one_line
-from digest.models import Article, Section, Source, utcnow
+from digest.store.db import Database
+from digest.store.models import Article, Section, Source, utcnow
 
 log = logging.getLogger(__name__)
 

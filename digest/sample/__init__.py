@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from digest.edition import zone
+from digest.edition.select import zone
 
 SAMPLE_DIR = Path(__file__).resolve().parent
 SITE_FILE = SAMPLE_DIR / "site.toml"

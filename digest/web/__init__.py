@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app
 
 from digest.config import Settings, load_settings
-from digest.db import Database
-from digest.sending import EditionMailer
-from digest.tokens import TokenSigner
+from digest.mail.tokens import TokenSigner
+from digest.send.batch import EditionMailer
+from digest.store.db import Database
 
 
 @dataclass

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
-from digest import admin, control, ledger, operations
-from digest.edition import zone
+from digest.edition import control, ledger
+from digest.edition.select import zone
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
-from digest.models import (
+from digest.service import catalog
+from digest.service import core as operations
+from digest.store.models import (
     Edition,
     MailingList,
     Section,
@@ -162,7 +164,7 @@ def sections_index() -> Response:
 def sections_create() -> tuple[Response, int]:
     data = _body()
     with context().db.session() as session:
-        section, created = admin.add_section(
+        section, created = catalog.add_section(
             session, _required(data, "slug"), _required(data, "name")
         )
         return jsonify(_section(section)), 201 if created else 200
@@ -201,7 +203,7 @@ def sources_create() -> tuple[Response, int]:
         raise InputError("url must be an http:// or https:// feed address")
     section_slug = _required(data, "section")
     with context().db.session() as session:
-        source, created = admin.add_source(session, url, section_slug, _text(data, "name"))
+        source, created = catalog.add_source(session, url, section_slug, _text(data, "name"))
         return jsonify(_source(source, section_slug)), 201 if created else 200
 
 
@@ -254,7 +256,7 @@ def lists_create() -> tuple[Response, int]:
     ):
         raise InputError("'per_section' must be a whole number")
     with context().db.session() as session:
-        mailing_list, created = admin.add_list(
+        mailing_list, created = catalog.add_list(
             session,
             _required(data, "slug"),
             _required(data, "name"),
@@ -307,7 +309,7 @@ def subscribers_index() -> Response:
     with context().db.session() as session:
         query = select(Subscriber).order_by(Subscriber.email)
         if slug := request.args.get("list"):
-            mailing_list = admin.get_list(session, slug)
+            mailing_list = catalog.get_list(session, slug)
             query = query.join(Subscription, Subscription.subscriber_id == Subscriber.id).where(
                 Subscription.list_id == mailing_list.id
             )
@@ -322,8 +324,8 @@ def subscribers_create() -> tuple[Response, int]:
     if timezone is not None:
         zone(timezone)
     with context().db.session() as session:
-        mailing_list = admin.get_list(session, _required(data, "list"))
-        subscriber, added = admin.subscribe(
+        mailing_list = catalog.get_list(session, _required(data, "list"))
+        subscriber, added = catalog.subscribe(
             session, mailing_list, _required(data, "email"), _text(data, "name") or "", source="api"
         )
         if timezone is not None:
@@ -366,15 +368,15 @@ def subscribers_import() -> Response:
     if not content.strip():
         raise InputError("no CSV given: send it as the body or as the form field 'file'")
     name = secure_filename(filename) or "upload.csv"
-    # admin.import_subscribers reads a file, with the CLI's exact checks and messages; the
+    # catalog.import_subscribers reads a file, with the CLI's exact checks and messages; the
     # upload is written to a private temporary folder so the API imports the same way.
     with tempfile.TemporaryDirectory(prefix="digest-import-") as folder:
         path = Path(folder) / name
         path.write_bytes(content)
         try:
             with context().db.session() as session:
-                mailing_list = admin.get_list(session, slug)
-                report = admin.import_subscribers(session, mailing_list, path)
+                mailing_list = catalog.get_list(session, slug)
+                report = catalog.import_subscribers(session, mailing_list, path)
         except InputError as exc:
             # Its message names the temporary file; the client knows it by its own name.
             raise InputError(str(exc).replace(str(path), name)) from exc
@@ -424,7 +426,7 @@ def editions_index() -> Response:
     with context().db.session() as session:
         query = select(Edition, MailingList.slug).join(MailingList)
         if slug := request.args.get("list"):
-            query = query.where(MailingList.id == admin.get_list(session, slug).id)
+            query = query.where(MailingList.id == catalog.get_list(session, slug).id)
         rows = session.execute(query.order_by(Edition.id.desc()).limit(limit).offset(offset))
         return jsonify([_edition(session, edition, slug) for edition, slug in rows])
 

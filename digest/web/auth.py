@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InputError, NotFoundError
 from digest.ingest.text import one_line
-from digest.models import ApiToken, utcnow
+from digest.store.models import ApiToken, utcnow
 
 #: Tokens start with this, so one pasted into the wrong place (a log, a chat) is recognisable.
 TOKEN_PREFIX = "dgt_"

@@ -30,10 +30,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from digest import control, ledger, operations
-from digest.edition import local_today
+from digest.edition import control, ledger
+from digest.edition.select import local_today
 from digest.errors import DigestError
-from digest.models import (
+from digest.service import core as operations
+from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
     Edition,
     EditionStatus,

@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
-from digest.db import Database
-from digest.models import Delivery, Edition, Source, utcnow
+from digest.store.db import Database
+from digest.store.models import Delivery, Edition, Source, utcnow
 from digest.web import context
 
 bp = Blueprint("metrics", __name__)

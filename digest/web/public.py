@@ -11,12 +11,14 @@ from flask import Blueprint, abort, make_response, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest import admin
-from digest.building import stored_draft
+from digest.edition.build import stored_draft
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
 from digest.ingest.text import one_line
-from digest.mail import simple_message
-from digest.models import (
+from digest.mail.mime import simple_message
+from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
+from digest.send.batch import mail_domain
+from digest.service import catalog
+from digest.store.models import (
     Edition,
     EditionStatus,
     MailingList,
@@ -26,8 +28,6 @@ from digest.models import (
     SubscriptionStatus,
     utcnow,
 )
-from digest.sending import mail_domain
-from digest.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
 from digest.transports import Envelope, Outcome, transport_for
 from digest.web import context
 
@@ -92,7 +92,7 @@ def subscribe(slug: str) -> tuple[str, int]:
         if request.form.get("website"):  # a field people never see: only bots fill it
             return _check_inbox()
         try:
-            address = admin.normalise_email(form["email"])
+            address = catalog.normalise_email(form["email"])
         except InputError as exc:
             return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
                          form=form, error=str(exc))  # fmt: skip
@@ -343,7 +343,7 @@ _PUBLISHED = (EditionStatus.READY, EditionStatus.DONE, EditionStatus.PAUSED)
 
 def _list_or_404(session: Session, slug: str) -> MailingList:
     try:
-        return admin.get_list(session, slug)
+        return catalog.get_list(session, slug)
     except NotFoundError:
         _stop("Not found", "There is no such list.", 404)
 

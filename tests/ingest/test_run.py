@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.admin import add_section, add_source
 from digest.config import Settings
-from digest.db import Database
 from digest.errors import InputError, NotFoundError
 from digest.ingest.run import backoff, ingest_all, ingest_source, parse_category_map
-from digest.models import Article, Section, Source
+from digest.service.catalog import add_section, add_source
+from digest.store.db import Database
+from digest.store.models import Article, Section, Source
 from tests.ingest.feedserver import feed_server
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "feeds"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest.admin import add_section, add_source
 from digest.config import Settings
-from digest.db import Database
 from digest.ingest.run import SourceReport, ingest_all, ingest_source
-from digest.models import Article, Section, Source
+from digest.service.catalog import add_section, add_source
+from digest.store.db import Database
+from digest.store.models import Article, Section, Source
 
 
 def _rss(*items: str) -> bytes:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digest.building import Draft, _draft
 from digest.config import Settings
-from digest.edition import ArticleView, SectionBlock, group_sections
-from digest.models import MailingList
-from digest.render import RenderedDigest
-from digest.sending import EditionMailer
+from digest.edition.build import Draft, _draft
+from digest.edition.select import ArticleView, SectionBlock, group_sections
+from digest.render.renderer import RenderedDigest
+from digest.send.batch import EditionMailer
+from digest.store.models import MailingList
 
 DAY = dt.date(2026, 11, 24)
 ORDER = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digest.edition import date_label, format_subject
+from digest.edition.select import date_label, format_subject
 from tests.render import cases, htmlcheck
 
 

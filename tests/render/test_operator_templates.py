@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from digest import admin
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
+from digest.edition.build import build_edition
 from digest.errors import InputError, TemplateError
-from digest.models import Article, Edition
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import Article, Edition
 from tests.conftest import SmtpSink
 from tests.render import cases
 from tests.test_cli import DAY, Operator, _set_up_town
@@ -74,9 +74,9 @@ def test_broken_template_stops_the_build_before_any_ledger_row(
     edition, so no subscriber row can fail on it."""
     folder = _folder(tmp_path, digest_html="{{ broken(\n")
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        lst, _ = admin.add_list(session, "daily", "Daily", ["national"], template_dir=str(folder))
-        admin.subscribe(session, lst, "reader@example.com", "Reader")
+        section, _ = catalog.add_section(session, "national", "National")
+        lst, _ = catalog.add_list(session, "daily", "Daily", ["national"], template_dir=str(folder))
+        catalog.subscribe(session, lst, "reader@example.com", "Reader")
         session.add(
             Article(
                 url="https://n.example/1",
@@ -98,14 +98,14 @@ def test_add_list_checks_language_subject_and_folder(db: Database, tmp_path: Pat
     """lists add refuses an unknown language, an unknown subject placeholder and a missing
     folder, and stores good values in canonical form."""
     with db.session() as session:
-        admin.add_section(session, "national", "National")
+        catalog.add_section(session, "national", "National")
         with pytest.raises(InputError, match="unknown language"):
-            admin.add_list(session, "a", "A", ["national"], language="klingon")
+            catalog.add_list(session, "a", "A", ["national"], language="klingon")
         with pytest.raises(InputError, match=r"\{top headlines\}"):
-            admin.add_list(session, "a", "A", ["national"], subject="{site} {top headlines}")
+            catalog.add_list(session, "a", "A", ["national"], subject="{site} {top headlines}")
         with pytest.raises(InputError, match="no such folder"):
-            admin.add_list(session, "a", "A", ["national"], template_dir=str(tmp_path / "x"))
-        lst, _ = admin.add_list(
+            catalog.add_list(session, "a", "A", ["national"], template_dir=str(tmp_path / "x"))
+        lst, _ = catalog.add_list(
             session,
             "a",
             "A",

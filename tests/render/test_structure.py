@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from digest.edition import group_sections
-from digest.render import HTML_BUDGET, TEXT_WIDTH
+from digest.edition.select import group_sections
+from digest.render.renderer import HTML_BUDGET, TEXT_WIDTH
 from tests.render import cases, htmlcheck
 
 ALL = sorted(cases.CASES)

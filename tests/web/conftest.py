@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from digest.config import Settings
-from digest.db import Database
-from digest.operations import BackgroundSends
+from digest.service.core import BackgroundSends
+from digest.store.db import Database
 from digest.web import context, create_app
 
 OPERATOR_PASSWORD = "correct horse battery staple"

@@ -17,12 +17,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from digest import admin
-from digest.building import build_edition
 from digest.cli import App
+from digest.cli.tokens import tokens
 from digest.config import Settings
-from digest.db import Database
-from digest.models import (
+from digest.edition.build import build_edition
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
     ApiToken,
     Article,
     Delivery,
@@ -37,7 +38,6 @@ from digest.models import (
 from digest.web import context, create_app
 from digest.web.api import OPENAPI
 from digest.web.auth import create_token, revoke_token
-from digest.web.cli import tokens
 from tests.conftest import SmtpSink
 from tests.web.conftest import wait_for_sends
 
@@ -50,10 +50,10 @@ def site(db: Database) -> None:
     """Two sections, a daily list carrying both with three readers, an empty weekly list,
     and one story per section on DAY."""
     with db.session() as session:
-        national, _ = admin.add_section(session, "national", "National")
-        sports, _ = admin.add_section(session, "sports", "Sports")
-        daily, _ = admin.add_list(session, "daily", "Daily", ["national", "sports"])
-        admin.add_list(session, "weekly", "Weekly", ["sports"])
+        national, _ = catalog.add_section(session, "national", "National")
+        sports, _ = catalog.add_section(session, "sports", "Sports")
+        daily, _ = catalog.add_list(session, "daily", "Daily", ["national", "sports"])
+        catalog.add_list(session, "weekly", "Weekly", ["sports"])
         for i, section in enumerate([national, sports]):
             session.add(
                 Article(
@@ -65,7 +65,7 @@ def site(db: Database) -> None:
                 )
             )
         for address in READERS:
-            admin.subscribe(session, daily, address)
+            catalog.subscribe(session, daily, address)
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def make_app(db: Database) -> Iterator[Callable[[Settings], Flask]]:
 def _edition(db: Database, settings: Settings, slug: str = "daily") -> int:
     """The list's edition of DAY, built (ledger written) but not sent."""
     with db.session() as session:
-        edition, _ = build_edition(session, settings, admin.get_list(session, slug), DAY)
+        edition, _ = build_edition(session, settings, catalog.get_list(session, slug), DAY)
         return edition.id
 
 
@@ -364,7 +364,8 @@ def test_csv_import_reports_bad_rows_by_line_and_imports_the_rest(
     assert "invalid email" in report["errors"][0]["reason"]
     with db.session() as session:
         emails = {
-            s.email for s, _ in admin.list_subscribers(session, admin.get_list(session, "daily"))
+            s.email
+            for s, _ in catalog.list_subscribers(session, catalog.get_list(session, "daily"))
         }
     assert {"new1@example.com", "new3@example.com"} <= emails
     assert "new2@example.com" not in emails

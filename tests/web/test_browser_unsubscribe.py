@@ -8,12 +8,12 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from digest import admin
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
-from digest.models import Article, SubscriptionStatus
-from digest.sending import EditionMailer, send_until_done
+from digest.edition.build import build_edition
+from digest.send.batch import EditionMailer, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import Article, SubscriptionStatus
 from digest.transports import OutboxTransport
 from digest.web import create_app
 from tests.web.browser import chromium_page, live_server, require_browser
@@ -26,11 +26,11 @@ def test_footer_link_of_a_sent_digest_unsubscribes_in_the_browser(
     subscription; opening the link alone does not."""
     require_browser()
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        daily, _ = admin.add_list(session, "daily", "Daily", ["national"])
+        section, _ = catalog.add_section(session, "national", "National")
+        daily, _ = catalog.add_list(session, "daily", "Daily", ["national"])
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="Story",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 9)))  # fmt: skip
-        subscriber, _ = admin.subscribe(session, daily, "ann@example.com", "Ann")
+        subscriber, _ = catalog.subscribe(session, daily, "ann@example.com", "Ann")
         subscriber_id = subscriber.id
 
     def app_for(base_url: str) -> object:
@@ -39,7 +39,7 @@ def test_footer_link_of_a_sent_digest_unsubscribes_in_the_browser(
     with live_server(app_for) as base_url, chromium_page() as page:
         site = settings.replace(base_url=base_url)
         with db.session() as session:
-            edition, _ = build_edition(session, site, admin.get_list(session, "daily"),
+            edition, _ = build_edition(session, site, catalog.get_list(session, "daily"),
                                        dt.date(2026, 11, 24))  # fmt: skip
             edition_id = edition.id
         send_until_done(db, EditionMailer(site), edition_id,
@@ -61,7 +61,7 @@ def test_footer_link_of_a_sent_digest_unsubscribes_in_the_browser(
 def _status(db: Database, subscriber_id: int) -> SubscriptionStatus:
     from sqlalchemy import select
 
-    from digest.models import Subscription
+    from digest.store.models import Subscription
 
     with db.session() as session:
         return session.scalars(

@@ -11,12 +11,20 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from digest import admin
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
-from digest.edition import local_today
-from digest.models import Article, Delivery, DeliveryStatus, Edition, EditionStatus, Source, utcnow
+from digest.edition.build import build_edition
+from digest.edition.select import local_today
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Source,
+    utcnow,
+)
 from digest.web import create_app
 from tests.web.browser import chromium_page, live_server, require_browser
 from tests.web.conftest import OPERATOR_PASSWORD, wait_for_sends
@@ -29,9 +37,9 @@ def site(db: Database) -> None:
     """A daily list (UTC) with two readers and a story published now, a weekly list with one
     pending sign-up, and a failing source."""
     with db.session() as session:
-        national, _ = admin.add_section(session, "national", "National")
-        daily, _ = admin.add_list(session, "daily", "Daily", ["national"])
-        weekly, _ = admin.add_list(session, "weekly", "Weekly", ["national"])
+        national, _ = catalog.add_section(session, "national", "National")
+        daily, _ = catalog.add_list(session, "daily", "Daily", ["national"])
+        weekly, _ = catalog.add_list(session, "weekly", "Weekly", ["national"])
         session.add(
             Article(
                 url="https://n.example/1",
@@ -42,7 +50,7 @@ def site(db: Database) -> None:
             )
         )
         for address in READERS:
-            admin.subscribe(session, daily, address)
+            catalog.subscribe(session, daily, address)
         session.add(
             Source(
                 url="https://n.example/feed",
@@ -53,11 +61,11 @@ def site(db: Database) -> None:
             )
         )
         session.flush()
-        admin.subscribe(session, weekly, "pending@example.com")
+        catalog.subscribe(session, weekly, "pending@example.com")
         session.execute(
-            update(admin.Subscription)
-            .where(admin.Subscription.list_id == weekly.id)
-            .values(status=admin.SubscriptionStatus.PENDING)
+            update(catalog.Subscription)
+            .where(catalog.Subscription.list_id == weekly.id)
+            .values(status=catalog.SubscriptionStatus.PENDING)
         )
 
 
@@ -84,7 +92,7 @@ def operator(client: FlaskClient, site: None) -> tuple[FlaskClient, str]:
 
 def _today_edition(db: Database, slug: str = "daily") -> Edition | None:
     with db.session() as session:
-        mailing_list = admin.get_list(session, slug)
+        mailing_list = catalog.get_list(session, slug)
         return session.scalars(
             select(Edition).where(
                 Edition.list_id == mailing_list.id,
@@ -102,7 +110,7 @@ def _statuses(db: Database, edition_id: int) -> list[DeliveryStatus]:
 
 def _build_today(db: Database, settings: Settings) -> int:
     with db.session() as session:
-        mailing_list = admin.get_list(session, "daily")
+        mailing_list = catalog.get_list(session, "daily")
         edition, _ = build_edition(
             session, settings, mailing_list, local_today(mailing_list.timezone)
         )

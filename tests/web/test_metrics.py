@@ -6,12 +6,12 @@ import datetime as dt
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from digest import admin
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
-from digest.models import Article
-from digest.sending import EditionMailer, send_until_done
+from digest.edition.build import build_edition
+from digest.send.batch import EditionMailer, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import Article
 from digest.transports import RecordingTransport
 from digest.web import create_app
 
@@ -20,12 +20,12 @@ def test_metrics_count_editions_messages_and_rate(db: Database, settings: Settin
     """After a send of three messages (one refused) /metrics shows them by outcome, the
     edition by status and a non-zero send rate, in Prometheus' text format."""
     with db.session() as session:
-        section, _ = admin.add_section(session, "national", "National")
-        daily, _ = admin.add_list(session, "daily", "Daily", ["national"])
+        section, _ = catalog.add_section(session, "national", "National")
+        daily, _ = catalog.add_list(session, "daily", "Daily", ["national"])
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 9)))  # fmt: skip
         for i in range(3):
-            admin.subscribe(session, daily, f"r{i}@example.com")
+            catalog.subscribe(session, daily, f"r{i}@example.com")
         session.flush()
         edition, _ = build_edition(session, settings, daily, dt.date(2026, 11, 24))
         edition_id = edition.id

@@ -15,19 +15,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from digest import admin
-from digest.building import build_edition
 from digest.config import Settings
-from digest.db import Database
-from digest.models import (
+from digest.edition.build import build_edition
+from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.send.batch import EditionMailer, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import (
     Article,
     Subscriber,
     SubscriberStatus,
     Subscription,
     SubscriptionStatus,
 )
-from digest.sending import EditionMailer, send_until_done
-from digest.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.transports import RecordingTransport
 from digest.web import create_app
 
@@ -38,15 +38,15 @@ DAY = dt.date(2026, 11, 24)
 def site(db: Database) -> None:
     """Two lists over two sections, one article each on DAY, and one confirmed reader."""
     with db.session() as session:
-        national, _ = admin.add_section(session, "national", "National")
-        sports, _ = admin.add_section(session, "sports", "Sports")
-        daily, _ = admin.add_list(session, "daily", "Daily", ["national", "sports"])
-        admin.add_list(session, "weekly", "Weekly", ["sports"])
+        national, _ = catalog.add_section(session, "national", "National")
+        sports, _ = catalog.add_section(session, "sports", "Sports")
+        daily, _ = catalog.add_list(session, "daily", "Daily", ["national", "sports"])
+        catalog.add_list(session, "weekly", "Weekly", ["sports"])
         for i, section in enumerate([national, sports]):
             session.add(Article(url=f"https://n.example/{i}", section_id=section.id,
                                 headline=f"{section.name} story", teaser="Teaser.",
                                 published_at=dt.datetime(2026, 11, 24, 9 + i)))  # fmt: skip
-        admin.subscribe(session, daily, "ann@example.com", "Ann")
+        catalog.subscribe(session, daily, "ann@example.com", "Ann")
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def client(app: Flask) -> FlaskClient:
 def _ids(db: Database, email: str) -> tuple[int, dict[str, int]]:
     with db.session() as session:
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-        lists = {lst.slug: lst.id for lst in session.scalars(select(admin.MailingList))}
+        lists = {lst.slug: lst.id for lst in session.scalars(select(catalog.MailingList))}
         return subscriber.id, lists
 
 
@@ -71,8 +71,8 @@ def _subscription(db: Database, email: str, slug: str) -> Subscription | None:
         return session.scalars(
             select(Subscription)
             .join(Subscriber)
-            .join(admin.MailingList)
-            .where(Subscriber.email == email, admin.MailingList.slug == slug)
+            .join(catalog.MailingList)
+            .where(Subscriber.email == email, catalog.MailingList.slug == slug)
         ).first()
 
 
@@ -204,7 +204,7 @@ def test_archive_shows_editions_without_personal_links(
 ) -> None:
     """A sent edition is listed in the archive and shown with the list's public links only."""
     with db.session() as session:
-        edition, _ = build_edition(session, settings, admin.get_list(session, "daily"), DAY)
+        edition, _ = build_edition(session, settings, catalog.get_list(session, "daily"), DAY)
         edition_id = edition.id
     transport = RecordingTransport()
     send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
@@ -223,7 +223,7 @@ def test_unsubscribe_header_of_a_sent_digest_works(
     """The https List-Unsubscribe URL of a real sent message, POSTed the way Gmail's button
     does, unsubscribes that reader."""
     with db.session() as session:
-        edition, _ = build_edition(session, settings, admin.get_list(session, "daily"), DAY)
+        edition, _ = build_edition(session, settings, catalog.get_list(session, "daily"), DAY)
         edition_id = edition.id
     transport = RecordingTransport()
     send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from digest.errors import DigestError, NotFoundError
-from digest.models import Delivery, DeliveryStatus, Edition, EditionStatus, utcnow
+from digest.store.models import Delivery, DeliveryStatus, Edition, EditionStatus, utcnow
 
 
 def _edition(session: Session, edition_id: int) -> Edition:

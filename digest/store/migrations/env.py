@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from digest.models import Base
+from digest.store.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

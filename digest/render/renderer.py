@@ -22,12 +22,12 @@ from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
-from digest.edition import SectionBlock, date_label
+from digest.edition.select import SectionBlock, date_label
 from digest.errors import TemplateError
 
 if TYPE_CHECKING:
-    from digest.building import Draft
     from digest.config import Settings
+    from digest.edition.build import Draft
 
 log = logging.getLogger(__name__)
 

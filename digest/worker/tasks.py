@@ -10,16 +10,18 @@ from celery import Task
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
-from digest import ledger, runtime
-from digest.building import build_edition
-from digest.celery_app import app
-from digest.db import Database
-from digest.edition import zone
+from digest import runtime
+from digest.edition import ledger
+from digest.edition.build import build_edition
+from digest.edition.select import zone
 from digest.errors import DigestError
 from digest.ingest import ingest_all as ingest_all_sources
 from digest.ingest import ingest_source as ingest_one_source
 from digest.ingest.run import due_source_ids
-from digest.models import (
+from digest.send.batch import is_sending
+from digest.send.batch import send_batch as send_one_batch
+from digest.store.db import Database
+from digest.store.models import (
     Delivery,
     DeliveryStatus,
     Edition,
@@ -27,9 +29,8 @@ from digest.models import (
     MailingList,
     utcnow,
 )
-from digest.sending import is_sending
-from digest.sending import send_batch as send_one_batch
 from digest.transports import transport_for
+from digest.worker.app import app
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ def _base_url(settings: Settings) -> Iterator[Check]:
 
 
 def _database(settings: Settings) -> Iterator[Check]:
-    from digest.db import Database
+    from digest.store.db import Database
 
     db = Database(settings.database_url)
     try:
@@ -156,7 +156,7 @@ def _dkim(settings: Settings) -> Iterator[Check]:
     if not settings.dkim_domain:
         yield Check("warn", "dkim", "not configured: receivers may not offer one-click unsubscribe")
         return
-    from digest.dkim import make_signer
+    from digest.mail.dkim import make_signer
 
     try:
         make_signer(settings)

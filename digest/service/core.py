@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from digest import admin
-from digest.building import Draft, build_edition, draft_edition, stored_draft
 from digest.config import Settings
-from digest.db import Database
-from digest.edition import local_today
+from digest.edition.build import Draft, build_edition, draft_edition, stored_draft
+from digest.edition.select import local_today
 from digest.errors import DigestError, InputError, NotFoundError
-from digest.mail import Recipient, random_message_id
-from digest.models import Edition, EditionStatus
+from digest.mail.mime import Recipient, random_message_id
 from digest.runtime import make_mailer
-from digest.sending import EditionMailer, mail_domain, send_until_done
+from digest.send.batch import EditionMailer, mail_domain, send_until_done
+from digest.service import catalog
+from digest.store.db import Database
+from digest.store.models import Edition, EditionStatus
 from digest.transports import Envelope, Outcome, SmtpTransport, transport_for
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def edition_draft(
     """What the list's edition of ``day`` (default: today in its zone) holds: the stored
     content if it was built, else a draft of what building it now would choose. Stores nothing."""
     with db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
+        mailing_list = catalog.get_list(session, list_slug)
         day = day or local_today(mailing_list.timezone)
         edition = session.scalars(
             select(Edition).where(Edition.list_id == mailing_list.id, Edition.edition_date == day)
@@ -88,7 +88,7 @@ def send_test_copy(settings: Settings, draft: Draft, to_address: str) -> tuple[s
 
     Returns (normalised address, the transport's detail: the outbox file, or the SMTP reply).
     """
-    address = admin.normalise_email(to_address)
+    address = catalog.normalise_email(to_address)
     if not draft.sections:
         raise DigestError(
             f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to send"
@@ -194,7 +194,7 @@ def continue_send(
     Returns (mode, batches queued).
     """
     if settings.uses_broker:
-        from digest.tasks import fan_out
+        from digest.worker.tasks import fan_out
 
         return "queued", fan_out(db, edition_id)
     background.start(db, settings, edition_id)
@@ -212,7 +212,7 @@ def start_send(
     send it to everyone who does not have it yet."""
     probe_smtp(settings)
     with db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
+        mailing_list = catalog.get_list(session, list_slug)
         day = day or local_today(mailing_list.timezone)
         edition, created = build_edition(session, settings, mailing_list, day)
         start = SendStart(edition.id, list_slug, day, edition.status, created)

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
-from digest.edition import (
+from digest.edition.ledger import create_ledger
+from digest.edition.select import (
     ArticleView,
     SectionBlock,
     date_label,
@@ -19,9 +20,8 @@ from digest.edition import (
     group_sections,
     preheader,
 )
-from digest.ledger import create_ledger
-from digest.models import Article, Edition, EditionStatus, ListSection, MailingList, Section
-from digest.render import Renderer, digest_context
+from digest.render.renderer import Renderer, digest_context
+from digest.store.models import Article, Edition, EditionStatus, ListSection, MailingList, Section
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
 

@@ -14,15 +14,18 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from digest import admin, control, ledger, operations
-from digest.building import Draft, build_edition
 from digest.config import Settings, load_settings
-from digest.db import Database
-from digest.edition import local_today, zone
+from digest.edition import control, ledger
+from digest.edition.build import Draft, build_edition
+from digest.edition.select import local_today, zone
 from digest.errors import DigestError, InputError
 from digest.ingest import SourceReport, ingest_all
 from digest.ingest.run import IDENTITIES, parse_category_map
-from digest.models import (
+from digest.send.batch import BatchReport, EditionMailer, send_until_done
+from digest.service import catalog
+from digest.service import core as operations
+from digest.store.db import Database
+from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
     Delivery,
     DeliveryStatus,
@@ -37,7 +40,6 @@ from digest.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.sending import BatchReport, EditionMailer, send_until_done
 from digest.transports import transport_for
 
 #: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
@@ -145,7 +147,7 @@ def sections() -> None:
 def sections_add(app: App, slug: str, name: str) -> None:
     """Add a section, or rename an existing one."""
     with app.db.session() as session:
-        section, created = admin.add_section(session, slug, name)
+        section, created = catalog.add_section(session, slug, name)
         click.echo(f"{'added' if created else 'updated'} section {section.slug}: {section.name}")
 
 
@@ -194,7 +196,7 @@ def sources_add(
 ) -> None:
     """Add an RSS, Atom or JSON feed by http(s):// or file:// URL or local path."""
     with app.db.session() as session:
-        source, created = admin.add_source(
+        source, created = catalog.add_source(
             session,
             url_or_path,
             section_slug,
@@ -273,7 +275,7 @@ def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) 
     """Add a list, or change an existing one."""
     slugs = [s.strip() for s in section_csv.split(",") if s.strip()]
     with app.db.session() as session:
-        mailing_list, created = admin.add_list(session, slug, name, slugs, **options)
+        mailing_list, created = catalog.add_list(session, slug, name, slugs, **options)
         extra = "".join(
             f", {label} {value}"
             for label, value in (
@@ -327,8 +329,8 @@ def subscribers() -> None:
 def subscribers_add(app: App, email: str, list_slug: str, name: str, timezone: str | None) -> None:
     """Subscribe EMAIL to a list (confirmed: you vouch for the consent)."""
     with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
-        subscriber, added = admin.subscribe(session, mailing_list, email, name, source="cli")
+        mailing_list = catalog.get_list(session, list_slug)
+        subscriber, added = catalog.subscribe(session, mailing_list, email, name, source="cli")
         if timezone is not None:
             zone(timezone)
             subscriber.timezone = timezone
@@ -347,8 +349,8 @@ def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:
     the exit status is 1 if any row was bad.
     """
     with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
-        report = admin.import_subscribers(session, mailing_list, csv_file)
+        mailing_list = catalog.get_list(session, list_slug)
+        report = catalog.import_subscribers(session, mailing_list, csv_file)
     for error in report.errors:
         click.echo(f"{csv_file}:{error.line}: {error.reason}", err=True)
     click.echo(
@@ -365,8 +367,8 @@ def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:
 def subscribers_list(app: App, list_slug: str) -> None:
     """Show a list's subscribers and their state."""
     with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
-        for subscriber, subscription in admin.list_subscribers(session, mailing_list):
+        mailing_list = catalog.get_list(session, list_slug)
+        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
             state = subscription.status.value
             if subscriber.status != SubscriberStatus.ACTIVE:
                 state = subscriber.status.value
@@ -387,8 +389,8 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
     writer = csv.writer(out)
     writer.writerow(["email", "name", "status", "subscribed_at"])
     with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
-        for subscriber, subscription in admin.list_subscribers(session, mailing_list):
+        mailing_list = catalog.get_list(session, list_slug)
+        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
             state = subscription.status.value
             if subscriber.status != SubscriberStatus.ACTIVE:
                 state = subscriber.status.value
@@ -532,7 +534,7 @@ def send_edition(app: App, list_slug: str, date: str | None) -> None:
     settings = app.settings
     operations.probe_smtp(settings)  # an unreachable server is reported before anything is built
     with app.db.session() as session:
-        mailing_list = admin.get_list(session, list_slug)
+        mailing_list = catalog.get_list(session, list_slug)
         day = parse_date(date) or local_today(mailing_list.timezone)
         edition, created = build_edition(session, settings, mailing_list, day)
         edition_id, status = edition.id, edition.status
@@ -549,7 +551,7 @@ def send_edition(app: App, list_slug: str, date: str | None) -> None:
         click.echo(f"edition {edition_id} is {status.value}: nothing to send")
         return
     if settings.uses_broker:
-        from digest.tasks import fan_out
+        from digest.worker.tasks import fan_out
 
         batches = fan_out(app.db, edition_id)
         click.echo(
@@ -733,7 +735,7 @@ def retry_failed(app: App, edition_id: int) -> None:
 def _continue(app: App, edition_id: int) -> None:
     """Hand the edition to the workers, or send it here on the embedded default."""
     if app.settings.uses_broker:
-        from digest.tasks import fan_out
+        from digest.worker.tasks import fan_out
 
         click.echo(f"queued {fan_out(app.db, edition_id)} batches")
         return
@@ -768,7 +770,7 @@ def _celery(ctx: click.Context, command: str) -> None:
         raise DigestError(
             f"`digest {command}` needs DIGEST_BROKER_URL (e.g. redis://localhost:6379/0)"
         )
-    from digest.celery_app import app as celery_app
+    from digest.worker.app import app as celery_app
 
     celery_app.start([command, "--loglevel", "INFO", *ctx.args])
 
@@ -797,7 +799,7 @@ def web(app: App, host: str, port: int, threads: int) -> None:
 def doctor(ctx: click.Context) -> None:
     """Check the settings and reach the database, the broker and the SMTP server (EHLO,
     STARTTLS, login): one line each; exit status 1 if anything needed does not work."""
-    from digest.doctor import report, run_checks
+    from digest.ops.doctor import report, run_checks
 
     if not report(run_checks(ctx.obj.config_file), click.echo):
         sys.exit(1)
@@ -812,12 +814,12 @@ def demo(app: App) -> None:
     """Run everything on the bundled sample site, on this machine, with no server:
     set up the database, add the sample sections, feeds, lists and subscribers,
     ingest, preview and send today's digests to the outbox folder."""
-    from digest.demo import run_demo
+    from digest.cli.demo import run_demo
 
     run_demo(app)
 
 
-from digest.web.cli import tokens  # noqa: E402 - registered here so `digest --help` lists it
+from digest.cli.tokens import tokens  # noqa: E402 - registered here so `digest --help` lists it
 
 cli.add_command(tokens)
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from digest.models import (
+from digest.store.models import (
     Delivery,
     DeliveryStatus,
     Edition,

@@ -14,12 +14,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.edition import SUBJECT_FIELDS, zone
+from digest.edition.select import SUBJECT_FIELDS, zone
 from digest.errors import CsvRowError, InputError, NotFoundError
 from digest.ingest.fetch import is_http_url, local_path
 from digest.ingest.run import IDENTITIES
 from digest.ingest.text import one_line
-from digest.models import (
+from digest.store.models import (
     ListSection,
     MailingList,
     Section,

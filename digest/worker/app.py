@@ -21,7 +21,7 @@ SWEEP_EVERY = 60.0
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("digest", include=["digest.tasks"])
+    app = Celery("digest", include=["digest.worker.tasks"])
     if settings.broker_url:
         app.conf.broker_url = settings.broker_url
         app.conf.task_always_eager = False

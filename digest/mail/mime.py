@@ -19,7 +19,7 @@ from email.header import Header
 from email.utils import formatdate
 from urllib.parse import quote
 
-from digest.render import PersonalTemplate, RenderedDigest
+from digest.render.renderer import PersonalTemplate, RenderedDigest
 
 CRLF = b"\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

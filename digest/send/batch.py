@@ -20,14 +20,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from digest import ledger
-from digest.building import Draft, stored_draft
 from digest.config import Settings
-from digest.db import Database
-from digest.edition import for_preferences
+from digest.edition import ledger
+from digest.edition.build import Draft, stored_draft
+from digest.edition.select import for_preferences
 from digest.errors import DigestError, TransportError
-from digest.mail import MessageTemplate, Recipient, format_address, message_id
-from digest.models import (
+from digest.mail.mime import MessageTemplate, Recipient, format_address, message_id
+from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.render.renderer import DigestContext, Renderer, digest_context
+from digest.send.ratelimit import NoLimit, RateLimiter
+from digest.store.db import Database
+from digest.store.models import (
     Delivery,
     DeliveryStatus,
     Edition,
@@ -40,9 +43,6 @@ from digest.models import (
     Suppression,
     utcnow,
 )
-from digest.ratelimit import NoLimit, RateLimiter
-from digest.render import DigestContext, Renderer, digest_context
-from digest.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from digest import admin, sample
+from digest import sample
 from digest.config import Settings
-from digest.db import Database
+from digest.service import catalog
+from digest.store.db import Database
 
 if TYPE_CHECKING:
     from digest.cli import App
@@ -39,10 +40,10 @@ def install_sample(db: Database, directory: Path) -> dict[str, Path]:
     feeds = sample.write_feeds(directory)
     with db.session() as session:
         for slug, name in site.sections:
-            admin.add_section(session, slug, name)
-            admin.add_source(session, str(feeds[slug]), slug, f"{site.name}: {name}")
+            catalog.add_section(session, slug, name)
+            catalog.add_source(session, str(feeds[slug]), slug, f"{site.name}: {name}")
         for spec in sample.LISTS:
-            mailing_list, _ = admin.add_list(
+            mailing_list, _ = catalog.add_list(
                 session,
                 spec["slug"],
                 spec["name"],
@@ -51,7 +52,7 @@ def install_sample(db: Database, directory: Path) -> dict[str, Path]:
                 send_at="07:00",
                 per_section=spec["per_section"],
             )
-            report = admin.import_subscribers(session, mailing_list, spec["csv"])
+            report = catalog.import_subscribers(session, mailing_list, spec["csv"])
             for error in report.errors:
                 click.echo(f"   {spec['csv'].name}:{error.line}: {error.reason}", err=True)
     return feeds
