@@ -28,7 +28,7 @@ from digest.edition.build import Draft
 from digest.edition.select import ArticleView, group_sections, preheader
 from digest.mail.mime import Recipient, message_id
 from digest.render.renderer import inline_css
-from digest.send.batch import EditionMailer
+from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
 
 SECTIONS = [

@@ -63,7 +63,8 @@ from digest.edition.build import build_edition, stored_draft
 from digest.edition.select import local_today
 from digest.ingest import ingest_all
 from digest.mail.mime import Recipient, message_id
-from digest.send.batch import EditionMailer, mail_domain, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer, mail_domain
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import (
@@ -477,15 +478,15 @@ def run_broker(
     env = broker_environment(settings, sink.url, workdir)
     # This process queues the tasks: its Celery app and runtime settings must see the broker.
     os.environ.update(env)
-    from digest import runtime
-    from digest.worker.tasks import fan_out
+    from digest.config import load_settings
+    from digest.service.core import Digest
 
-    runtime.reset()
+    core = Digest(load_settings(), db=db)
     workers = start_workers(env, workdir)
     try:
         wait_for_workers(time.monotonic() + 60)
         started = time.perf_counter()
-        fan_out(db, edition_id)
+        core.continue_send(edition_id)
         while open_rows(db, edition_id):
             if time.perf_counter() - started > BROKER_TIMEOUT:
                 raise BenchError("the broker send did not finish in time")

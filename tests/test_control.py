@@ -8,12 +8,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from digest.cli import progress_line
+from digest.cli.output import progress_line
 from digest.config import Settings
 from digest.edition import control, ledger
 from digest.edition.build import build_edition
 from digest.errors import DigestError
-from digest.send.batch import EditionMailer, send_batch, send_until_done
+from digest.send.batch import send_batch, send_until_done
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import Article, Delivery, Edition, EditionStatus, Subscriber, utcnow

@@ -13,7 +13,8 @@ from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.edition.select import local_today
 from digest.ingest import ingest_all
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.store.db import Database
 from digest.store.models import Article, Delivery, MailingList
 from digest.transports import transport_for

@@ -11,7 +11,7 @@ from digest.edition.build import Draft
 from digest.edition.select import ArticleView, SectionBlock
 from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
 from digest.render.renderer import PersonalTemplate, RenderedDigest
-from digest.send.batch import EditionMailer
+from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
 
 HOSTILE = "Breaking\r\nBcc: victim@example.com =?UTF-8?Q?=0A?=X-Injected: 1"

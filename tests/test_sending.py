@@ -13,8 +13,11 @@ from sqlalchemy import select, update
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import build_edition
-from digest.send.batch import EditionMailer, send_batch, send_until_done
+from digest.send.batch import send_batch, send_until_done
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
+from digest.service.core import Digest
+from digest.service.dispatch import RecordingDispatcher
 from digest.store.db import Database
 from digest.store.models import (
     Article,
@@ -247,29 +250,25 @@ def test_sweep_requeues_only_work_nobody_holds(
 ) -> None:
     """The sweep queues expired leases at once, leaves a busy edition's pending rows alone,
     and queues every due row of an edition that stalled."""
-    from digest import runtime
-    from digest.worker import tasks
-
     _, edition_id = _site(db, settings, subscribers=5)
-    queued: list[tuple[int, int | None]] = []
-    monkeypatch.setattr(runtime, "settings", lambda: settings.replace(stall_seconds=30))
-    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: queued.append((eid, rows)))
+    dispatcher = RecordingDispatcher()
+    core = Digest(settings.replace(stall_seconds=30), db=db, dispatcher=dispatcher)
     now = utcnow()
     with db.sessionmaker() as session:
         _, held = ledger.claim(session, edition_id, 2, dt.timedelta(seconds=60))
-    tasks.sweep_editions(db, now)
-    assert queued == []  # a live lease and a fresh claim: someone is on it
+    core.sweep(now)
+    assert dispatcher.sent == []  # a live lease and a fresh claim: someone is on it
     with db.session() as session:
         session.execute(
             update(Delivery)
             .where(Delivery.id == held[0])
             .values(lease_until=now - dt.timedelta(seconds=1))
         )
-    tasks.sweep_editions(db, now)
-    assert queued == [(edition_id, 1)]  # only the expired lease
-    queued.clear()
-    tasks.sweep_editions(db, now + dt.timedelta(seconds=120))
-    assert queued == [(edition_id, 5)]  # every lease ran out and nobody claims: stalled
+    core.sweep(now)
+    assert dispatcher.sent == [(edition_id, 1)]  # only the expired lease
+    dispatcher.sent.clear()
+    core.sweep(now + dt.timedelta(seconds=120))
+    assert dispatcher.sent == [(edition_id, 5)]  # every lease ran out and nobody claims: stalled
 
 
 def test_scheduler_builds_each_list_once_at_its_send_time(
@@ -277,33 +276,26 @@ def test_scheduler_builds_each_list_once_at_its_send_time(
 ) -> None:
     """Beat's check builds nothing before the list's local send time, builds and queues the
     edition once after it, and firing again creates nothing new."""
-    from digest import runtime
-    from digest.worker import tasks
-
     with db.session() as session:
         section, _ = catalog.add_section(session, "national", "National")
         catalog.add_list(session, "daily", "Daily", ["national"],
                        timezone="Asia/Karachi", send_at="07:00")  # fmt: skip
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 1)))  # fmt: skip
-    queued: list[int] = []
-    monkeypatch.setattr(runtime, "settings", lambda: settings)
-    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: queued.append(eid))
+    dispatcher = RecordingDispatcher()
+    core = Digest(settings, db=db, dispatcher=dispatcher)
     # 01:30 UTC is 06:30 in Karachi: too early.
-    assert tasks.send_due(db, dt.datetime(2026, 11, 24, 1, 30)) == []
-    started = tasks.send_due(db, dt.datetime(2026, 11, 24, 2, 5))
-    assert len(started) == 1 and queued == started
-    assert tasks.send_due(db, dt.datetime(2026, 11, 24, 2, 6)) == []
-    assert queued == started
+    assert core.send_due(dt.datetime(2026, 11, 24, 1, 30)) == []
+    started = core.send_due(dt.datetime(2026, 11, 24, 2, 5))
+    assert len(started) == 1 and [e for e, _ in dispatcher.sent] == started
+    assert core.send_due(dt.datetime(2026, 11, 24, 2, 6)) == []
+    assert [e for e, _ in dispatcher.sent] == started
 
 
 def test_scheduler_skips_a_list_with_a_broken_template(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """One list's broken template stops that list's edition only: the next list is built."""
-    from digest import runtime
-    from digest.worker import tasks
-
     broken = tmp_path / "broken"
     (broken / "email").mkdir(parents=True)
     (broken / "email" / "digest.html").write_text("{% if %}")
@@ -313,9 +305,8 @@ def test_scheduler_skips_a_list_with_a_broken_template(
         catalog.add_list(session, "bbb", "Second", ["national"])
         session.add(Article(url="https://n.example/a", section_id=section.id, headline="H",
                             teaser="", published_at=dt.datetime(2026, 11, 24, 9)))  # fmt: skip
-    monkeypatch.setattr(runtime, "settings", lambda: settings)
-    monkeypatch.setattr(tasks, "fan_out", lambda _db, eid, rows=None: 1)
-    started = tasks.send_due(db, dt.datetime(2026, 11, 24, 12, 0))
+    core = Digest(settings, db=db, dispatcher=RecordingDispatcher())
+    started = core.send_due(dt.datetime(2026, 11, 24, 12, 0))
     with db.session() as session:
         built = session.scalars(select(Edition.list_id)).all()
         second = catalog.get_list(session, "bbb").id

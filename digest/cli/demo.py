@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from digest import sample
+from digest.cli.context import App, pass_app
 from digest.config import Settings
 from digest.service import catalog
 from digest.store.db import Database
-
-if TYPE_CHECKING:
-    from digest.cli import App
 
 SAMPLE_SITE_DIR = Path("sample-site")
 DEFAULT_SITE_NAME = Settings.site_name
@@ -58,9 +55,17 @@ def install_sample(db: Database, directory: Path) -> dict[str, Path]:
     return feeds
 
 
+@click.command()
+@pass_app
+def demo(app: App) -> None:
+    """Run everything on the bundled sample site, on this machine, with no server:
+    set up the database, add the sample sections, feeds, lists and subscribers,
+    ingest, preview and send today's digests to the outbox folder."""
+    run_demo(app)
+
+
 def run_demo(app: App) -> None:
-    from digest.cli import print_ingest, send_edition, write_preview
-    from digest.ingest import ingest_all
+    from digest.cli.sending import print_ingest, send_edition, write_preview
 
     site = sample.load_site()
     app.settings = demo_settings(app.settings, site)
@@ -75,7 +80,7 @@ def run_demo(app: App) -> None:
     )
 
     click.echo("3. ingesting:")
-    print_ingest(ingest_all(db, app.settings))
+    print_ingest(app.core.ingest())
 
     click.echo("4. previews:")
     previews = []

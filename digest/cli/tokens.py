@@ -1,18 +1,12 @@
-"""``digest tokens``: bearer tokens for the operator API.
-
-The commands receive the CLI's ``App`` as the click context object rather than importing
-``digest.cli`` here, so that ``digest.cli`` can import this group at its top without a cycle.
-"""
+"""``digest tokens``: bearer tokens for the operator API."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from digest.cli import App
+from digest.cli.context import App
 
 
 def _when(value: dt.datetime | None) -> str:

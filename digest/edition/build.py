@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,7 +21,6 @@ from digest.edition.select import (
     group_sections,
     preheader,
 )
-from digest.render.renderer import Renderer, digest_context
 from digest.store.models import Article, Edition, EditionStatus, ListSection, MailingList, Section
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
@@ -98,15 +98,6 @@ def _draft(
     return Draft(mailing_list, day, sections, subject, preheader(sections, skip=top))
 
 
-def check_templates(settings: Settings, draft: Draft) -> None:
-    """Render the draft's templates (Jinja2 only, no inlining): a broken template, the
-    list's own or the default, raises TemplateError with file and line before any
-    edition is stored or any message sent."""
-    if draft.sections:
-        renderer = Renderer(settings.templates_dir).for_list(draft.mailing_list.template_dir)
-        renderer.check(digest_context(settings, draft))
-
-
 def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draft:
     """The draft an edition was built from, read back from the ids it stored.
 
@@ -131,23 +122,30 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
 
 
 def build_edition(
-    session: Session, settings: Settings, mailing_list: MailingList, day: dt.date
+    session: Session,
+    settings: Settings,
+    mailing_list: MailingList,
+    day: dt.date,
+    *,
+    check: Callable[[Draft], None] | None = None,
 ) -> tuple[Edition, bool]:
     """The (list, day) edition, built and its ledger written if it did not exist yet.
 
     Returns the edition and whether this call created it. Calling it twice,
     even at the same moment from two processes, creates one edition: the
     unique (list, date) constraint decides, and the loser reads the winner's.
+    ``check`` sees the draft first and may refuse it by raising (a broken template
+    is reported before anything is stored); an existing edition still to be sent
+    is checked again, since templates may have changed since its build.
     """
     existing = _find(session, mailing_list.id, day)
     if existing is not None:
-        if existing.status == EditionStatus.READY:
-            # Templates may have changed since the build: rows still to send would
-            # each fail on render, so say it once, now.
-            check_templates(settings, stored_draft(session, settings, existing))
+        if existing.status == EditionStatus.READY and check is not None:
+            check(stored_draft(session, settings, existing))
         return existing, False
     draft = draft_edition(session, settings, mailing_list, day)
-    check_templates(settings, draft)
+    if check is not None:
+        check(draft)
     edition = Edition(
         list_id=mailing_list.id,
         edition_date=day,

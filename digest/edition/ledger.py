@@ -249,16 +249,23 @@ def counts(session: Session, edition_id: int) -> dict[str, int]:
     return {status.value: int(found.get(status, 0)) for status in DeliveryStatus}
 
 
+def open_count(session: Session, edition_id: int) -> int:
+    """Rows of the edition still to be sent (pending, leased or deferred)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.edition_id == edition_id, Delivery.status.in_(OPEN_STATUSES))
+        )
+        or 0
+    )
+
+
 def finish_if_done(session: Session, edition: Edition) -> bool:
     """Mark the edition done when no row is open any more; returns whether it is done."""
     if edition.status == EditionStatus.DONE:
         return True
-    open_rows = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.edition_id == edition.id, Delivery.status.in_(OPEN_STATUSES))
-    )
-    if open_rows == 0 and edition.status == EditionStatus.READY:
+    if open_count(session, edition.id) == 0 and edition.status == EditionStatus.READY:
         edition.status = EditionStatus.DONE
         edition.completed_at = utcnow()
         session.commit()

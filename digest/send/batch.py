@@ -1,9 +1,7 @@
 """Sending an edition: claim a batch from the ledger, personalise, deliver, record each outcome.
 
-The costly work (Jinja2, premailer, header encoding) happens once per
-edition and section variant, cached per process; per recipient there is a
-token signature, a join of ready segments, quoted-printable encoding and the
-socket write.
+Per recipient there is only what ``EditionMailer`` does cheaply (a token, a join of ready
+segments, a signature) and the socket write; each outcome is committed as it happens.
 """
 
 from __future__ import annotations
@@ -11,11 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
@@ -23,19 +19,15 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import Draft, stored_draft
-from digest.edition.select import for_preferences
 from digest.errors import DigestError, TransportError
-from digest.mail.mime import MessageTemplate, Recipient, format_address, message_id
-from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
-from digest.render.renderer import DigestContext, Renderer, digest_context
-from digest.send.ratelimit import NoLimit, RateLimiter
+from digest.mail.mime import Recipient, message_id
+from digest.send.mailer import EditionMailer, mail_domain
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,
     DeliveryStatus,
     Edition,
     EditionStatus,
-    MailingList,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -46,9 +38,6 @@ from digest.store.models import (
 from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
-
-#: Edition variants kept rendered per process (each is about 100 KB).
-TEMPLATE_CACHE_SIZE = 64
 
 
 @dataclass
@@ -77,74 +66,28 @@ class _Row:
     reason_to_skip: str | None
 
 
-def mail_domain(settings: Settings, mailing_list: MailingList | None = None) -> str:
-    address = (mailing_list and mailing_list.from_address) or settings.from_address
-    return address.rpartition("@")[2] or "localhost"
+@dataclass
+class Batch:
+    """What every message of one claimed batch shares: the edition, its draft, the
+    transport and the lease, and the report the outcomes are counted in."""
 
+    session: Session
+    mailer: EditionMailer
+    edition: Edition
+    draft: Draft
+    transport: Transport
+    owner: str
+    #: The outbox folder's name for this send ("daily-2026-11-24").
+    label: str
+    #: The domain Message-IDs are made in.
+    domain: str
+    #: One Date header for the batch: formatting it per message costs more than it is worth.
+    date: str
+    report: BatchReport
 
-class EditionMailer:
-    """Builds each edition variant's message once and personalises it per recipient."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        renderer: Renderer | None = None,
-        signer: Callable[[bytes], bytes] | None = None,
-        rate_limiter: RateLimiter | None = None,
-    ) -> None:
-        self.settings = settings
-        self.renderer = renderer or Renderer(settings.templates_dir)
-        self.tokens = TokenSigner(settings.secret)
-        self.dkim_signer = signer
-        self.rate_limiter: RateLimiter = rate_limiter or NoLimit()
-        # Bounded: a worker lives for months, and yesterday's editions are not sent again.
-        self._templates: OrderedDict[tuple[int, tuple[str, ...]], MessageTemplate] = OrderedDict()
-
-    # -- once per edition variant -------------------------------------------------
-    def context(self, draft: Draft, links: dict[str, str] | None = None) -> DigestContext:
-        """The template context: the list's language and direction, placeholders for the
-        personal links, the archive page for "view in browser" and "N more in ..."."""
-        return digest_context(self.settings, draft, links)
-
-    def template_for(
-        self, edition_id: int, draft: Draft, wanted: list[str] | None
-    ) -> MessageTemplate:
-        sections = for_preferences(draft.sections, wanted)
-        key = (edition_id, tuple(s.slug for s in sections))
-        template = self._templates.get(key)
-        if template is None:
-            variant = Draft(draft.mailing_list, draft.day, sections, draft.subject, draft.preheader)
-            template = self.message_template(variant)
-            self._templates[key] = template
-            if len(self._templates) > TEMPLATE_CACHE_SIZE:
-                self._templates.popitem(last=False)
-        else:
-            self._templates.move_to_end(key)
-        return template
-
-    def message_template(self, draft: Draft) -> MessageTemplate:
-        lst = draft.mailing_list
-        domain = mail_domain(self.settings, lst)
-        host = urlsplit(self.settings.base_url).hostname or domain
-        return MessageTemplate(
-            from_name=lst.from_name or self.settings.site_name,
-            from_address=lst.from_address or self.settings.from_address,
-            subject=draft.subject,
-            list_id=format_address(lst.name, f"{lst.slug}.{host}"),
-            # The list's own template folder, if it names one, in front of the default.
-            rendered=self.renderer.for_list(lst.template_dir).render_digest(self.context(draft)),
-            unsubscribe_mailto=self.settings.unsubscribe_mailto or f"unsubscribe@{domain}",
-            signer=self.dkim_signer,
-        )
-
-    # -- once per recipient ---------------------------------------------------------
-    def personal_links(self, subscriber_id: int, list_id: int) -> dict[str, str]:
-        base = self.settings.base_url.rstrip("/")
-        return {
-            "unsubscribe": f"{base}/unsubscribe/"
-            + self.tokens.sign(UNSUBSCRIBE, subscriber_id, list_id),
-            "preferences": f"{base}/preferences/" + self.tokens.sign(PREFERENCES, subscriber_id),
-        }
+    @property
+    def settings(self) -> Settings:
+        return self.mailer.settings
 
 
 def send_batch(
@@ -159,7 +102,8 @@ def send_batch(
 
     Returns what happened; ``claimed == 0`` means nothing is due (done, paused,
     or waiting for deferred retries). A transport failure stops the batch and
-    gives its unsent rows back to the ledger.
+    gives its unsent rows back to the ledger; so does any other crash inside
+    the batch, which is then raised.
     """
     settings = mailer.settings
     report = BatchReport()
@@ -179,35 +123,28 @@ def send_batch(
         if not ids:
             ledger.finish_if_done(session, edition)
             return report
-        draft = stored_draft(session, settings, edition)
-        rows = _load_rows(session, edition, ids)
-        label = f"{draft.mailing_list.slug}-{edition.edition_date.isoformat()}"
-        domain = mail_domain(settings, draft.mailing_list)
-        date = formatdate(usegmt=True)
         remaining = list(ids)
-        streaks = _Streaks(edition.transport_error_streak, edition.refusal_streak)
         try:
-            for row in rows:
-                outcome = _send_one(
-                    session, mailer, edition, draft, row, transport, label, domain, date, report
-                )
-                remaining.remove(row.delivery_id)
-                reason = streaks.after(session, edition, outcome, settings)
-                if reason:
-                    _pause(session, edition_id, reason)
-                    report.error = reason
-                    break
-        except TransportError as exc:
-            report.error = str(exc)
-            log.warning(
-                "edition %s: batch stopped: %s",
-                edition_id,
-                exc,
-                extra={"edition_id": edition_id, "batch_id": owner},
+            draft = stored_draft(session, settings, edition)
+            batch = Batch(
+                session=session,
+                mailer=mailer,
+                edition=edition,
+                draft=draft,
+                transport=transport,
+                owner=owner,
+                label=f"{draft.mailing_list.slug}-{edition.edition_date.isoformat()}",
+                domain=mail_domain(settings, draft.mailing_list),
+                date=formatdate(usegmt=True),
+                report=report,
             )
-            reason = streaks.after_transport_error(session, edition, str(exc), settings)
-            if reason:
-                _pause(session, edition_id, reason)
+            _send_rows(batch, _load_rows(session, edition, ids), remaining)
+        except BaseException:
+            # Whatever broke (a bug, a lost database, a signal), the rows this batch did not
+            # finish go back to the ledger now rather than when the lease runs out.
+            session.rollback()
+            ledger.release(session, owner, remaining)
+            raise
         ledger.release(session, owner, remaining)
         ledger.finish_if_done(session, edition)
         log.info(
@@ -224,26 +161,43 @@ def send_batch(
     return report
 
 
-def _send_one(
-    session: Session,
-    mailer: EditionMailer,
-    edition: Edition,
-    draft: Draft,
-    row: _Row,
-    transport: Transport,
-    label: str,
-    domain: str,
-    date: str,
-    report: BatchReport,
-) -> Outcome | None:
+def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
+    """Send each row in turn, taking it off ``remaining`` once its outcome is recorded."""
+    edition_id, settings = batch.edition.id, batch.settings
+    streaks = _Streaks(batch.edition.transport_error_streak, batch.edition.refusal_streak)
+    try:
+        for row in rows:
+            outcome = _send_one(batch, row)
+            remaining.remove(row.delivery_id)
+            reason = streaks.after(batch.session, batch.edition, outcome, settings)
+            if reason:
+                _pause(batch.session, edition_id, reason)
+                batch.report.error = reason
+                return
+    except TransportError as exc:
+        batch.report.error = str(exc)
+        log.warning(
+            "edition %s: batch stopped: %s",
+            edition_id,
+            exc,
+            extra={"edition_id": edition_id, "batch_id": batch.owner},
+        )
+        reason = streaks.after_transport_error(batch.session, batch.edition, str(exc), settings)
+        if reason:
+            _pause(batch.session, edition_id, reason)
+
+
+def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
+    session, report, mailer = batch.session, batch.report, batch.mailer
     if row.reason_to_skip:
         ledger.record(session, row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
         report.skipped += 1
         return None
-    msg_id = message_id(edition.id, row.delivery_id, domain)
+    edition = batch.edition
+    msg_id = message_id(edition.id, row.delivery_id, batch.domain)
     try:
-        template = mailer.template_for(edition.id, draft, row.sections)
+        template = mailer.template_for(edition.id, batch.draft, row.sections)
         message = template.build(
             Recipient(
                 row.email,
@@ -251,20 +205,22 @@ def _send_one(
                 mailer.personal_links(row.subscriber_id, edition.list_id),
                 msg_id,
             ),
-            date,
+            batch.date,
         )
     except DigestError as exc:
         ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=str(exc))
         report.failed += 1
         return None
     mailer.rate_limiter.wait(row.email.rpartition("@")[2])
-    result = transport.send(Envelope(template.from_address, row.email, label), message)
+    result = batch.transport.send(
+        Envelope(mailer.return_path(template, row.delivery_id), row.email, batch.label), message
+    )
     if result.outcome == Outcome.SENT:
         ledger.record(session, row.delivery_id, DeliveryStatus.SENT, message_id=msg_id)
         report.sent += 1
     elif result.outcome == Outcome.DEFERRED:
         attempts = _attempts(session, row.delivery_id) + 1
-        if attempts >= mailer.settings.max_attempts:
+        if attempts >= batch.settings.max_attempts:
             ledger.record(
                 session,
                 row.delivery_id,
@@ -273,7 +229,7 @@ def _send_one(
             )
             report.failed += 1
         else:
-            retry_at = utcnow() + ledger.retry_delay(attempts, mailer.settings.retry_base_seconds)
+            retry_at = utcnow() + ledger.retry_delay(attempts, batch.settings.retry_base_seconds)
             ledger.record(
                 session,
                 row.delivery_id,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis
+from digest.config import Settings
+
+if TYPE_CHECKING:
+    import redis
 
 # Returns 0 when the message may go now (and books it), else milliseconds to wait.
 _GCRA = """
@@ -88,3 +91,18 @@ class RedisRateLimiter:
                 if wait_ms <= 0:
                     break
                 time.sleep(wait_ms / 1000.0)
+
+
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """Redis-backed (shared by all workers) on a Redis broker, the local clock otherwise."""
+    if not (settings.rate_limit or settings.rate_limit_per_domain):
+        return NoLimit()
+    if settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        return RedisRateLimiter(
+            redis.Redis.from_url(settings.broker_url),
+            settings.rate_limit,
+            settings.rate_limit_per_domain,
+        )
+    return LocalRateLimiter(settings.rate_limit, settings.rate_limit_per_domain)

@@ -1,32 +1,52 @@
-"""Operator actions shared by the web API and the dashboard: preview, test copy, starting and
-continuing a send. Plain functions over settings and a database, so neither web module has to
-reach into the CLI (which prints as it goes) to do the same work."""
+"""The one core under every face: the CLI, the web pages, the API, the dashboard and the
+Celery tasks all ask a ``Digest`` to preview, test-send, start, continue, pause, resume,
+cancel and retry. It is built once from ``Settings`` and holds the database, the mailer
+(with its DKIM signer and rate limiter), the transport factory and the dispatcher, so every
+face sends the same message, signed and throttled the same way.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from digest.config import Settings
+from digest.edition import control, ledger
 from digest.edition.build import Draft, build_edition, draft_edition, stored_draft
 from digest.edition.select import local_today
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.mail.mime import Recipient, random_message_id
-from digest.runtime import make_mailer
-from digest.send.batch import EditionMailer, mail_domain, send_until_done
+from digest.send import schedule
+from digest.send.batch import BatchReport, is_sending, send_batch, send_until_done
+from digest.send.mailer import EditionMailer, mail_domain, make_mailer
 from digest.service import catalog
+from digest.service.dispatch import (
+    BackgroundDispatcher,
+    CeleryDispatcher,
+    Dispatched,
+    Dispatcher,
+    InProcessDispatcher,
+    OnBatch,
+)
 from digest.store.db import Database
-from digest.store.models import Edition, EditionStatus
-from digest.transports import Envelope, Outcome, SmtpTransport, transport_for
+from digest.store.models import Edition, EditionStatus, MailingList, utcnow
+from digest.transports import Envelope, Outcome, SmtpTransport, Transport, transport_for
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from digest.ingest import SourceReport
 
 log = logging.getLogger(__name__)
 
-#: Transport failures a background send retries (after 2, 4, 8 s), as the CLI's in-process send.
-BACKGROUND_RETRIES = 3
+#: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
+IN_PROCESS_RETRIES = 3
 
 
 def parse_day(value: str | None) -> dt.date | None:
@@ -49,63 +69,6 @@ def sample_links(settings: Settings) -> dict[str, str]:
     }
 
 
-def edition_draft(
-    db: Database, settings: Settings, list_slug: str, day: dt.date | None
-) -> tuple[Draft, Edition | None]:
-    """What the list's edition of ``day`` (default: today in its zone) holds: the stored
-    content if it was built, else a draft of what building it now would choose. Stores nothing."""
-    with db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        day = day or local_today(mailing_list.timezone)
-        edition = session.scalars(
-            select(Edition).where(Edition.list_id == mailing_list.id, Edition.edition_date == day)
-        ).first()
-        if edition is not None:
-            return stored_draft(session, settings, edition), edition
-        return draft_edition(session, settings, mailing_list, day), None
-
-
-def preview_html(settings: Settings, draft: Draft) -> str:
-    """The digest's HTML as a subscriber would see it, with sample personal links."""
-    if not draft.sections:
-        raise DigestError(
-            f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to preview"
-        )
-    template = EditionMailer(settings).message_template(draft)
-    return template.html.fill(sample_links(settings))
-
-
-def edition_as_draft(db: Database, settings: Settings, edition_id: int) -> Draft:
-    with db.session() as session:
-        edition = session.get(Edition, edition_id)
-        if edition is None:
-            raise NotFoundError("edition", edition_id)
-        return stored_draft(session, settings, edition)
-
-
-def send_test_copy(settings: Settings, draft: Draft, to_address: str) -> tuple[str, str]:
-    """Send one copy of the digest to ``to_address`` without touching the ledger.
-
-    Returns (normalised address, the transport's detail: the outbox file, or the SMTP reply).
-    """
-    address = catalog.normalise_email(to_address)
-    if not draft.sections:
-        raise DigestError(
-            f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to send"
-        )
-    template = make_mailer(settings).message_template(draft)
-    domain = mail_domain(settings, draft.mailing_list)
-    message = template.build(
-        Recipient(address, "", sample_links(settings), random_message_id(domain))
-    )
-    label = f"{draft.mailing_list.slug}-{draft.day.isoformat()}-test"
-    with transport_for(settings) as transport:
-        result = transport.send(Envelope(template.from_address, address, label), message)
-    if result.outcome != Outcome.SENT:
-        raise DigestError(f"test copy to {address} refused: {result.code} {result.detail}")
-    return address, result.detail
-
-
 @dataclass
 class SendStart:
     """What starting a send did: the edition, and whether anything will go out."""
@@ -115,107 +78,295 @@ class SendStart:
     day: dt.date
     status: EditionStatus
     created: bool
-    #: "queued" (batches for the workers), "background" (a thread here), or "nothing".
-    mode: str = "nothing"
-    batches: int = 0
+    #: How the rows were handed on; None when the edition had nothing to send.
+    dispatched: Dispatched | None = None
 
     @property
     def sending(self) -> bool:
-        return self.mode != "nothing"
+        return self.dispatched is not None
+
+    @property
+    def mode(self) -> str:
+        return self.dispatched.mode if self.dispatched else "nothing"
+
+    @property
+    def batches(self) -> int:
+        return self.dispatched.batches if self.dispatched else 0
 
 
-@dataclass
-class BackgroundSends:
-    """In-process sends started from the web app, one thread per edition at most.
+class Digest:
+    """Settings in, every operator action out. Parts are made on first use, so a command
+    that needs no database or mailer does not pay for one."""
 
-    A second thread on the same edition would be harmless (the ledger hands each row to one
-    claimer) but pointless. Kept per app so tests can wait for the sends they started.
-    """
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        mailer: EditionMailer | None = None,
+        transport_factory: Callable[[], Transport] | None = None,
+        dispatcher: Dispatcher | None = None,
+        background: bool = False,
+        celery_app: Celery | None = None,
+    ) -> None:
+        self.settings = settings
+        self._db = db
+        self._mailer = mailer
+        self._transport_factory = transport_factory
+        self._dispatcher = dispatcher
+        self._background = background
+        self._celery_app = celery_app
 
-    threads: dict[int, threading.Thread] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # -- parts ------------------------------------------------------------------------
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database.from_settings(self.settings)
+        return self._db
 
-    def start(self, db: Database, settings: Settings, edition_id: int) -> None:
-        with self.lock:
-            running = self.threads.get(edition_id)
-            if running is not None and running.is_alive():
-                return
-            thread = threading.Thread(
-                target=_send_in_background,
-                args=(db, settings, edition_id),
-                name=f"digest-send-{edition_id}",
-                daemon=True,
+    def require_schema(self) -> Database:
+        """The database, once it is known to be at the current schema."""
+        if not self.db.is_current():
+            raise DigestError(
+                f"the database at {self.settings.database_url} is not set up or is out of "
+                "date: run `digest init`"
             )
-            self.threads[edition_id] = thread
-            thread.start()
+        return self.db
 
-    def wait(self, timeout: float = 60.0) -> bool:
-        """Join every send started so far; returns whether all of them finished."""
-        with self.lock:
-            threads = list(self.threads.values())
-        for thread in threads:
-            thread.join(timeout)
-        return not any(t.is_alive() for t in threads)
+    @property
+    def mailer(self) -> EditionMailer:
+        # One per process: its cache of rendered edition variants is what keeps
+        # Jinja2 and premailer off the per-recipient path.
+        if self._mailer is None:
+            self._mailer = make_mailer(self.settings)
+        return self._mailer
 
+    def transport(self) -> Transport:
+        """A new connection to the mail server (or the outbox folder)."""
+        if self._transport_factory is not None:
+            return self._transport_factory()
+        return transport_for(self.settings)
 
-def _send_in_background(db: Database, settings: Settings, edition_id: int) -> None:
-    try:
-        report = send_until_done(
-            db,
-            make_mailer(settings),
-            edition_id,
-            lambda: transport_for(settings),
-            retries=BACKGROUND_RETRIES,
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            self._dispatcher = self._make_dispatcher()
+        return self._dispatcher
+
+    def _make_dispatcher(self) -> Dispatcher:
+        if self.settings.uses_broker:
+            return CeleryDispatcher(
+                self.celery_app, self.db, self.settings.batch_size, self.settings.queue
+            )
+        if self._background:
+            return BackgroundDispatcher(self.send_all, self.ingest_source)
+        return InProcessDispatcher(self.send_all, self.ingest_source)
+
+    @cached_property
+    def celery_app(self) -> Celery:
+        if self._celery_app is not None:
+            return self._celery_app
+        from digest.service.queue import make_celery
+
+        return make_celery(self.settings)
+
+    # -- reading ------------------------------------------------------------------------
+    def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, Edition | None]:
+        """What the list's edition of ``day`` (default: today in its zone) holds: the stored
+        content if it was built, else a draft of what building it now would choose."""
+        with self.db.session() as session:
+            mailing_list = catalog.get_list(session, list_slug)
+            day = day or local_today(mailing_list.timezone)
+            edition = session.scalars(
+                select(Edition).where(
+                    Edition.list_id == mailing_list.id, Edition.edition_date == day
+                )
+            ).first()
+            if edition is not None:
+                return stored_draft(session, self.settings, edition), edition
+            return draft_edition(session, self.settings, mailing_list, day), None
+
+    def edition_draft(self, edition_id: int) -> Draft:
+        with self.db.session() as session:
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                raise NotFoundError("edition", edition_id)
+            return stored_draft(session, self.settings, edition)
+
+    def preview_html(self, draft: Draft) -> str:
+        """The digest's HTML as a subscriber would see it, with sample personal links."""
+        if not draft.sections:
+            raise DigestError(
+                f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to preview"
+            )
+        template = self.mailer.message_template(draft)
+        return template.html.fill(sample_links(self.settings))
+
+    # -- sending ------------------------------------------------------------------------
+    def send_test(self, draft: Draft, to_address: str) -> tuple[str, str]:
+        """One copy of the digest to ``to_address``, signed and throttled like every other
+        message, without touching the ledger.
+
+        Returns (normalised address, the transport's detail: the outbox file or the reply).
+        """
+        address = catalog.normalise_email(to_address)
+        if not draft.sections:
+            raise DigestError(
+                f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to send"
+            )
+        template = self.mailer.message_template(draft)
+        domain = mail_domain(self.settings, draft.mailing_list)
+        message = template.build(
+            Recipient(address, "", sample_links(self.settings), random_message_id(domain))
         )
-    except Exception:
-        # Nobody waits on this thread: the log is the only place a crash can be seen. The
-        # rows it did not reach stay in the ledger, and the next send finishes them.
-        log.exception("background send of edition %s stopped", edition_id)
-        return
-    if report.error:
-        log.warning("background send of edition %s stopped: %s", edition_id, report.error)
+        label = f"{draft.mailing_list.slug}-{draft.day.isoformat()}-test"
+        self.mailer.rate_limiter.wait(address.rpartition("@")[2])
+        with self.transport() as transport:
+            result = transport.send(Envelope(template.from_address, address, label), message)
+        if result.outcome != Outcome.SENT:
+            raise DigestError(f"test copy to {address} refused: {result.code} {result.detail}")
+        return address, result.detail
 
+    def start(
+        self, list_slug: str, day: dt.date | None = None, on_batch: OnBatch | None = None
+    ) -> SendStart:
+        """Build the list's edition of ``day`` (once: a second call finds the first one's) and
+        send it to everyone who does not have it yet."""
+        self.check_ready()
+        with self.db.session() as session:
+            mailing_list = catalog.get_list(session, list_slug)
+            day = day or local_today(mailing_list.timezone)
+            edition, created = build_edition(
+                session, self.settings, mailing_list, day, check=self.mailer.check
+            )
+            start = SendStart(edition.id, list_slug, day, edition.status, created)
+        if start.status == EditionStatus.READY:
+            start.dispatched = self.continue_send(start.edition_id, on_batch=on_batch)
+        return start
 
-def probe_smtp(settings: Settings) -> None:
-    """Connect to the SMTP server once, so an unreachable one is reported before anything is
-    built rather than discovered by a thread nobody watches."""
-    if not settings.smtp_url or settings.uses_broker:
-        return
-    with transport_for(settings) as probe:
-        if isinstance(probe, SmtpTransport):
-            probe.connect()
+    def check_ready(self) -> None:
+        """Say now, in one line, if sending cannot start (the broker or the SMTP server is
+        down), rather than after an edition is built and left unsent."""
+        self.dispatcher.check()
+        if self.settings.smtp_url and not self.settings.uses_broker:
+            with self.transport() as probe:
+                if isinstance(probe, SmtpTransport):
+                    probe.connect()
 
+    def continue_send(
+        self, edition_id: int, rows: int | None = None, on_batch: OnBatch | None = None
+    ) -> Dispatched:
+        """Hand a sending edition's due rows on, to be sent as the settings say."""
+        return self.dispatcher.send(edition_id, rows, on_batch)
 
-def continue_send(
-    db: Database, settings: Settings, edition_id: int, background: BackgroundSends
-) -> tuple[str, int]:
-    """Hand a sending edition's open rows to the workers, or to a thread of this process.
+    def send_all(self, edition_id: int, on_batch: OnBatch | None = None) -> BatchReport:
+        """Send batch after batch in this process until nothing is due."""
+        return send_until_done(
+            self.db,
+            self.mailer,
+            edition_id,
+            self.transport,
+            on_batch,
+            retries=IN_PROCESS_RETRIES,
+        )
 
-    Returns (mode, batches queued).
-    """
-    if settings.uses_broker:
-        from digest.worker.tasks import fan_out
+    def send_batch(self, edition_id: int) -> BatchReport:
+        """One batch over one connection (what a worker's task does)."""
+        with self.transport() as transport:
+            return send_batch(self.db, self.mailer, edition_id, transport)
 
-        return "queued", fan_out(db, edition_id)
-    background.start(db, settings, edition_id)
-    return "background", 0
+    def is_sending(self, edition_id: int) -> bool:
+        return is_sending(self.db, edition_id)
 
+    # -- the operator's hold on a send ----------------------------------------------------
+    def pause(self, edition_id: int) -> Edition:
+        with self.db.session() as session:
+            return control.pause(session, edition_id)
 
-def start_send(
-    db: Database,
-    settings: Settings,
-    list_slug: str,
-    day: dt.date | None,
-    background: BackgroundSends,
-) -> SendStart:
-    """Build the list's edition of ``day`` (once: a second call finds the first one's) and
-    send it to everyone who does not have it yet."""
-    probe_smtp(settings)
-    with db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        day = day or local_today(mailing_list.timezone)
-        edition, created = build_edition(session, settings, mailing_list, day)
-        start = SendStart(edition.id, list_slug, day, edition.status, created)
-    if start.status == EditionStatus.READY:
-        start.mode, start.batches = continue_send(db, settings, start.edition_id, background)
-    return start
+    def resume(self, edition_id: int, on_batch: OnBatch | None = None) -> Dispatched:
+        """Let a paused edition send again, from where it stopped."""
+        with self.db.session() as session:
+            control.resume(session, edition_id)
+        return self.continue_send(edition_id, on_batch=on_batch)
+
+    def cancel(self, edition_id: int) -> int:
+        """Stop an edition for good; returns how many unsent rows were skipped."""
+        with self.db.session() as session:
+            _, skipped = control.cancel(session, edition_id)
+        return skipped
+
+    def retry_failed(
+        self, edition_id: int, on_batch: OnBatch | None = None
+    ) -> tuple[int, Dispatched | None]:
+        """Queue the failed rows again, and only them; returns (rows, how they went on)."""
+        with self.db.session() as session:
+            _, count = control.retry_failed(session, edition_id)
+        if not count:
+            return 0, None
+        return count, self.continue_send(edition_id, on_batch=on_batch)
+
+    def counts(self, edition_id: int) -> dict[str, int]:
+        with self.db.session() as session:
+            return ledger.counts(session, edition_id)
+
+    # -- the schedule ---------------------------------------------------------------------
+    def send_due(self, now: dt.datetime | None = None) -> list[int]:
+        """Build and dispatch today's edition of every list whose send time has passed in its
+        zone; returns the editions started.
+
+        Idempotent: the edition of (list, date) is built once, and its rows are dispatched
+        only by the call that built it (the sweep restarts anything stalled).
+        """
+        started = []
+        for list_id, day in schedule.due_lists(self.db, now or utcnow()):
+            try:
+                with self.db.session() as session:
+                    mailing_list = session.get_one(MailingList, list_id)
+                    edition, created = build_edition(
+                        session, self.settings, mailing_list, day, check=self.mailer.check
+                    )
+                    edition_id, ready = edition.id, edition.status == EditionStatus.READY
+            except DigestError as exc:
+                # A broken template (or the like) stops this list's edition, not the others';
+                # the check runs again next minute, so the fix is picked up without a restart.
+                log.error(
+                    "list %s: edition not built: %s", list_id, exc, extra={"list_id": list_id}
+                )
+                continue
+            if created and ready:
+                self.continue_send(edition_id)
+                started.append(edition_id)
+        return started
+
+    def sweep(self, now: dt.datetime | None = None) -> dict[int, int]:
+        """Dispatch the due rows nobody is working on; returns {edition id: batches}."""
+        stalled = schedule.stalled_rows(self.db, self.settings.stall_seconds, now or utcnow())
+        return {
+            edition_id: self.continue_send(edition_id, rows).batches
+            for edition_id, rows in stalled.items()
+        }
+
+    # -- gathering ------------------------------------------------------------------------
+    def ingest(self, *, force: bool = False) -> list[SourceReport]:
+        """Fetch every due source (all of them with ``force``) here and store new articles."""
+        from digest.ingest import ingest_all
+
+        return ingest_all(self.db, self.settings, force=force)
+
+    def ingest_due(self, now: dt.datetime | None = None) -> None:
+        """Hand every due source on (queued on a broker, fetched here otherwise)."""
+        from digest.ingest.run import due_source_ids
+
+        if not self.settings.uses_broker:
+            self.ingest()
+            return
+        with self.db.session() as session:
+            # Sources backing off after errors are not queued until their next try.
+            ids = due_source_ids(session, now or utcnow())
+        self.dispatcher.ingest(ids)
+
+    def ingest_source(self, source_id: int) -> SourceReport:
+        from digest.ingest import ingest_source
+
+        # force=False: a source that failed since it was queued waits for its next try.
+        return ingest_source(self.db, self.settings, source_id, force=False)

@@ -15,27 +15,45 @@ from flask import Flask, Response, current_app
 
 from digest.config import Settings, load_settings
 from digest.mail.tokens import TokenSigner
-from digest.send.batch import EditionMailer
+from digest.send.mailer import EditionMailer
+from digest.service.core import Digest
 from digest.store.db import Database
 
 
 @dataclass
 class WebContext:
-    settings: Settings
-    db: Database
+    #: The core every page, API call and dashboard button goes through.
+    core: Digest
     tokens: TokenSigner
-    #: Renders archive pages; its cache keeps each edition's rendering for later visitors.
-    archive: EditionMailer
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def db(self) -> Database:
+        return self.core.db
+
+    @property
+    def archive(self) -> EditionMailer:
+        """Renders archive pages; its cache keeps each edition's rendering for later visitors."""
+        return self.core.mailer
 
 
 def context() -> WebContext:
-    """The running app's settings, database and token signer."""
+    """The running app's core and token signer."""
     found: WebContext = current_app.extensions["digest"]
     return found
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
+def create_app(settings: Settings | None = None, *, core: Digest | None = None) -> Flask:
+    """A new app over ``core`` (default: one made from ``settings``). Without a broker, sends
+    started here run in a thread of this process, so a request never waits for a send."""
+    if core is None:
+        core = Digest(settings or load_settings(), background=True)
+    elif not core.settings.uses_broker:
+        core = Digest(core.settings, db=core.db, background=True)
+    settings = core.settings
     app = Flask(
         __name__,
         template_folder=settings.templates_dir,
@@ -48,12 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
-    app.extensions["digest"] = WebContext(
-        settings,
-        Database.from_settings(settings),
-        TokenSigner(settings.secret),
-        EditionMailer(settings),
-    )
+    app.extensions["digest"] = WebContext(core, TokenSigner(settings.secret))
 
     from digest.web import metrics, public
 

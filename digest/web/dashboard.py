@@ -18,7 +18,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -30,10 +29,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from digest.edition import control, ledger
+from digest.edition import ledger
 from digest.edition.select import local_today
-from digest.errors import DigestError
-from digest.service import core as operations
+from digest.errors import DigestError, NotFoundError
 from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
     Edition,
@@ -231,12 +229,12 @@ def preview(slug: str) -> tuple[str, int, dict[str, str]]:
     overview's sandboxed iframe."""
     ctx = context()
     try:
-        draft, _ = operations.edition_draft(ctx.db, ctx.settings, slug, None)
-        html = operations.preview_html(ctx.settings, draft)
+        draft, _ = ctx.core.draft(slug, None)
+        html = ctx.core.preview_html(draft)
         status = 200
     except DigestError as exc:
         html = _render("preview-empty.html", message=str(exc))[0]
-        status = 404 if "unknown list" in str(exc) else 200
+        status = 404 if isinstance(exc, NotFoundError) else 200
     return html, status, {"Content-Security-Policy": PREVIEW_CSP}
 
 
@@ -247,18 +245,11 @@ def _done() -> BaseResponse:
     return redirect(url_for("dashboard.overview"), 303)
 
 
-def _background() -> operations.BackgroundSends:
-    sends: operations.BackgroundSends = current_app.extensions.setdefault(
-        "digest_background_sends", operations.BackgroundSends()
-    )
-    return sends
-
-
 @bp.post("/lists/<slug>/send")
 def send(slug: str) -> BaseResponse:
     ctx = context()
     try:
-        start = operations.start_send(ctx.db, ctx.settings, slug, None, _background())
+        start = ctx.core.start(slug)
     except DigestError as exc:
         flash(f"Not sent: {exc}", "error")
         return _done()
@@ -276,28 +267,30 @@ def send(slug: str) -> BaseResponse:
 @bp.post("/editions/<int:edition_id>/<action>")
 def edition_action(edition_id: int, action: str) -> BaseResponse:
     ctx = context()
-    again = action == "resume"  # resuming or requeueing hands rows back to a sender
+    core = ctx.core
+    if action not in ("pause", "resume", "cancel", "retry-failed"):
+        abort(404)
     try:
-        with ctx.db.session() as session:
-            if action == "pause":
-                control.pause(session, edition_id)
-                message = f"Edition {edition_id} paused."
-            elif action == "resume":
-                control.resume(session, edition_id)
-                message = f"Edition {edition_id} resumed."
-            elif action == "cancel":
-                _, skipped = control.cancel(session, edition_id)
-                message = f"Edition {edition_id} cancelled; {skipped} unsent recipients skipped."
-            elif action == "retry-failed":
-                _, count = control.retry_failed(session, edition_id)
-                message = f"Edition {edition_id}: {count} failed recipients queued again."
-                again = count > 0
-            else:
-                abort(404)
-        if again:
-            operations.continue_send(ctx.db, ctx.settings, edition_id, _background())
+        if action == "pause":
+            core.pause(edition_id)
+            message = f"Edition {edition_id} paused."
+        elif action == "resume":
+            core.resume(edition_id)
+            message = f"Edition {edition_id} resumed."
+        elif action == "cancel":
+            skipped = core.cancel(edition_id)
+            message = (
+                f"Edition {edition_id} cancelled; {_plural(skipped, 'unsent recipient')} skipped."
+            )
+        else:
+            count, _ = core.retry_failed(edition_id)
+            message = f"Edition {edition_id}: {_plural(count, 'failed recipient')} queued again."
     except DigestError as exc:
         flash(f"Edition {edition_id}: {exc}", "error")
         return _done()
     flash(message, "ok")
     return _done()
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,53 +1,33 @@
-"""The Celery app. With no broker configured, tasks run in the calling process.
+"""The workers' Celery app: the service's app (broker, queue, beat schedule from the same
+settings) with the task module added.
 
-Start workers with ``digest worker`` or ``celery -A digest.celery_app worker``,
-and the schedule with ``digest beat`` or ``celery -A digest.celery_app beat``.
+Start workers with ``digest worker`` (or ``celery -A digest.worker.app worker``) and the
+schedule with ``digest beat``. ``digest --config FILE worker`` passes FILE on as
+``DIGEST_CONFIG``, so the workers' settings are the file's.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from celery import Celery
 from celery.signals import setup_logging
 
 from digest.config import Settings, load_settings
 from digest.logs import configure_logging
-
-#: Seconds between the schedule's checks. Each is idempotent: firing twice creates nothing.
-INGEST_EVERY = 600.0
-SEND_CHECK_EVERY = 60.0
-SWEEP_EVERY = 60.0
+from digest.service.core import Digest
+from digest.service.queue import make_celery
 
 
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("digest", include=["digest.worker.tasks"])
-    if settings.broker_url:
-        app.conf.broker_url = settings.broker_url
-        app.conf.task_always_eager = False
-    else:
-        # The embedded default: .delay() runs the task at once, here.
-        app.conf.broker_url = "memory://"
-        app.conf.task_always_eager = True
-        app.conf.task_eager_propagates = True
-    app.conf.update(
-        task_default_queue=settings.queue,
-        task_ignore_result=True,
-        # Tasks are idempotent (the ledger decides), so a task lost with its
-        # worker may safely run again: acknowledge only once it has finished.
-        task_acks_late=True,
-        worker_prefetch_multiplier=1,
-        # Longer than any batch takes; never schedule ETA tasks beyond it.
-        broker_transport_options={"visibility_timeout": 3600},
-        broker_connection_retry_on_startup=True,
-        timezone="UTC",
-        beat_schedule={
-            "ingest": {"task": "digest.tasks.ingest_all", "schedule": INGEST_EVERY},
-            "send-due-lists": {"task": "digest.tasks.send_due_lists", "schedule": SEND_CHECK_EVERY},
-            "sweep": {"task": "digest.tasks.sweep", "schedule": SWEEP_EVERY},
-        },
-    )
-    return app
+@cache
+def settings() -> Settings:
+    return load_settings()
+
+
+@cache
+def core() -> Digest:
+    """The process's one core: its mailer's cache of rendered editions is kept between tasks."""
+    return Digest(settings(), celery_app=app)
 
 
 @setup_logging.connect
@@ -56,4 +36,10 @@ def _digest_logging(**_kwargs: Any) -> None:
     configure_logging(load_settings(ensure_secret=False))
 
 
-app = make_celery(load_settings(ensure_secret=False))
+def reset() -> None:
+    """Forget the cached settings and core (tests that change the environment call this)."""
+    settings.cache_clear()
+    core.cache_clear()
+
+
+app = make_celery(load_settings(ensure_secret=False), include=["digest.worker.tasks"])

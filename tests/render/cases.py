@@ -8,7 +8,7 @@ from digest.config import Settings
 from digest.edition.build import Draft, _draft
 from digest.edition.select import ArticleView, SectionBlock, group_sections
 from digest.render.renderer import RenderedDigest
-from digest.send.batch import EditionMailer
+from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
 
 DAY = dt.date(2026, 11, 24)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from digest.config import Settings
-from digest.edition.build import build_edition
 from digest.errors import InputError, TemplateError
 from digest.service import catalog
+from digest.service.core import Digest
 from digest.store.db import Database
 from digest.store.models import Article, Edition
 from tests.conftest import SmtpSink
@@ -87,10 +87,9 @@ def test_broken_template_stops_the_build_before_any_ledger_row(
                 published_at=dt.datetime(2026, 11, 24, 9),
             )
         )
-        session.flush()
-        with pytest.raises(TemplateError, match=r"digest\.html:1"):
-            build_edition(session, settings, lst, dt.date(2026, 11, 24))
-        session.rollback()
+    with pytest.raises(TemplateError, match=r"digest\.html:1"):
+        Digest(settings, db=db).start("daily", dt.date(2026, 11, 24))
+    with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Edition)) == 0
 
 

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from digest.config import Settings
-from digest.service.core import BackgroundSends
+from digest.service.dispatch import BackgroundDispatcher
 from digest.store.db import Database
 from digest.web import context, create_app
 
@@ -41,6 +41,7 @@ def client(app: Flask) -> FlaskClient:
 def wait_for_sends(flask_app: Flask, timeout: float = 60.0) -> None:
     """Join the background sends the app started, so a test sees their outcome (and the
     database is not dropped under a running thread)."""
-    sends = flask_app.extensions.get("digest_background_sends")
-    if isinstance(sends, BackgroundSends):
-        assert sends.wait(timeout), "a background send did not finish in time"
+    with flask_app.app_context():
+        dispatcher = context().core.dispatcher
+    if isinstance(dispatcher, BackgroundDispatcher):
+        assert dispatcher.wait(timeout), "a background send did not finish in time"

@@ -36,7 +36,7 @@ from digest.store.models import (
     SubscriptionStatus,
 )
 from digest.web import context, create_app
-from digest.web.api import OPENAPI
+from digest.web.api.openapi import OPENAPI
 from digest.web.auth import create_token, revoke_token
 from tests.conftest import SmtpSink
 from tests.web.conftest import wait_for_sends

@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from digest.config import Settings
 from digest.edition.build import build_edition
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import Article

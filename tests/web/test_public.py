@@ -18,7 +18,8 @@ from sqlalchemy import select
 from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import (

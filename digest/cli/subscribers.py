@@ -1,0 +1,107 @@
+"""``digest subscribers``: adding, importing, listing and exporting the people on a list."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.cli.context import App, pass_app
+from digest.edition.select import zone
+from digest.service import catalog
+from digest.store.models import SubscriberStatus
+
+
+@click.group()
+def subscribers() -> None:
+    """The people who get a list's digest."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--list", "list_slug", required=True, help="The list to subscribe to.")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option(
+    "--timezone",
+    help="The subscriber's own IANA time zone: their copy goes out at the list's send time there.",
+)
+@pass_app
+def subscribers_add(app: App, email: str, list_slug: str, name: str, timezone: str | None) -> None:
+    """Subscribe EMAIL to a list (confirmed: you vouch for the consent)."""
+    with app.db.session() as session:
+        mailing_list = catalog.get_list(session, list_slug)
+        subscriber, added = catalog.subscribe(session, mailing_list, email, name, source="cli")
+        if timezone is not None:
+            zone(timezone)
+            subscriber.timezone = timezone
+        state = "subscribed" if added else "already subscribed"
+        click.echo(f"{subscriber.email} {state} to {list_slug}")
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--list", "list_slug", required=True, help="The list to subscribe them to.")
+@pass_app
+def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:
+    """Import subscribers from a CSV file with columns email,name.
+
+    Bad rows are reported with their line numbers and the rest are imported;
+    the exit status is 1 if any row was bad.
+    """
+    with app.db.session() as session:
+        mailing_list = catalog.get_list(session, list_slug)
+        report = catalog.import_subscribers(session, mailing_list, csv_file)
+    for error in report.errors:
+        click.echo(f"{csv_file}:{error.line}: {error.reason}", err=True)
+    click.echo(
+        f"imported {report.added} new, {report.already} already subscribed, "
+        f"{len(report.errors)} rejected"
+    )
+    if report.errors:
+        sys.exit(1)
+
+
+@subscribers.command("list")
+@click.option("--list", "list_slug", required=True, help="The list to show.")
+@pass_app
+def subscribers_list(app: App, list_slug: str) -> None:
+    """Show a list's subscribers and their state."""
+    with app.db.session() as session:
+        mailing_list = catalog.get_list(session, list_slug)
+        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
+            state = subscription.status.value
+            if subscriber.status != SubscriberStatus.ACTIVE:
+                state = subscriber.status.value
+            click.echo(f"{subscriber.email:<40} {state:<13} {subscriber.name}")
+
+
+@subscribers.command("export")
+@click.option("--list", "list_slug", required=True, help="The list to export.")
+@click.option(
+    "--out",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File to write (default: standard output).",
+)
+@pass_app
+def subscribers_export(app: App, list_slug: str, out: Any) -> None:
+    """Write a list's subscribers as CSV (email,name,status,subscribed_at)."""
+    writer = csv.writer(out)
+    writer.writerow(["email", "name", "status", "subscribed_at"])
+    with app.db.session() as session:
+        mailing_list = catalog.get_list(session, list_slug)
+        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
+            state = subscription.status.value
+            if subscriber.status != SubscriberStatus.ACTIVE:
+                state = subscriber.status.value
+            writer.writerow(
+                [
+                    subscriber.email,
+                    subscriber.name,
+                    state,
+                    subscription.created_at.isoformat(timespec="seconds"),
+                ]
+            )

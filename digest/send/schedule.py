@@ -1,0 +1,72 @@
+"""When to send: which lists are due now, and which sending editions nobody is working on.
+
+Plain queries; the service acts on their answers (builds, dispatches), so the Celery
+beat tasks stay one-line shims and the same logic is callable from tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from digest.edition import ledger
+from digest.edition.select import zone
+from digest.store.db import Database
+from digest.store.models import Delivery, DeliveryStatus, Edition, EditionStatus, MailingList
+
+
+def due_lists(db: Database, now: dt.datetime) -> list[tuple[int, dt.date]]:
+    """(list id, local date) of every list whose send time has passed today in its zone."""
+    with db.session() as session:
+        lists = session.execute(
+            select(MailingList.id, MailingList.timezone, MailingList.send_at)
+        ).all()
+    due = []
+    for list_id, tz_name, send_at in lists:
+        local_now = now.replace(tzinfo=dt.UTC).astimezone(zone(tz_name))
+        if local_now.strftime("%H:%M") >= send_at:
+            due.append((list_id, local_now.date()))
+    return due
+
+
+def stalled_rows(db: Database, stall_seconds: float, now: dt.datetime) -> dict[int, int]:
+    """{edition id: due rows} of sending editions with due rows nobody is working on.
+
+    Counted: rows whose lease ran out (their worker died), deferred rows and rows
+    held for a subscriber's time zone whose time has come, and every due row of
+    a stalled edition: one where no worker holds a lease and no batch has
+    claimed anything for ``stall_seconds`` (its tasks were lost, a batch gave
+    rows back, or it was resumed). Pending rows of a busy edition are left to
+    the batches already queued for it.
+    """
+    quiet_since = now - dt.timedelta(seconds=stall_seconds)
+    held = aliased(Delivery)
+    live_lease = (
+        select(held.id)
+        .where(
+            held.edition_id == Edition.id,
+            held.status == DeliveryStatus.LEASED,
+            held.lease_until >= now,
+        )
+        .exists()
+    )
+    stalled = and_(
+        ~live_lease,
+        or_(Edition.last_claim_at.is_(None), Edition.last_claim_at < quiet_since),
+    )
+    orphaned = or_(
+        Delivery.status == DeliveryStatus.LEASED,
+        Delivery.status == DeliveryStatus.DEFERRED,
+        Delivery.next_attempt_at.is_not(None),
+    )
+    with db.session() as session:
+        counts = session.execute(
+            select(Delivery.edition_id, func.count())
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .where(Edition.status == EditionStatus.READY, ledger.due_condition(now))
+            .where(or_(stalled, orphaned))
+            .group_by(Delivery.edition_id)
+        ).all()
+    return {edition_id: int(count) for edition_id, count in counts}

@@ -1,0 +1,162 @@
+"""The API's editions: listing, progress, preview, send, test copy, pause, resume, cancel,
+retry-failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.edition import ledger
+from digest.errors import InputError, NotFoundError
+from digest.service import catalog
+from digest.service.core import parse_day
+from digest.service.dispatch import Dispatched
+from digest.store.models import (
+    Edition,
+    MailingList,
+)
+from digest.web import context
+from digest.web.api import (
+    bp,
+    json_body,
+    page_args,
+    required_field,
+    text_field,
+    utc_iso,
+)
+
+# -- editions ----------------------------------------------------------------------------------
+
+
+def _edition(session: Session, edition: Edition, slug: str) -> dict[str, Any]:
+    counts = ledger.counts(session, edition.id)
+    total = sum(counts.values())
+    open_rows = sum(counts[s.value] for s in ledger.OPEN_STATUSES)
+    return {
+        "id": edition.id,
+        "list": slug,
+        "date": edition.edition_date.isoformat(),
+        "status": edition.status.value,
+        "reason": edition.status_reason,
+        "subject": edition.subject,
+        "created_at": utc_iso(edition.created_at),
+        "completed_at": utc_iso(edition.completed_at),
+        "counts": counts,
+        "total": total,
+        "done": total - open_rows,
+    }
+
+
+def _edition_by_id(session: Session, edition_id: int) -> dict[str, Any]:
+    row = session.execute(
+        select(Edition, MailingList.slug).join(MailingList).where(Edition.id == edition_id)
+    ).first()
+    if row is None:
+        raise NotFoundError("edition", edition_id)
+    return _edition(session, row[0], row[1])
+
+
+@bp.get("/editions")
+def editions_index() -> Response:
+    limit, offset = page_args()
+    with context().db.session() as session:
+        query = select(Edition, MailingList.slug).join(MailingList)
+        if slug := request.args.get("list"):
+            query = query.where(MailingList.id == catalog.get_list(session, slug).id)
+        rows = session.execute(query.order_by(Edition.id.desc()).limit(limit).offset(offset))
+        return jsonify([_edition(session, edition, slug) for edition, slug in rows])
+
+
+@bp.get("/editions/<int:edition_id>")
+def editions_show(edition_id: int) -> Response:
+    with context().db.session() as session:
+        return jsonify(_edition_by_id(session, edition_id))
+
+
+@bp.get("/editions/preview")
+def editions_preview() -> Response:
+    """The HTML of a list's edition of a day (stored if built, else what building would choose),
+    with sample links in place of anyone's personal ones."""
+    slug = request.args.get("list")
+    if not slug:
+        raise InputError("'list' is required (?list=SLUG)")
+    core = context().core
+    draft, _ = core.draft(slug, parse_day(request.args.get("date")))
+    response = Response(core.preview_html(draft), mimetype="text/html")
+    # Email HTML runs no scripts of ours; a sandbox keeps it from acting as this site if
+    # someone opens the URL directly.
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+        "frame-ancestors 'self'"
+    )
+    return response
+
+
+def _sending(dispatched: Dispatched | None) -> dict[str, Any]:
+    """How the rows went on: "queued" (batches for the workers), "background" (a thread of
+    the web process), "in-process", or "nothing"."""
+    if dispatched is None:
+        return {"sending": "nothing", "batches": 0}
+    return {"sending": dispatched.mode, "batches": dispatched.batches}
+
+
+@bp.post("/editions/send")
+def editions_send() -> tuple[Response, int]:
+    """Build the list's edition and send it to everyone who does not have it yet: 202 while it
+    goes out (to the workers, or a thread here); a second call sends nobody twice."""
+    data = json_body()
+    ctx = context()
+    start = ctx.core.start(required_field(data, "list"), parse_day(text_field(data, "date")))
+    with ctx.db.session() as session:
+        edition = _edition_by_id(session, start.edition_id)
+    edition.update(created=start.created, **_sending(start.dispatched))
+    return jsonify(edition), 202 if start.sending else 200
+
+
+@bp.post("/editions/<int:edition_id>/test")
+def editions_test(edition_id: int) -> Response:
+    data = json_body()
+    core = context().core
+    draft = core.edition_draft(edition_id)
+    address, detail = core.send_test(draft, required_field(data, "to"))
+    return jsonify({"sent_to": address, "detail": detail})
+
+
+@bp.post("/editions/<int:edition_id>/pause")
+def editions_pause(edition_id: int) -> Response:
+    ctx = context()
+    ctx.core.pause(edition_id)
+    with ctx.db.session() as session:
+        return jsonify(_edition_by_id(session, edition_id))
+
+
+@bp.post("/editions/<int:edition_id>/cancel")
+def editions_cancel(edition_id: int) -> Response:
+    ctx = context()
+    skipped = ctx.core.cancel(edition_id)
+    with ctx.db.session() as session:
+        return jsonify({**_edition_by_id(session, edition_id), "skipped_now": skipped})
+
+
+@bp.post("/editions/<int:edition_id>/resume")
+def editions_resume(edition_id: int) -> tuple[Response, int]:
+    """Continue a paused edition from where it stopped, on the workers or a thread here."""
+    ctx = context()
+    dispatched = ctx.core.resume(edition_id)
+    with ctx.db.session() as session:
+        edition = _edition_by_id(session, edition_id)
+    return jsonify({**edition, **_sending(dispatched)}), 202
+
+
+@bp.post("/editions/<int:edition_id>/retry-failed")
+def editions_retry_failed(edition_id: int) -> tuple[Response, int]:
+    """Queue the failed rows again (only those) and send them."""
+    ctx = context()
+    count, dispatched = ctx.core.retry_failed(edition_id)
+    with ctx.db.session() as session:
+        edition = _edition_by_id(session, edition_id)
+    edition.update(requeued=count, **_sending(dispatched))
+    return jsonify(edition), 202 if count else 200
