@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,8 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    #: time.monotonic() when the server accepted it (rate-limit tests space arrivals).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def message(self) -> EmailMessage:
@@ -172,3 +175,29 @@ def smtp_server() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
+
+
+#: Fixtures that reach a real peer: a test using none of them (and not in a module that
+#: starts servers or browsers by itself) is a unit test, selected by `pytest -m unit`.
+INTEGRATION_FIXTURES = {"db_url", "redis_url", "smtp_server", "feed_server", "live_server"}
+INTEGRATION_MODULES = (
+    "test_workers",
+    "test_code_quality",
+    "test_screenshots",
+    "test_browser",
+    "test_fetch",
+    "test_run",
+    "test_corpus",
+    "test_cli_sources",
+    "test_stack_files",
+    "test_doctor",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if fixtures & INTEGRATION_FIXTURES or module.startswith(INTEGRATION_MODULES):
+            continue
+        item.add_marker(pytest.mark.unit)

@@ -38,7 +38,7 @@ from digest.store.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.worker.app import make_celery
+from digest.service.queue import make_celery
 from tests.conftest import SmtpSink, postgres_schema
 
 DAY = dt.date(2026, 11, 24)

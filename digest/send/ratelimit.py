@@ -18,15 +18,17 @@ from digest.config import Settings
 if TYPE_CHECKING:
     import redis
 
-# Returns 0 when the message may go now (and books it), else milliseconds to wait.
+# Returns 0 when the message may go now (and books it), else milliseconds to wait. No burst
+# tolerance: a message may go only once the previous one's interval has passed, so N messages
+# take at least (N - 1) intervals, as the operator's "N per second" means.
 _GCRA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + tonumber(now_parts[2]) / 1000
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-if tat - now > interval then
-  return math.ceil(tat - now - interval)
+if tat > now then
+  return math.ceil(tat - now)
 end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now) + 1000)

@@ -25,7 +25,7 @@ from digest.store.models import (
     SubscriptionStatus,
 )
 from digest.web import context
-from digest.web.api import (
+from digest.web.api.base import (
     bp,
     json_body,
     page_args,

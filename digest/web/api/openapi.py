@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from digest.web.api import MAX_PAGE, bp
+from digest.web.api.base import MAX_PAGE, bp
 
 # -- the OpenAPI description -------------------------------------------------------------------
 
