@@ -27,6 +27,7 @@ from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import build_edition
 from digest.service import catalog
+from digest.service.queue import make_celery
 from digest.store.db import Database
 from digest.store.models import (
     Article,
@@ -38,7 +39,6 @@ from digest.store.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.service.queue import make_celery
 from tests.conftest import SmtpSink, postgres_schema
 
 DAY = dt.date(2026, 11, 24)
