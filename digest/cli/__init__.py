@@ -823,6 +823,11 @@ from digest.cli.tokens import tokens  # noqa: E402 - registered here so `digest 
 
 cli.add_command(tokens)
 
+from digest.cli.inbound import forget, inbound  # noqa: E402 - as above
+
+cli.add_command(inbound)
+subscribers.add_command(forget)
+
 
 def main() -> None:
     cli(prog_name="digest")
