@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: Recipients one inbound message may have: reports come to one address.
 MAX_RECIPIENTS = 10
-_UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+_UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+)")
 
 
 class Verdict(enum.StrEnum):
