@@ -99,7 +99,16 @@ def _quoted_ids_and_to(message: EmailMessage) -> tuple[tuple[int, int] | None, s
     original = _original_headers(message)
     if original is None:
         return None, ""
-    return message_ids(str(original.get("Message-ID", ""))), _address(str(original.get("To", "")))
+    return message_ids(_raw(original, "Message-ID")), _address(_raw(original, "To"))
+
+
+def _raw(message: Message, name: str) -> str:
+    """A header's unparsed value: the structured parsers of ``policy.default`` raise on some
+    malformed values (``Message-ID: <>``), and one bad header must not hide the rest."""
+    for key, value in message.raw_items():
+        if key.lower() == name.lower():
+            return " ".join(str(value).split())
+    return ""
 
 
 def _delivery_status(message: EmailMessage) -> Report | None:
@@ -112,15 +121,15 @@ def _delivery_status(message: EmailMessage) -> Report | None:
         for block in blocks[1:]:
             if not isinstance(block, Message):
                 continue
-            action = str(block.get("Action", "")).strip().lower()
-            status = _STATUS.match(str(block.get("Status", "")))
+            action = _raw(block, "Action").strip().lower()
+            status = _STATUS.match(_raw(block, "Status"))
             if action not in ("failed", "delayed") or not status:
                 continue
-            recipient = _address(str(block.get("Final-Recipient", ""))) or _address(
-                str(block.get("Original-Recipient", ""))
+            recipient = _address(_raw(block, "Final-Recipient")) or _address(
+                _raw(block, "Original-Recipient")
             )
             code = ".".join(status.groups())
-            diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
+            diagnostic = " ".join(_raw(block, "Diagnostic-Code").split())
             detail = f"{action} {code} {diagnostic}".strip()
             # A permanent failure is hard; a delay, or a temporary failure given up on, is soft.
             hard = action == "failed" and status.group(1) == "5"
@@ -136,9 +145,9 @@ def _feedback_report(message: EmailMessage) -> Report | None:
         fields = payload[0] if isinstance(payload, list) and payload else None
         if not isinstance(fields, Message):
             continue
-        feedback_type = str(fields.get("Feedback-Type", "")).strip().lower()
+        feedback_type = _raw(fields, "Feedback-Type").strip().lower()
         if feedback_type not in _COMPLAINTS:
             return None
-        recipient = _address(str(fields.get("Original-Rcpt-To", ""))) or original_to
+        recipient = _address(_raw(fields, "Original-Rcpt-To")) or original_to
         return Report(EventKind.COMPLAINT, recipient, ids, f"feedback-type {feedback_type}")
     return None
