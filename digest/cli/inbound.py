@@ -6,6 +6,7 @@ Both take the CLI's application object from the click context (anything with
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Protocol
 
@@ -53,7 +54,6 @@ def inbound(
     from digest.logs import configure_logging
 
     settings = app.settings
-    configure_logging(settings)
     if not settings.bounce_domain:
         click.echo(
             "note: DIGEST_BOUNCE_DOMAIN is not set: only mailto unsubscribes are accepted",
@@ -65,8 +65,13 @@ def inbound(
             counts = poll_imap(app.db, settings, config)
             click.echo(" ".join(f"{k.value}={v}" for k, v in counts.items()))
             return
+        # Only a long-running server takes over the process's logging (--once prints instead).
+        configure_logging(settings)
         poll_imap_forever(app.db, settings, config, interval)
         return
+    configure_logging(settings)
+    # aiosmtpd logs every SMTP command at INFO, the addresses with them: keep its warnings only.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = inbound_controller(app.db, settings, host, port)
     try:
         controller.start()

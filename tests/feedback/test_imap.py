@@ -15,10 +15,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from digest.cli.inbound import inbound
 from digest.config import Settings
 from digest.feedback.inbound import ImapConfig, Verdict, poll_imap
 from digest.mail.verp import return_path
@@ -143,3 +146,19 @@ def test_polling_a_mailbox_applies_reports_once(
     assert reasons["reader1@example.com"].startswith("complaint")
     assert "reader2@example.com" not in reasons
     assert not any(poll_imap(db, bounce_settings, config).values())
+
+
+def test_inbound_command_polls_once(db: Database, bounce_settings: Settings, imap_url: str) -> None:
+    """`digest inbound --imap URL --once` reads the mailbox once and prints what it did."""
+    editions = _sent_site(db, bounce_settings, readers=1, days=1)
+    verp = return_path(bounce_settings, delivery_of(db, editions[0], "reader0@example.com"))
+    _append(imap_url, f"Delivered-To: {verp}\r\n".encode() + dsn(verp, "reader0@example.com"))
+    result = CliRunner().invoke(
+        inbound,
+        ["--imap", imap_url, "--once"],
+        obj=SimpleNamespace(settings=bounce_settings, db=db),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "applied=1" in result.output
+    assert _left(imap_url) == 0
