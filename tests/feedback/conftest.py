@@ -42,7 +42,7 @@ class InboundServer:
 
     def send(self, recipient: str, data: bytes, sender: str = "") -> dict[str, tuple[int, bytes]]:
         """Deliver ``data`` over SMTP, as a remote mail system would (null sender by default)."""
-        with smtplib.SMTP(self.host, self.port, timeout=10) as conn:
+        with smtplib.SMTP(self.host, self.port, timeout=60) as conn:
             return conn.sendmail(sender, [recipient], data)
 
 
