@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from digest.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = "digest.toml"
 SECRET_FILE = ".digest-secret"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,15 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024
     #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
     operator_password: str | None = None
+
+    # -- bounces and inbound mail (issue 14) --------------------------------------------------
+    #: Domain whose mail comes to `digest inbound`. Set: each message's envelope sender is
+    #: ``bounces+TOKEN@`` this domain, TOKEN naming its delivery, so a bounce says who bounced.
+    bounce_domain: str | None = None
+    #: Soft bounces (mailbox full, 4.x.x) in this many editions running suppress an address.
+    soft_bounce_limit: int = 3
+    #: Largest message `digest inbound` accepts, in bytes (a report quoting a whole digest fits).
+    inbound_max_bytes: int = 2 * 1024 * 1024
 
     @property
     def secret(self) -> str:
@@ -166,6 +178,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
     if settings.batch_size < 1:
         raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
+    if settings.bounce_domain and not _DOMAIN.match(settings.bounce_domain):
+        raise ConfigError("DIGEST_BOUNCE_DOMAIN must be a bare domain name, e.g. bounces.example")
+    if settings.soft_bounce_limit < 1:
+        raise ConfigError("DIGEST_SOFT_BOUNCE_LIMIT must be at least 1")
 
 
 def _local_secret() -> str:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "web": ("serve", "web", "Serve the subscriber pages, the API and the dashboard."),
     "doctor": ("serve", "doctor", "Check the settings and reach every server."),
     "demo": ("demo", "demo", "Run everything on the bundled sample site."),
+    "inbound": ("inbound", "inbound", "Receive bounces, complaints and mailto unsubscribes."),
     "tokens": ("tokens", "tokens", "Bearer tokens for the operator API (/api/)."),
 }
 

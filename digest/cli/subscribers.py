@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from digest.cli import inbound
 from digest.cli.context import App, pass_app
 from digest.edition.select import zone
 from digest.service import catalog
@@ -105,3 +106,7 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
                     subscription.created_at.isoformat(timespec="seconds"),
                 ]
             )
+
+
+# Registered here so `digest subscribers --help` lists it; its code lives with the inbox.
+subscribers.add_command(inbound.forget)

@@ -17,6 +17,7 @@ from digest.edition.build import Draft
 from digest.edition.select import for_preferences
 from digest.mail.mime import MessageTemplate, format_address
 from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.mail.verp import return_path
 from digest.render.renderer import DigestContext, Renderer, digest_context
 from digest.send.ratelimit import NoLimit, RateLimiter
 from digest.store.models import MailingList
@@ -94,8 +95,9 @@ class EditionMailer:
 
     # -- once per recipient ---------------------------------------------------------
     def return_path(self, template: MessageTemplate, delivery_id: int) -> str:
-        """The envelope sender (MAIL FROM) of one delivery: where bounces go."""
-        return template.from_address
+        """The envelope sender (MAIL FROM) of one delivery: where bounces go. With a bounce
+        domain it names the delivery (VERP), so a bounce says whose it is."""
+        return return_path(self.settings, delivery_id, template.from_address)
 
     def personal_links(self, subscriber_id: int, list_id: int) -> dict[str, str]:
         base = self.settings.base_url.rstrip("/")

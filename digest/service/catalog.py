@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from digest.edition.select import SUBJECT_FIELDS, zone
 from digest.errors import CsvRowError, InputError, NotFoundError
+from digest.feedback.privacy import is_forgotten
 from digest.ingest.fetch import is_http_url, local_path
 from digest.ingest.run import IDENTITIES
 from digest.ingest.text import one_line
@@ -244,6 +245,8 @@ def subscribe(
     bounced stays so: re-adding it must be the subscriber's own choice.
     """
     address = normalise_email(email)
+    if is_forgotten(session, address):
+        raise InputError(f"{address} asked to be forgotten and stays suppressed")
     clean_name = one_line(name, 200)
     subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
     if subscriber is None:

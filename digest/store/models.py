@@ -285,3 +285,23 @@ class Suppression(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     reason: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SoftBounce(Base):
+    """A subscriber's run of editions that soft-bounced (mailbox full, deferred for days).
+
+    One row per subscriber: the run's length and its last edition, so the same report twice
+    counts once, and an edition delivered in between starts the run again.
+    """
+
+    __tablename__ = "soft_bounces"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_edition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("editions.id", ondelete="SET NULL")
+    )
+    last_detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

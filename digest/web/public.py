@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from digest.edition.build import stored_draft
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
+from digest.feedback.privacy import is_forgotten, is_placeholder
 from digest.ingest.text import one_line
 from digest.mail.mime import simple_message
 from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
@@ -96,6 +97,8 @@ def subscribe(slug: str) -> tuple[str, int]:
         except InputError as exc:
             return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
                          form=form, error=str(exc))  # fmt: skip
+        if is_forgotten(session, address):
+            return _check_inbox()  # store nothing, send nothing, and say nothing about why
         offered = {s.slug for s in mailing_list.sections}
         sections = [s for s in form["sections"] if s in offered] or None
         name = one_line(str(form["name"]), 200)
@@ -239,7 +242,7 @@ def preferences(token: str) -> tuple[str, int]:
         return _message("Test copy", "This is a test copy's link: there is nothing to change.")
     with context().db.session() as session:
         subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None:
+        if subscriber is None or is_placeholder(subscriber.email):
             return _message("Not found", "This address is no longer in our lists.", 404)
         lists = session.scalars(select(MailingList).order_by(MailingList.name)).all()
         mine = {

@@ -1,0 +1,97 @@
+"""``digest inbound`` (the bounce and unsubscribe mailbox) and ``digest subscribers forget``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+
+from digest.cli.context import App
+from digest.errors import ConfigError
+
+
+@click.command("inbound")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=2525, show_default=True, type=int, help="SMTP port to listen on.")
+@click.option(
+    "--imap",
+    "imap_url",
+    metavar="URL",
+    help="Instead of listening, poll a hosted mailbox: imaps://user:password@host/INBOX.",
+)
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between IMAP polls.")
+@click.option("--once", is_flag=True, help="With --imap: poll once and exit.")
+@click.pass_obj
+def inbound(
+    app: App, host: str, port: int, imap_url: str | None, interval: float, once: bool
+) -> None:
+    """Receive bounces, spam complaints and mailto unsubscribes, and act on them.
+
+    Point the MX of DIGEST_BOUNCE_DOMAIN (and of the List-Unsubscribe mailto's domain) at
+    this server. Mail to any other address is refused.
+    """
+    from digest.feedback.inbound import (
+        ImapConfig,
+        inbound_controller,
+        poll_imap,
+        poll_imap_forever,
+    )
+    from digest.logs import configure_logging
+
+    settings = app.settings
+    if not settings.bounce_domain:
+        click.echo(
+            "note: DIGEST_BOUNCE_DOMAIN is not set: only mailto unsubscribes are accepted",
+            err=True,
+        )
+    if imap_url:
+        config = ImapConfig.from_url(imap_url)
+        if once:
+            counts = poll_imap(app.db, settings, config)
+            click.echo(" ".join(f"{k.value}={v}" for k, v in counts.items()))
+            return
+        # Only a long-running server takes over the process's logging (--once prints instead).
+        configure_logging(settings)
+        poll_imap_forever(app.db, settings, config, interval)
+        return
+    configure_logging(settings)
+    # aiosmtpd logs every SMTP command at INFO, the addresses with them: keep its warnings only.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    controller = inbound_controller(app.db, settings, host, port)
+    try:
+        controller.start()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    click.echo(f"inbound SMTP listening on {host}:{port}", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+@click.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def forget(app: App, email: str, yes: bool) -> None:
+    """Erase a person: their address, name and consent record, keeping counts, and keeping the
+    address suppressed as a hash so it is never mailed or subscribed again."""
+    from digest.feedback.privacy import forget as forget_address
+
+    address = email.strip().lower()
+    if "@" not in address:
+        raise click.BadParameter("not an email address", param_hint="EMAIL")
+    if not yes:
+        click.confirm(f"Erase {address} for good?", abort=True)
+    with app.db.session() as session:
+        report = forget_address(session, address)
+    if report.found:
+        click.echo(
+            f"forgotten: {report.subscriptions} subscriptions and {report.deliveries} "
+            "delivery records kept without personal data; the address stays suppressed"
+        )
+    else:
+        click.echo("no subscriber with that address; it is now suppressed (as a hash)")
