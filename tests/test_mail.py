@@ -10,10 +10,13 @@ from digest.config import Settings
 from digest.edition.build import Draft
 from digest.edition.select import ArticleView, SectionBlock
 from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
-from digest.render.renderer import PersonalTemplate, RenderedDigest
+from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
 from digest.send.batch import EditionMailer
 from digest.store.models import MailingList
 
+MARKS = Placeholders.fresh()
+UNSUBSCRIBE = MARKS.token("unsubscribe")
+PREFERENCES = MARKS.token("preferences")
 HOSTILE = "Breaking\r\nBcc: victim@example.com =?UTF-8?Q?=0A?=X-Injected: 1"
 
 
@@ -25,8 +28,8 @@ def _parse(data: bytes) -> EmailMessage:
 
 def _template(subject: str = "Hello") -> MessageTemplate:
     rendered = RenderedDigest(
-        html=PersonalTemplate.split('<a href="DGSTLINK0unsubscribe0">Unsubscribe</a>'),
-        text=PersonalTemplate.split("Unsubscribe:\nDGSTLINK0unsubscribe0\n"),
+        html=PersonalTemplate.split(f'<a href="{UNSUBSCRIBE}">Unsubscribe</a>', MARKS),
+        text=PersonalTemplate.split(f"Unsubscribe:\n{UNSUBSCRIBE}\n", MARKS),
     )
     return MessageTemplate(
         from_name="Gazette",
@@ -83,8 +86,8 @@ def test_long_lines_are_safe_for_smtp() -> None:
     """Quoted-printable keeps every line within 78 characters plus CRLF, even for long links."""
     long_link = "https://n.example/unsubscribe/" + "x" * 300
     rendered = RenderedDigest(
-        html=PersonalTemplate.split("<p>" + "word " * 400 + "DGSTLINK0unsubscribe0</p>"),
-        text=PersonalTemplate.split("DGSTLINK0unsubscribe0"),
+        html=PersonalTemplate.split("<p>" + "word " * 400 + f"{UNSUBSCRIBE}</p>", MARKS),
+        text=PersonalTemplate.split(UNSUBSCRIBE, MARKS),
     )
     template = MessageTemplate(
         from_name="G",
@@ -130,9 +133,11 @@ def test_rendered_digest_escapes_feed_text(tmp_path: object) -> None:
 def test_encoded_parts_decode_to_exactly_the_filled_template() -> None:
     """Pre-encoded segments plus per-recipient links decode to the same text as filling the
     template directly: soft line breaks add nothing, even around long links and dots."""
-    html = ".lead {}\n" + "é word. " * 50 + 'x <a href="DGSTLINK0unsubscribe0">u</a> ' + "z" * 200
-    text = "Unsubscribe:\nDGSTLINK0unsubscribe0\nPreferences: DGSTLINK0preferences0 end \n"
-    rendered = RenderedDigest(PersonalTemplate.split(html), PersonalTemplate.split(text))
+    html = ".lead {}\n" + "é word. " * 50 + f'x <a href="{UNSUBSCRIBE}">u</a> ' + "z" * 200
+    text = f"Unsubscribe:\n{UNSUBSCRIBE}\nPreferences: {PREFERENCES} end \n"
+    rendered = RenderedDigest(
+        PersonalTemplate.split(html, MARKS), PersonalTemplate.split(text, MARKS)
+    )
     template = MessageTemplate(
         from_name="G",
         from_address="d@g.example",
