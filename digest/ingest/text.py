@@ -45,8 +45,10 @@ def plain_text(markup: str | None) -> str:
 def inert(text: str) -> str:
     """``text`` on one line with single spaces: no control characters, no line or paragraph
     separators, no bidirectional overrides or isolates."""
-    text = _BIDI_CONTROL.sub("", text)
-    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if not text.isascii():  # the common case per recipient skips a regex pass
+        text = _BIDI_CONTROL.sub("", text)
+    # str.split() splits on exactly the characters \s matches, faster than a regex.
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 def one_line(text: str | None, limit: int = 500) -> str:

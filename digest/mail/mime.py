@@ -30,6 +30,7 @@ WORD_MAX = 75
 # The first encoded word of a display name shares its line with a header name that
 # format_address does not know; this leaves room for one of up to 12 characters.
 _ADDRESS_FIRST_WORD = FOLD_AT - len("Reply-To: ") - 2
+_NOT_IN_ADDRESS = re.compile(r"[\s<>\"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 # RFC 2047 5(3): the characters a "Q" encoded word may carry as themselves in any
@@ -179,7 +180,8 @@ def _address_words(name: str, address: str) -> list[str]:
     """The words of ``Name <address>``: the name as an atom phrase, a quoted string or
     encoded words; each word short enough for a folded line."""
     name = header_safe(name)
-    address = re.sub(r"[\s<>\"]", "", header_safe(address))
+    if _NOT_IN_ADDRESS.search(address):  # validated on the way in; this is a last guard
+        address = _NOT_IN_ADDRESS.sub("", header_safe(address))
     if not name:
         return [address]
     words = _plain_words(name, _ADDRESS_FIRST_WORD)
