@@ -27,6 +27,8 @@ from digest.mail.mime import (
 from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
 from digest.send.batch import EditionMailer
 from digest.store.models import MailingList
+from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport
+from tests.conftest import SmtpSink
 
 MARKS = Placeholders.fresh()
 UNSUBSCRIBE = MARKS.token("unsubscribe")
@@ -253,6 +255,19 @@ def test_200_emoji_name_folds_into_short_lines() -> None:
     assert all(len(word) <= 75 for word in to_lines.split(" ") if word.startswith("=?"))
     assert _display(data, "To") == name
     assert [a.addr_spec for a in _parse(data)["To"].addresses] == ["ann@example.com"]
+
+
+def test_200_emoji_name_is_accepted_by_a_real_smtp_server(smtp_server: SmtpSink) -> None:
+    """The message to a 200-emoji name is accepted by a real SMTP server (which refuses lines
+    over 998 octets with a 500, once taken for a bounce) and shows the name whole."""
+    name = "\U0001f600" * 200
+    with SmtpTransport(SmtpConfig.from_url(smtp_server.url)) as transport:
+        result = transport.send(
+            Envelope("digest@gazette.example", "ann@example.com"),
+            _template().build(_recipient(name=name)),
+        )
+    assert result.outcome == Outcome.SENT
+    assert _display(smtp_server.received[0].data, "To") == name
 
 
 @pytest.mark.parametrize("lookalike", [PHISH, CRLF_WORD, f"Ann {PHISH} Lee"])

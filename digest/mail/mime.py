@@ -171,8 +171,8 @@ def _writable(word: str) -> bool:
         decoded = data.decode("utf-8")
     except (ValueError, binascii.Error):
         return False
-    # Encoded words of ours never hold what header_safe removes (a line break above all).
-    # Fenced with letters, so a line break at either end cannot hide in what strip() removes.
+    # Encoded words of ours never hold what header_safe removes (a line break above all);
+    # fenced with letters, so none can hide at either end in what header_safe strips.
     return header_safe(f"x{decoded}x") == f"x{decoded}x"
 
 
