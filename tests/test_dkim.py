@@ -19,7 +19,7 @@ from digest.config import Settings
 from digest.errors import ConfigError
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, make_signer
 from digest.mail.mime import MessageTemplate, Recipient, format_address
-from digest.render.renderer import PersonalTemplate, RenderedDigest
+from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
 
 DOMAIN = "gazette.example"
 SELECTOR = "mail2026"
@@ -129,11 +129,13 @@ def _signer(key: RsaKey, tmp_path: Path) -> DkimSigner:
 
 
 def _signed_message(signer: DkimSigner, subject: str = "Morning briefing") -> bytes:
+    marks = Placeholders.fresh()
+    unsubscribe = marks.token("unsubscribe")
     rendered = RenderedDigest(
         html=PersonalTemplate.split(
-            "<p>" + "News of the day. " * 40 + '</p><a href="DGSTLINK0unsubscribe0">Unsubscribe</a>'
+            "<p>" + "News of the day. " * 40 + f'</p><a href="{unsubscribe}">Unsubscribe</a>', marks
         ),
-        text=PersonalTemplate.split("News of the day.\nUnsubscribe: DGSTLINK0unsubscribe0\n"),
+        text=PersonalTemplate.split(f"News of the day.\nUnsubscribe: {unsubscribe}\n", marks),
     )
     template = MessageTemplate(
         from_name="Gazette",

@@ -10,55 +10,201 @@ value that reaches a header went through ``header_safe`` first.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import formatdate
 from urllib.parse import quote
 
-from digest.render.renderer import PersonalTemplate, RenderedDigest
+from digest.ingest.text import inert
+from digest.render.renderer import PersonalTemplate, RenderedDigest, missing_link
 
 CRLF = b"\r\n"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: RFC 5322 2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
+FOLD_AT = 78
+#: RFC 2047 2: an encoded word is at most 75 characters.
+WORD_MAX = 75
+# The first encoded word of a display name shares its line with a header name that
+# format_address does not know; this leaves room for one of up to 12 characters.
+_ADDRESS_FIRST_WORD = FOLD_AT - len("Reply-To: ") - 2
+_NOT_IN_ADDRESS = re.compile(r"[\s<>\"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+# RFC 2047 5(3): the characters a "Q" encoded word may carry as themselves in any
+# position, a display name included; everything else is written =XX.
+_Q_LITERAL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+_Q_BYTE = [chr(b) if b in _Q_LITERAL else "_" if b == 0x20 else f"={b:02X}" for b in range(256)]
 
 
 def header_safe(value: str) -> str:
-    """A header value with every control character and line break replaced by a space."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+    """A header value on one line: control characters and line breaks become spaces, bidi
+    overrides and isolates go, runs of space become one."""
+    return inert(value)
+
+
+def _plain_words(value: str, longest: int) -> list[str] | None:
+    """The words of ``value`` if it can be written as it is: printable ASCII, nothing a
+    receiver would decode as an encoded word, no word longer than ``longest``."""
+    if not _PRINTABLE_ASCII.match(value) or "=?" in value:
+        return None
+    words = value.split(" ")
+    return words if all(len(w) <= longest for w in words) else None
+
+
+def _encoded_words(text: str, first: int = WORD_MAX) -> list[str]:
+    """``text`` as RFC 2047 UTF-8 encoded words of at most 75 characters (the first at most
+    ``first``), split between characters, never inside one.
+
+    "Q" or "B", whichever is shorter for the whole text. Receivers decode the words
+    and join them, dropping the folding between them, so the text comes back whole;
+    its spaces travel inside the words. Only characters RFC 2047 allows in a display
+    name are written literally, so the same words serve in a phrase and in a Subject.
+    """
+    data = text.encode("utf-8")
+    use_b = _b_length(len(data)) < sum(len(_Q_BYTE[b]) for b in data)
+    prefix = "=?utf-8?b?" if use_b else "=?utf-8?q?"
+    overhead = len(prefix) + 2
+    words: list[str] = []
+    chunk = bytearray()
+    q_length = 0
+    room = first - overhead
+    for char in text:
+        raw = char.encode("utf-8")
+        step = 0 if use_b else sum(len(_Q_BYTE[b]) for b in raw)
+        grown = _b_length(len(chunk) + len(raw)) if use_b else q_length + step
+        if chunk and grown > room:
+            words.append(_encoded_word(prefix, bytes(chunk), use_b))
+            chunk.clear()
+            q_length = 0
+            room = WORD_MAX - overhead
+        chunk += raw
+        q_length += step
+    if chunk:
+        words.append(_encoded_word(prefix, bytes(chunk), use_b))
+    return words
+
+
+def _b_length(size: int) -> int:
+    return -(-size // 3) * 4
+
+
+def _encoded_word(prefix: str, data: bytes, use_b: bool) -> str:
+    payload = base64.b64encode(data).decode("ascii") if use_b else "".join(_Q_BYTE[b] for b in data)
+    return f"{prefix}{payload}?="
+
+
+def _fold(name: str, words: list[str]) -> bytes:
+    """``Name: w1 w2 ...`` with a fold (CRLF and a space) before any word that would take
+    its line past 78 characters. Unfolding removes only the CRLF, so the value is the
+    words joined by single spaces, exactly."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for word in words:
+        if len(line) + 1 + len(word) > FOLD_AT and line.strip() != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return "\r\n".join(lines).encode("ascii") + CRLF
 
 
 def encode_header(name: str, value: str) -> bytes:
-    """``Name: value`` folded to 78 columns, with RFC 2047 encoded words for non-ASCII.
+    """``Name: value`` for an unstructured header (Subject): folded to 78 columns, RFC 2047
+    encoded words for anything but printable ASCII.
 
     Text that merely looks like an encoded word (``=?utf-8?q?...?=``) is itself
-    encoded, so a receiver shows it literally instead of decoding it.
+    encoded, so a receiver shows it literally instead of decoding it, and a word
+    too long for a line is encoded so it can be split.
     """
     value = header_safe(value)
-    charset = "us-ascii" if value.isascii() and "=?" not in value else "utf-8"
-    encoded = Header(value, charset, header_name=name).encode(linesep="\r\n", maxlinelen=78)
-    return f"{name}: {encoded}".encode("ascii") + CRLF
+    first = FOLD_AT - len(name) - 2
+    words = _plain_words(value, min(first, FOLD_AT - 1))
+    if words is None:
+        words = _encoded_words(value, max(min(WORD_MAX, first), 16))
+    return _fold(name, words)
 
 
 def address_header(name: str, value: str) -> bytes:
-    """A header whose value ``format_address`` already made ASCII and safe: written as is."""
-    return f"{name}: {value}".encode("ascii") + CRLF
+    """A header whose value ``format_address`` made (or a list-id): folded between its words
+    to 78 columns.
+
+    Written as it is, save that what could never be written there is made harmless:
+    line breaks and controls become spaces, and any run of words that is neither short
+    printable ASCII, nor an ``<...>``, nor an encoded word of ours decoding to clean
+    text, is encoded.
+    """
+    words: list[str] = []
+    run: list[str] = []
+    for word in header_safe(value).split(" "):
+        if _writable(word):
+            if run:
+                words += _encoded_words(" ".join(run))
+                run = []
+            words.append(word)
+        else:
+            run.append(word)
+    if run:
+        words += _encoded_words(" ".join(run))
+    return _fold(name, words)
+
+
+_OUR_ENCODED_WORD = re.compile(r"=\?utf-8\?(?:q\?([A-Za-z0-9!*+/_=-]*)|b\?([A-Za-z0-9+/]*=*))\?=")
+_ANGLE_ADDR = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,900}>")
+
+
+def _writable(word: str) -> bool:
+    """Whether ``word`` may stand in an address header as it is."""
+    if _plain_words(word, FOLD_AT - 1) is not None or _ANGLE_ADDR.fullmatch(word):
+        return True
+    found = _OUR_ENCODED_WORD.fullmatch(word)
+    if found is None or len(word) > WORD_MAX:
+        return False
+    q, b = found.groups()
+    try:
+        if q is not None:
+            data = binascii.a2b_qp(q, header=True)
+        else:
+            data = base64.b64decode(b, validate=True)
+        decoded = data.decode("utf-8")
+    except (ValueError, binascii.Error):
+        return False
+    # Encoded words of ours never hold what header_safe removes (a line break above all);
+    # fenced with letters, so none can hide at either end in what header_safe strips.
+    return header_safe(f"x{decoded}x") == f"x{decoded}x"
+
+
+def _address_words(name: str, address: str) -> list[str]:
+    """The words of ``Name <address>``: the name as an atom phrase, a quoted string or
+    encoded words; each word short enough for a folded line."""
+    name = header_safe(name)
+    if _NOT_IN_ADDRESS.search(address):  # validated on the way in; this is a last guard
+        address = _NOT_IN_ADDRESS.sub("", header_safe(address))
+    if not name:
+        return [address]
+    words = _plain_words(name, _ADDRESS_FIRST_WORD)
+    if words is not None:
+        if _ATEXT_PHRASE.match(name):
+            return [*words, f"<{address}>"]
+        # A fold inside a quoted string unfolds to the same space; a backslash could
+        # be left escaping the line break, so names with one are encoded instead.
+        if "\\" not in name:
+            quoted = ('"' + name.replace('"', '\\"') + '"').split(" ")
+            if all(len(w) <= _ADDRESS_FIRST_WORD for w in quoted):
+                return [*quoted, f"<{address}>"]
+    return [*_encoded_words(name, _ADDRESS_FIRST_WORD), f"<{address}>"]
 
 
 def format_address(name: str, address: str) -> str:
-    """``Name <address>`` for a header; the name quoted or encoded as needed, never trusted."""
-    name = header_safe(name)
-    if not name:
-        return address
-    if name.isascii():
-        if _ATEXT_PHRASE.match(name) and "=?" not in name:
-            return f"{name} <{address}>"
-        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}" <{address}>'
-    return f"{Header(name, 'utf-8').encode(linesep=' ')} <{address}>"
+    """``Name <address>`` for a header; the name quoted or encoded as needed, never trusted.
+
+    Printable ASCII whose words each fit on a folded line, so ``address_header`` can
+    fold between them. Text that looks like an encoded word is encoded itself, and so
+    shown literally.
+    """
+    return " ".join(_address_words(name, address))
 
 
 def _qp(text: str) -> bytes:
@@ -83,11 +229,15 @@ class EncodedPart:
         self.names = list(segments[1::2])
 
     def fill(self, links: Mapping[str, str]) -> bytes:
+        """The encoded part with ``links`` in place; TemplateError if one is missing."""
         parts = [self.static[0]]
-        for name, static in zip(self.names, self.static[1:], strict=True):
-            parts.append(_qp(links[name]))
-            parts.append(b"=\r\n")
-            parts.append(static)
+        try:
+            for name, static in zip(self.names, self.static[1:], strict=True):
+                parts.append(_qp(links[name]))
+                parts.append(b"=\r\n")
+                parts.append(static)
+        except KeyError as exc:
+            raise missing_link(exc.args[0]) from None
         return b"".join(parts)
 
 
@@ -141,11 +291,14 @@ class MessageTemplate:
 
     def build(self, recipient: Recipient, date: str | None = None) -> bytes:
         """The complete message for one recipient, as bytes with CRLF line ends."""
-        unsubscribe = recipient.links["unsubscribe"]
+        unsubscribe = recipient.links.get("unsubscribe")
+        if unsubscribe is None:
+            raise missing_link("unsubscribe")
         mailto = f"mailto:{self.unsubscribe_mailto}?subject={quote('unsubscribe ' + unsubscribe)}"
         head = b"".join(
             [
-                address_header("To", format_address(recipient.name, recipient.email)),
+                # Made here, not checked by address_header: this runs per recipient.
+                _fold("To", _address_words(recipient.name, recipient.email)),
                 f"Date: {date or formatdate(usegmt=True)}\r\n".encode(),
                 f"Message-ID: <{recipient.message_id}>\r\n".encode(),
                 # Two URIs, folded onto a continuation line: https first, as
@@ -183,7 +336,7 @@ def simple_message(
     return b"".join(
         [
             address_header("From", format_address(from_name, from_address)),
-            address_header("To", format_address(to_name, to_address)),
+            _fold("To", _address_words(to_name, to_address)),
             encode_header("Subject", subject),
             f"Date: {formatdate(usegmt=True)}\r\n".encode(),
             f"Message-ID: <{random_message_id(domain)}>\r\n".encode(),

@@ -3,16 +3,21 @@
 Per recipient only the personal links differ. They are rendered as opaque
 placeholder tokens (letters and digits only, so neither autoescape nor
 premailer nor a line wrap can alter them) and the output is split on them
-once, so personalising is a join of ready segments.
+once, so personalising is a join of ready segments. Each render draws a fresh
+random nonce into its tokens: feed or form text is stored before the render,
+so it cannot spell a token, and a personal link lands only where the template
+put one.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,34 +37,88 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LINK_NAMES = ("unsubscribe", "preferences")
-PLACEHOLDER_PREFIX = "DGSTLINK0"
-_PLACEHOLDER = re.compile(PLACEHOLDER_PREFIX + r"([a-z]+)0")
+PLACEHOLDER_PREFIX = "DGSTLINK"
+_NAME = re.compile(r"[a-z]+")
 TEXT_WIDTH = 78
 
 
-def placeholder(name: str) -> str:
-    return f"{PLACEHOLDER_PREFIX}{name}0"
+@dataclass(frozen=True)
+class Placeholders:
+    """The placeholder tokens of one render: ``DGSTLINK<nonce><name>0``.
+
+    The nonce is 64 random bits drawn per render and never leaves the process
+    (every token is replaced before anything is shown or sent), so text that
+    was written before the render cannot contain a token, however it is spelt.
+    """
+
+    nonce: str
+    names: tuple[str, ...] = LINK_NAMES
+
+    def __post_init__(self) -> None:
+        # Letters only, and a digit after the name: the token stays one word that no
+        # escaping or wrapping touches, and one name can never swallow the start of another.
+        if not self.names or not all(_NAME.fullmatch(n) for n in self.names):
+            raise ValueError(f"personal link names must be lower-case letters: {self.names}")
+        if not re.fullmatch(r"[0-9a-f]{16,}", self.nonce):
+            raise ValueError("placeholder nonce must be at least 16 hex digits")
+
+    @classmethod
+    def fresh(cls, names: Iterable[str] = LINK_NAMES) -> Placeholders:
+        return cls(secrets.token_hex(8), tuple(names))
+
+    def token(self, name: str) -> str:
+        if name not in self.names:
+            raise ValueError(f"not a personal link: {name}")
+        return f"{PLACEHOLDER_PREFIX}{self.nonce}{name}0"
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Exactly this render's tokens, capturing the link name; nothing else matches."""
+        names = "|".join(re.escape(n) for n in self.names)
+        return re.compile(f"{PLACEHOLDER_PREFIX}{self.nonce}({names})0")
 
 
 @dataclass(frozen=True)
 class PersonalTemplate:
-    """Rendered output split on placeholders: even items are text, odd items link names."""
+    """Rendered output split on placeholders: even items are text, odd items link names.
+
+    Every link name is one of ``LINK_NAMES``, checked when the template is made,
+    so filling it needs only the recipient's links.
+    """
 
     segments: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        unknown = set(self.segments[1::2]) - set(LINK_NAMES)
+        if unknown:
+            raise ValueError(f"unknown personal links in a template: {sorted(unknown)}")
+
     @classmethod
-    def split(cls, rendered: str) -> PersonalTemplate:
-        return cls(tuple(_PLACEHOLDER.split(rendered)))
+    def split(cls, rendered: str, placeholders: Placeholders) -> PersonalTemplate:
+        """Split ``rendered`` on the tokens of ``placeholders``, the ones its render used."""
+        return cls(tuple(placeholders.pattern.split(rendered)))
 
     def fill(self, values: Mapping[str, str]) -> str:
+        """The text with each placeholder replaced by its value in ``values``.
+
+        Raises TemplateError (a DigestError, so a send records one failed recipient
+        and goes on) if ``values`` lacks a link this template has.
+        """
         parts = list(self.segments)
-        for i in range(1, len(parts), 2):
-            parts[i] = values[parts[i]]
+        try:
+            for i in range(1, len(parts), 2):
+                parts[i] = values[parts[i]]
+        except KeyError as exc:
+            raise missing_link(exc.args[0]) from None
         return "".join(parts)
 
     @property
     def names(self) -> set[str]:
         return set(self.segments[1::2])
+
+
+def missing_link(name: object) -> TemplateError:
+    return TemplateError("personal links", None, f"no value given for the {name} link")
 
 
 @dataclass(frozen=True)
@@ -169,15 +228,23 @@ class DigestContext:
     links: Mapping[str, str]
     why_text: str
     language: Language = field(default_factory=lambda: Language.of("en"))
+    #: The links left to each recipient: rendered as placeholder tokens.
+    personal: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, placeholders: Placeholders | None = None) -> dict[str, Any]:
+        """The template variables; personal links as the tokens of ``placeholders``
+        (fresh ones if not given)."""
         lang = self.language
+        links = dict(self.links)
+        if self.personal:
+            placeholders = placeholders or Placeholders.fresh(self.personal)
+            links.update((name, placeholders.token(name)) for name in self.personal)
         return {
             "site": self.site,
             "mailing_list": self.mailing_list,
             "edition": self.edition,
             "sections": self.sections,
-            "links": self.links,
+            "links": links,
             "why_text": self.why_text,
             "lang": lang.tag,
             "dir": "rtl" if lang.rtl else "ltr",
@@ -204,13 +271,12 @@ def digest_context(
     language = Language.of(lst.language)
     archive = f"{settings.base_url.rstrip('/')}/archive/{lst.slug}/{draft.day.isoformat()}"
     all_links = {
-        "unsubscribe": placeholder("unsubscribe"),
-        "preferences": placeholder("preferences"),
         "view_in_browser": archive,
         # "N more in Section" points at the section's anchor on this page.
         "archive": archive,
     }
     all_links.update(links or {})
+    personal = tuple(name for name in LINK_NAMES if name not in all_links)
     return DigestContext(
         site={
             "name": settings.site_name,
@@ -227,6 +293,7 @@ def digest_context(
         links=all_links,
         why_text=language.messages["why"].format(list=lst.name, site=settings.site_name),
         language=language,
+        personal=personal,
     )
 
 
@@ -293,8 +360,9 @@ class Renderer:
         over ``budget`` bytes (long teasers, many sections) every section is cut
         to fewer articles, the rest counted in its "more" link, and rendered again.
         """
+        placeholders = Placeholders.fresh(context.personal or LINK_NAMES)
         while True:
-            html = self.render_template("email/digest.html", context.as_dict())
+            html = self.render_template("email/digest.html", context.as_dict(placeholders))
             # Inlining only adds: an edition already over budget is cut before paying for it.
             if _over(html, budget) and (smaller := _trim(context, html, budget)):
                 context = smaller
@@ -306,8 +374,10 @@ class Renderer:
             break
         if _over(html, budget):
             log.warning("digest HTML is %d bytes even at one article per section", _size(html))
-        text = wrap_text(self.render_template("email/digest.txt", context.as_dict()))
-        return RenderedDigest(PersonalTemplate.split(html), PersonalTemplate.split(text))
+        text = wrap_text(self.render_template("email/digest.txt", context.as_dict(placeholders)))
+        return RenderedDigest(
+            PersonalTemplate.split(html, placeholders), PersonalTemplate.split(text, placeholders)
+        )
 
 
 def _size(html: str) -> int:

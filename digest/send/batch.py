@@ -238,6 +238,13 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
                 retry_at=retry_at,
             )
             report.deferred += 1
+    elif result.outcome == Outcome.FAILED:
+        # The server refused our message itself (too big, malformed): the address is fine,
+        # so it is not suppressed, and `retry-failed` can send again once that is fixed.
+        ledger.record(
+            session, row.delivery_id, DeliveryStatus.FAILED, error=_why(result.code, result.detail)
+        )
+        report.failed += 1
     else:
         _bounce(session, row, _why(result.code, result.detail))
         report.bounced += 1

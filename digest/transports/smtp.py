@@ -166,7 +166,8 @@ class SmtpTransport(TransportBase):
 
     @staticmethod
     def _answer(code: int, reply: bytes | str) -> SendResult:
-        return SendResult(classify(code), code, _text(reply))
+        text = _text(reply)
+        return SendResult(classify(code, text), code, text)
 
     def _reset(self) -> None:
         try:

@@ -15,7 +15,8 @@ from digest.edition import ledger
 from digest.errors import InputError
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
 from digest.feedback.privacy import address_hash, forget
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import (

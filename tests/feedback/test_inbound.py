@@ -16,7 +16,8 @@ from digest.feedback.dsn import parse_report
 from digest.feedback.events import EventKind
 from digest.feedback.inbound import Recipient, Verdict, handle_inbound
 from digest.mail.verp import VerpSigner, return_path, split_bounce_address
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,

@@ -10,7 +10,8 @@ from urllib.parse import unquote
 from sqlalchemy import select
 
 from digest.config import Settings
-from digest.send.batch import EditionMailer, send_until_done
+from digest.send.batch import send_until_done
+from digest.send.mailer import EditionMailer
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,

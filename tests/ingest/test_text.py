@@ -157,3 +157,25 @@ def test_one_line_trims_and_bounds_length() -> None:
     result = one_line("word " * 200, 50)
     assert len(result) <= 50
     assert result.endswith(ELLIPSIS)
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_bidi_overrides_and_isolates_are_removed_everywhere() -> None:
+    """Embeddings, overrides and isolates go from headlines, names and teasers, typed or as
+    entities, so "Invoice\\u202efdp.exe" cannot show as "Invoiceexe.pdf"."""
+    assert one_line("Invoice\u202efdp.exe") == "Invoicefdp.exe"
+    assert one_line(f"a{BIDI_CONTROLS}b") == "ab"
+    assert plain_text("<p>Invoice&#x202E;fdp.exe &#8294;x&#8297;</p>") == "Invoicefdp.exe x"
+    assert teaser("Pay \u2067now\u2069 \u202dplease", None) == "Pay now please"
+    for control in BIDI_CONTROLS:
+        assert control not in one_line(f"x {control} y") + plain_text(f"x {control} y")
+
+
+def test_bidi_marks_stay_in_right_to_left_text() -> None:
+    """Left-to-right, right-to-left and Arabic letter marks, which place punctuation and
+    numbers in Urdu and Arabic text and cannot reverse a run, are kept."""
+    urdu = "قیمت \u200f۲۰۰\u200f روپے\u061c \u200eWHO\u200e"
+    assert one_line(urdu) == urdu
+    assert plain_text(f"<p>{urdu}</p>") == urdu

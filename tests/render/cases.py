@@ -26,6 +26,10 @@ SAMPLE_LINKS = {
     "preferences": "https://news.example/preferences/AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
 }
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)> & {list} Ünïcode'
+#: Feed text spelling the placeholders Digest once used for personal links: it must come
+#: out as written, never as a reader's link nor as an error.
+SPOOF_URL = "https://wire.example.net/story?u=DGSTLINK0unsubscribe0&p=DGSTLINK0preferences0"
+SPOOF_HEADLINE = "Wire: DGSTLINK0evil0 and DGSTLINK0unsubscribe0 in a headline"
 
 
 def settings() -> Settings:
@@ -96,7 +100,16 @@ def hostile_draft() -> Draft:
         dt.datetime(2026, 11, 24, 5),
         image_url="https://gazette.example/img/1.jpg?a=1&b=2",
     )
-    return _draft(settings(), lst, DAY, [SectionBlock("national", "National", [bad], more=2)])
+    spoof = ArticleView(
+        2,
+        "national",
+        SPOOF_HEADLINE,
+        "Teaser naming DGSTLINK0preferences0.",
+        SPOOF_URL,
+        dt.datetime(2026, 11, 24, 6),
+    )
+    block = SectionBlock("national", "National", [bad, spoof], more=2)
+    return _draft(settings(), lst, DAY, [block])
 
 
 def rendered(d: Draft) -> RenderedDigest:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as AioEnvelope
 
 from digest.errors import ConfigError, TransportError
-from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport
+from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport, classify
 from tests.conftest import SmtpSink
 
 MESSAGE = (
@@ -86,3 +91,107 @@ def test_smtp_url_parsing() -> None:
     assert SmtpConfig.from_url("smtps://mail.example").port == 465
     with pytest.raises(ConfigError):
         SmtpConfig.from_url("http://mail.example")
+
+
+class _ScriptedData:
+    """Accepts every recipient, then answers DATA with the next scripted reply."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: AioEnvelope) -> str:
+        return self.replies.pop(0) if self.replies else "250 OK"
+
+
+@contextmanager
+def _server(handler: object) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()
+
+
+def test_a_line_too_long_is_our_failure_not_a_bounce(smtp_server: SmtpSink) -> None:
+    """aiosmtpd's own "500 Line too long" for a line over 998 octets fails the delivery
+    without marking the address bounced, and the connection carries on."""
+    too_long = b"From: a@example.com\r\nSubject: t\r\n\r\n" + b"x" * 1200 + b"\r\n"
+    with SmtpTransport(SmtpConfig.from_url(smtp_server.url)) as transport:
+        result = transport.send(Envelope("a@example.com", "ann@example.com"), too_long)
+        after = transport.send(Envelope("a@example.com", "bob@example.com"), MESSAGE)
+    assert (result.outcome, result.code) == (Outcome.FAILED, 500)
+    assert after.outcome == Outcome.SENT
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome"),
+    [
+        ("552 5.3.4 Message size exceeds fixed limit", Outcome.FAILED),
+        ("554 5.6.0 Message contains invalid header", Outcome.FAILED),
+        ("554 5.3.4 Message too big for system", Outcome.FAILED),
+        ("550 5.6.11 Bare LF in message", Outcome.FAILED),
+        ("500 5.5.2 Syntax error", Outcome.FAILED),
+        ("552 5.2.2 Mailbox full", Outcome.DEFERRED),
+        ("550 5.1.1 No such user", Outcome.BOUNCED),
+        ("554 5.7.1 Message refused by policy", Outcome.BOUNCED),
+    ],
+)
+def test_replies_to_the_message_are_classified_by_whose_fault(reply: str, outcome: Outcome) -> None:
+    """After DATA, a 5xx whose enhanced code blames the message (size 5.3.4, protocol 5.5.x,
+    content 5.6.x) is FAILED; a mailbox or policy refusal still bounces."""
+    with (
+        _server(_ScriptedData([reply])) as url,
+        SmtpTransport(SmtpConfig.from_url(url)) as transport,
+    ):
+        result = transport.send(Envelope("a@example.com", "ann@example.com"), MESSAGE)
+    assert result.outcome == outcome
+    assert result.code == int(reply[:3]) and reply[4:] in result.detail
+
+
+def test_command_errors_at_rcpt_are_failures_and_bad_addresses_bounce(
+    smtp_server: SmtpSink,
+) -> None:
+    """501 and 503 to RCPT without an address status are our command's fault (FAILED); a
+    501 or 553 with 5.1.x says the address is bad (BOUNCED)."""
+    replies = {
+        "syntax@example.com": "501 Syntax error in parameters",
+        "order@example.com": "503 Bad sequence of commands",
+        "badsyntax@example.com": "501 5.1.3 Bad recipient address syntax",
+        "nope@example.com": "553 5.1.3 Mailbox name not allowed",
+    }
+
+    class Rcpt:
+        async def handle_RCPT(
+            self, server: SMTP, session: Session, envelope: AioEnvelope, address: str, _: object
+        ) -> str:
+            return replies[address]
+
+    with (
+        _server(Rcpt()) as url,
+        SmtpTransport(SmtpConfig.from_url(url)) as transport,
+    ):
+        outcomes = {a: transport.send(Envelope("a@example.com", a), MESSAGE).outcome
+                    for a in replies}  # fmt: skip
+    assert outcomes == {
+        "syntax@example.com": Outcome.FAILED,
+        "order@example.com": Outcome.FAILED,
+        "badsyntax@example.com": Outcome.BOUNCED,
+        "nope@example.com": Outcome.BOUNCED,
+    }
+
+
+def test_classify_without_a_server() -> None:
+    """classify keeps its old answers for bare codes: 2xx sent, 4xx and 552 deferred, 550
+    bounced; 500-504 failed; an enhanced code of the wrong class is ignored."""
+    assert classify(250) == Outcome.SENT
+    assert classify(451) == Outcome.DEFERRED
+    assert classify(552) == Outcome.DEFERRED
+    assert classify(550) == Outcome.BOUNCED
+    assert classify(554) == Outcome.BOUNCED
+    assert [classify(c) for c in (500, 501, 502, 503, 504)] == [Outcome.FAILED] * 5
+    assert classify(550, "4.3.4 odd") == Outcome.BOUNCED
+    assert classify(552, "5.3.4 too big") == Outcome.FAILED
