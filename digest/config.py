@@ -83,6 +83,20 @@ class Settings:
     #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
     operator_password: str | None = None
 
+    # -- public form and dashboard login limits (abuse) --------------------------------------
+    #: Hours in which one address gets at most one sign-up email; a repeat sends nothing new.
+    confirm_mail_hours: float = 3.0
+    #: Sign-up form posts accepted from one client IP per hour.
+    signups_per_ip_per_hour: int = 20
+    #: Dashboard login attempts allowed from one client IP within ``login_lockout_seconds``;
+    #: past it the login refuses every password from that IP until the window ends.
+    login_attempts_per_ip: int = 5
+    #: Dashboard login attempts allowed from all IPs together within ``login_lockout_seconds``
+    #: (a guesser with many addresses); a correct password gives its attempt back.
+    login_attempts_overall: int = 50
+    #: Seconds of the login attempt window (and so of a lockout).
+    login_lockout_seconds: int = 900
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -166,6 +180,81 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
     if settings.batch_size < 1:
         raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
+    for name in ("signups_per_ip_per_hour", "login_attempts_per_ip", "login_attempts_overall"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"DIGEST_{name.upper()} must be at least 1")
+    if settings.confirm_mail_hours < 0 or settings.login_lockout_seconds < 1:
+        raise ConfigError(
+            "DIGEST_CONFIRM_MAIL_HOURS must be 0 or more, DIGEST_LOGIN_LOCKOUT_SECONDS at least 1"
+        )
+
+
+#: The placeholders shipped in ``.env.example``: a deployment that copied them as they are.
+PLACEHOLDER_SECRETS = frozenset({"change-me-to-a-long-random-string", "change-me-too"})
+#: Passwords that guessers try first; compared case-insensitively.
+COMMON_PASSWORDS = frozenset(
+    {
+        "password", "password1", "password123", "passw0rd", "123456789012", "1234567890",
+        "qwertyuiop", "qwerty123456", "letmein", "letmein123", "welcome", "welcome123",
+        "admin", "admin123", "administrator", "changeme", "change-me", "changemenow",
+        "iloveyou", "trustno1", "secret", "supersecret", "digest", "digestdigest",
+        "newsletter", "newsletter123", "operator", "operator123", "correcthorsebatterystaple",
+    }
+)  # fmt: skip
+MIN_SECRET_KEY_LENGTH = 32
+MIN_OPERATOR_PASSWORD_LENGTH = 12
+
+
+def _repetitive(value: str) -> bool:
+    """Whether ``value`` is one short run repeated ("aaaa...", "abcabc..."), or uses so few
+    distinct characters that its length adds little."""
+    if len(set(value)) <= max(4, len(value) // 8):
+        return True
+    for size in range(1, len(value) // 2 + 1):
+        if len(value) % size == 0 and value[:size] * (len(value) // size) == value:
+            return True
+    return False
+
+
+def weak_secret_reasons(settings: Settings) -> list[str]:
+    """Why the secret key or operator password is unfit for a public server; empty if both are
+    fine. Never includes the values. An unset key is not weak: the generated one is used."""
+    reasons: list[str] = []
+    key = settings.secret_key
+    if key is not None:
+        if key in PLACEHOLDER_SECRETS:
+            reasons.append("DIGEST_SECRET_KEY is the placeholder from .env.example")
+        elif len(key) < MIN_SECRET_KEY_LENGTH:
+            reasons.append(
+                f"DIGEST_SECRET_KEY is {len(key)} characters; use at least "
+                f"{MIN_SECRET_KEY_LENGTH} random ones (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        elif _repetitive(key):
+            reasons.append("DIGEST_SECRET_KEY repeats a few characters: use random ones")
+    password = settings.operator_password
+    if password is not None:
+        folded = "".join(password.lower().split())
+        if password in PLACEHOLDER_SECRETS:
+            reasons.append("DIGEST_OPERATOR_PASSWORD is the placeholder from .env.example")
+        elif len(password) < MIN_OPERATOR_PASSWORD_LENGTH:
+            reasons.append(
+                f"DIGEST_OPERATOR_PASSWORD is shorter than {MIN_OPERATOR_PASSWORD_LENGTH} "
+                "characters"
+            )
+        elif folded in COMMON_PASSWORDS or password.lower() in COMMON_PASSWORDS:
+            reasons.append("DIGEST_OPERATOR_PASSWORD is a commonly guessed password")
+        elif _repetitive(password):
+            reasons.append("DIGEST_OPERATOR_PASSWORD repeats a few characters")
+    return reasons
+
+
+def require_strong_secrets(settings: Settings) -> None:
+    """Refuse to serve with a weak secret key or operator password (``web`` and ``worker``
+    call this before starting)."""
+    reasons = weak_secret_reasons(settings)
+    if reasons:
+        raise ConfigError("refusing to start: " + "; ".join(reasons))
 
 
 def _local_secret() -> str:
@@ -183,4 +272,4 @@ def _local_secret() -> str:
     return key
 
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "require_strong_secrets", "weak_secret_reasons"]
