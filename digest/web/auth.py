@@ -145,9 +145,7 @@ def logged_in(session: Session, password: str | None, secret: str) -> bool:
     row = session.scalars(
         select(OperatorSession).where(OperatorSession.token_hash == token_hash(sid))
     ).first()
-    return (
-        row is not None and row.ended_at is None and utcnow() - row.created_at < SESSION_MAX_AGE
-    )
+    return row is not None and row.ended_at is None and utcnow() - row.created_at < SESSION_MAX_AGE
 
 
 def csrf_token() -> str:

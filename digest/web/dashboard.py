@@ -44,8 +44,7 @@ from digest.store.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.web import context
-from digest.web import throttle
+from digest.web import context, throttle
 from digest.web.auth import (
     LOGIN_ALL,
     LOGIN_IP,

@@ -124,7 +124,7 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         subscriber, subscription, signup = _record_signup(
             session, mailing_list, address, name, sections, wording
         )
-        mail_key = f"{address}\x00{mailing_list.id}"
+        mail_key = _mail_key(address, mailing_list.id)
         window = dt.timedelta(hours=settings.confirm_mail_hours)
         if not throttle.take(session, SIGNUP_MAIL, mail_key, 1, window).allowed:
             return _check_inbox()  # the email sent within the window still holds a good link
@@ -143,6 +143,10 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
                 503,
             )
         return _check_inbox()
+
+
+def _mail_key(address: str, list_id: int) -> str:
+    return f"{address}\x00{list_id}"
 
 
 def _client_ip() -> str:
@@ -374,6 +378,11 @@ def unsubscribe(token: str) -> tuple[str, int]:
         ):
             if everything or subscription.list_id == list_id:
                 subscription.status = SubscriptionStatus.UNSUBSCRIBED
+                # Their old confirm links are void now, so signing up again must mail a new
+                # one at once; this link proves the address is theirs.
+                throttle.forget(
+                    session, SIGNUP_MAIL, _mail_key(subscriber.email, subscription.list_id)
+                )
         if everything:
             subscriber.status = SubscriberStatus.UNSUBSCRIBED
         one_click = request.form.get("List-Unsubscribe") == "One-Click"

@@ -77,6 +77,11 @@ def give_back(session: Session, kind: str, value: str) -> None:
     )
 
 
+def forget(session: Session, kind: str, value: str) -> None:
+    """Drop the counter of ``value``: its window starts afresh with the next take."""
+    session.execute(delete(Throttle).where(Throttle.key_hash == _key(kind, value)))
+
+
 def blocked(session: Session, kind: str, value: str, limit: int, window: dt.timedelta) -> int:
     """Seconds until ``value`` may try again (0: it may now), without counting anything."""
     row = session.get(Throttle, _key(kind, value))
