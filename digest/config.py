@@ -216,36 +216,45 @@ def _repetitive(value: str) -> bool:
     return False
 
 
+def weak_key_reasons(key: str) -> list[str]:
+    """Why ``key`` is unfit to sign links and sessions (empty: it is fine)."""
+    if key in PLACEHOLDER_SECRETS:
+        return ["DIGEST_SECRET_KEY is the placeholder from .env.example"]
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return [
+            f"DIGEST_SECRET_KEY is {len(key)} characters; use at least {MIN_SECRET_KEY_LENGTH} "
+            "random ones (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        ]
+    if _repetitive(key):
+        return ["DIGEST_SECRET_KEY repeats a few characters: use random ones"]
+    return []
+
+
+def weak_password_reasons(password: str) -> list[str]:
+    """Why ``password`` is unfit for the operator dashboard (empty: it is fine)."""
+    if password in PLACEHOLDER_SECRETS:
+        return ["DIGEST_OPERATOR_PASSWORD is the placeholder from .env.example"]
+    if len(password) < MIN_OPERATOR_PASSWORD_LENGTH:
+        return [
+            f"DIGEST_OPERATOR_PASSWORD is shorter than {MIN_OPERATOR_PASSWORD_LENGTH} characters"
+        ]
+    # Spaces and case do not make a famous phrase less famous.
+    if "".join(password.lower().split()) in COMMON_PASSWORDS:
+        return ["DIGEST_OPERATOR_PASSWORD is a commonly guessed password"]
+    if _repetitive(password):
+        return ["DIGEST_OPERATOR_PASSWORD repeats a few characters"]
+    return []
+
+
 def weak_secret_reasons(settings: Settings) -> list[str]:
     """Why the secret key or operator password is unfit for a public server; empty if both are
-    fine. Never includes the values. An unset key is not weak: the generated one is used."""
+    fine. Never includes the values. An unset key or password is not weak: a key is then
+    generated, and the dashboard login is off."""
     reasons: list[str] = []
-    key = settings.secret_key
-    if key is not None:
-        if key in PLACEHOLDER_SECRETS:
-            reasons.append("DIGEST_SECRET_KEY is the placeholder from .env.example")
-        elif len(key) < MIN_SECRET_KEY_LENGTH:
-            reasons.append(
-                f"DIGEST_SECRET_KEY is {len(key)} characters; use at least "
-                f"{MIN_SECRET_KEY_LENGTH} random ones (python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))')"
-            )
-        elif _repetitive(key):
-            reasons.append("DIGEST_SECRET_KEY repeats a few characters: use random ones")
-    password = settings.operator_password
-    if password is not None:
-        folded = "".join(password.lower().split())
-        if password in PLACEHOLDER_SECRETS:
-            reasons.append("DIGEST_OPERATOR_PASSWORD is the placeholder from .env.example")
-        elif len(password) < MIN_OPERATOR_PASSWORD_LENGTH:
-            reasons.append(
-                f"DIGEST_OPERATOR_PASSWORD is shorter than {MIN_OPERATOR_PASSWORD_LENGTH} "
-                "characters"
-            )
-        elif folded in COMMON_PASSWORDS or password.lower() in COMMON_PASSWORDS:
-            reasons.append("DIGEST_OPERATOR_PASSWORD is a commonly guessed password")
-        elif _repetitive(password):
-            reasons.append("DIGEST_OPERATOR_PASSWORD repeats a few characters")
+    if settings.secret_key is not None:
+        reasons += weak_key_reasons(settings.secret_key)
+    if settings.operator_password is not None:
+        reasons += weak_password_reasons(settings.operator_password)
     return reasons
 
 
@@ -272,4 +281,11 @@ def _local_secret() -> str:
     return key
 
 
-__all__ = ["Settings", "load_settings", "require_strong_secrets", "weak_secret_reasons"]
+__all__ = [
+    "Settings",
+    "load_settings",
+    "require_strong_secrets",
+    "weak_key_reasons",
+    "weak_password_reasons",
+    "weak_secret_reasons",
+]
