@@ -5,9 +5,12 @@ its URL: no login, no cookie."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
-from flask import Blueprint, abort, make_response, render_template, request
+from flask import Blueprint, abort, current_app, make_response, render_template, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -31,8 +34,10 @@ from digest.store.models import (
 )
 from digest.transports import Envelope, Outcome, transport_for
 from digest.web import context, throttle
+from digest.web.after import after_response
 
 bp = Blueprint("public", __name__)
+log = logging.getLogger(__name__)
 
 #: Shown on the form and stored with each sign-up as the consent given.
 CONSENT_WORDING = (
@@ -84,10 +89,10 @@ WITHDRAW_ALL = "unsubscribe-all"
 
 @bp.route("/subscribe/<slug>", methods=["GET", "POST"])
 def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
-    """GET (and HEAD) show the form. POST answers the same page for a new, a pending and an
-    already subscribed address, and does the same work for each: it records the sign-up and
-    sends one email (a confirm link, or a note that they are already subscribed), so neither
-    the page nor its timing tells who subscribes."""
+    """GET (and HEAD) show the form. POST checks only what does not depend on who the address
+    belongs to (the per-IP limit, the address's syntax), answers "check your inbox", and
+    leaves the rest to after the answer: so the page, its status and its timing are the same
+    for a new, a pending and an already subscribed address."""
     settings = context().settings
     with context().db.session() as session:
         mailing_list = _list_or_404(session, slug)
@@ -119,30 +124,51 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
             return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
                          form=form, error=str(exc))  # fmt: skip
         offered = {s.slug for s in mailing_list.sections}
-        sections = [s for s in form["sections"] if s in offered] or None
-        name = one_line(str(form["name"]), 200)
-        subscriber, subscription, signup = _record_signup(
-            session, mailing_list, address, name, sections, wording
+        signup = SignUp(
+            list_id=mailing_list.id,
+            address=address,
+            name=one_line(str(form["name"]), 200),
+            sections=[s for s in form["sections"] if s in offered] or None,
+            wording=wording,
+            ip=request.remote_addr,
         )
-        mail_key = _mail_key(address, mailing_list.id)
-        window = dt.timedelta(hours=settings.confirm_mail_hours)
+    after_response(current_app._get_current_object()).submit(partial(_sign_up, signup))  # type: ignore[attr-defined]
+    return _check_inbox()
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """A sign-up form as posted, checked, waiting to be recorded and mailed."""
+
+    list_id: int
+    address: str
+    name: str
+    sections: list[str] | None
+    wording: str
+    ip: str | None
+
+
+def _sign_up(signup: SignUp) -> None:
+    """Record the sign-up and send its one email: a confirm link, or for a subscriber a note
+    that they already receive the list. At most one email per address and list in the window;
+    a send that fails gives its slot back (the person will post the form again)."""
+    ctx = context()
+    with ctx.db.session() as session:
+        mailing_list = session.get_one(MailingList, signup.list_id)
+        subscriber, subscription, event = _record_signup(session, mailing_list, signup)
+        mail_key = _mail_key(signup.address, mailing_list.id)
+        window = dt.timedelta(hours=ctx.settings.confirm_mail_hours)
         if not throttle.take(session, SIGNUP_MAIL, mail_key, 1, window).allowed:
-            return _check_inbox()  # the email sent within the window still holds a good link
-        session.flush()
+            return  # the email sent within the window still holds a good link
+        session.commit()  # the consent history holds the sign-up even if the mail fails
         try:
             if subscription.status == SubscriptionStatus.CONFIRMED:
                 _send_already_subscribed(subscriber, mailing_list)
             else:
-                _send_confirmation(subscriber, mailing_list, signup.id)
-        except (TransportError, DigestError):
+                _send_confirmation(subscriber, mailing_list, event.id)
+        except DigestError as exc:
             throttle.give_back(session, SIGNUP_MAIL, mail_key)
-            return _message(
-                "Please try again later",
-                "We could not send the confirmation email just now. Nothing was lost: "
-                "please submit the form again in a few minutes.",
-                503,
-            )
-        return _check_inbox()
+            log.warning("sign-up email to subscriber %s not sent: %s", subscriber.id, exc)
 
 
 def _mail_key(address: str, list_id: int) -> str:
@@ -184,20 +210,19 @@ def _too_many_signups(retry_after: int) -> tuple[str, int, dict[str, str]]:
 
 
 def _record_signup(
-    session: Session,
-    mailing_list: MailingList,
-    address: str,
-    name: str,
-    sections: list[str] | None,
-    wording: str,
+    session: Session, mailing_list: MailingList, signup: SignUp
 ) -> tuple[Subscriber, Subscription, ConsentEvent]:
     """Append the sign-up to the consent history. A new subscription starts pending with this
     sign-up's consent; an existing one keeps its consent record (a re-submitted form, maybe by
     someone else, must not rewrite it): the sections and wording of a sign-up apply only when
     its own confirm link is clicked."""
-    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    subscriber = session.scalars(
+        select(Subscriber).where(Subscriber.email == signup.address)
+    ).first()
     if subscriber is None:
-        subscriber = Subscriber(email=address, name=name, status=SubscriberStatus.ACTIVE)
+        subscriber = Subscriber(
+            email=signup.address, name=signup.name, status=SubscriberStatus.ACTIVE
+        )
         session.add(subscriber)
         session.flush()
     subscription = session.scalars(
@@ -210,30 +235,30 @@ def _record_signup(
             list_id=mailing_list.id,
             subscriber_id=subscriber.id,
             status=SubscriptionStatus.PENDING,
-            sections=sections,
+            sections=signup.sections,
             source="web form",
             created_at=utcnow(),
-            consent_ip=request.remote_addr,
-            consent_text=wording,
+            consent_ip=signup.ip,
+            consent_text=signup.wording,
         )
         session.add(subscription)
     elif subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         subscription.status = SubscriptionStatus.PENDING
-    if subscription.status != SubscriptionStatus.CONFIRMED and name and not subscriber.name:
-        subscriber.name = name
-    signup = ConsentEvent(
+    if subscription.status != SubscriptionStatus.CONFIRMED and signup.name and not subscriber.name:
+        subscriber.name = signup.name
+    event = ConsentEvent(
         subscriber_id=subscriber.id,
         list_id=mailing_list.id,
         action="signup",
         at=utcnow(),
-        ip=request.remote_addr,
+        ip=signup.ip,
         source="web form",
-        wording=wording,
-        sections=sections,
+        wording=signup.wording,
+        sections=signup.sections,
     )
-    session.add(signup)
+    session.add(event)
     session.flush()
-    return subscriber, subscription, signup
+    return subscriber, subscription, event
 
 
 def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList, signup_id: int) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from digest.config import Settings
 from digest.edition.build import build_edition
@@ -31,6 +34,7 @@ from digest.store.models import (
 )
 from digest.transports import RecordingTransport
 from digest.web import create_app
+from digest.web.after import after_response
 
 DAY = dt.date(2026, 11, 24)
 
@@ -50,9 +54,25 @@ def site(db: Database) -> None:
         catalog.subscribe(session, daily, "ann@example.com", "Ann")
 
 
+class SettlingClient(FlaskClient):
+    """A client that, after each request, waits for the work the page left for after its
+    answer (recording a sign-up, mailing it), so a test sees the outcome."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        response = super().open(*args, **kwargs)
+        assert after_response(self.application).wait(30), "background work did not finish"
+        return response
+
+
+def _app(settings: Settings) -> Flask:
+    app = create_app(settings)
+    app.test_client_class = SettlingClient
+    return app
+
+
 @pytest.fixture
 def app(settings: Settings, db: Database, site: None) -> Iterator[Flask]:
-    yield create_app(settings)
+    yield _app(settings)
 
 
 @pytest.fixture
@@ -290,7 +310,7 @@ def test_sign_ups_per_client_ip_are_limited_with_a_clear_page(
 ) -> None:
     """Past DIGEST_SIGNUPS_PER_IP_PER_HOUR posts from one IP the form answers 429 with a styled
     page and Retry-After, mails and stores nothing; another IP is unaffected."""
-    client = create_app(settings.replace(signups_per_ip_per_hour=3)).test_client()
+    client = _app(settings.replace(signups_per_ip_per_hour=3)).test_client()
     for i in range(3):
         assert (
             client.post("/subscribe/daily", data={"email": f"r{i}@example.com"}).status_code == 200
@@ -358,3 +378,21 @@ def test_resubmitted_form_does_not_overwrite_the_consent_record(
         ("confirm", "127.0.0.1", None),
     ]
     assert all("Daily" in (e.wording or "") for e in events[:2])
+
+
+def test_a_failed_sign_up_email_keeps_the_consent_and_frees_the_slot(
+    settings: Settings, db: Database, site: None
+) -> None:
+    """When the SMTP server cannot be reached the page still answers as usual, the sign-up is
+    in the consent history, and the address's email slot is given back: posting again once
+    mail works sends the confirmation at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    broken = _app(settings.replace(smtp_url=f"smtp://127.0.0.1:{dead}")).test_client()
+    page = broken.post("/subscribe/daily", data={"email": "eve@example.com"})
+    assert page.status_code == 200 and b"Check your inbox" in page.data
+    assert [e.action for e in _events(db, "eve@example.com")] == ["signup"]
+    working = _app(settings).test_client()
+    working.post("/subscribe/daily", data={"email": "eve@example.com"})
+    assert len(_confirm_links(settings, "eve@example.com")) == 1
