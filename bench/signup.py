@@ -2,7 +2,7 @@
 as for a new one? A difference would tell a guesser who subscribes.
 
     python bench/signup.py                 # 200 of each, SQLite in a temp dir, outbox transport
-    python bench/signup.py --rounds 500 --database postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/signup.py --rounds 500
 
 Posts alternate between a new address and a subscribed one (each address once, each from its
 own client IP so the per-IP limit plays no part) and the script prints the median and 90th
@@ -34,10 +34,9 @@ from digest.web.after import after_response
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="posts of each kind")
-    parser.add_argument("--database", help="SQLAlchemy URL (default: SQLite in a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         settings = Settings(database_url=url, outbox_dir=str(Path(tmp) / "outbox"),
                             base_url="https://news.example", secret_key=os.urandom(24).hex(),
                             signups_per_ip_per_hour=10**6)  # fmt: skip
