@@ -1,10 +1,12 @@
 """Requests that must never change anything: every route of the app fetched with GET and HEAD
 (as link scanners do), with valid tokens and a signed-in operator, leaves the database as it
-was."""
+was. And the shared counters behind the abuse limits hold under concurrent requests."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from digest.store.models import (
     SubscriptionStatus,
 )
 from digest.transports import RecordingTransport
+from digest.web import throttle
 from digest.web.auth import create_token
 from tests.web.conftest import OPERATOR_PASSWORD
 
@@ -173,3 +176,28 @@ def test_one_click_post_still_unsubscribes_at_once(
         assert subscription.status == SubscriptionStatus.UNSUBSCRIBED
         event = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id.desc())).first()
         assert event is not None and (event.action, event.source) == ("unsubscribe", "one-click")
+
+
+def test_concurrent_takes_never_exceed_the_limit(db: Database) -> None:
+    """Twelve requests racing for a limit of 3 (each in its own session and thread, as separate
+    web processes would) get exactly 3 slots, on SQLite and PostgreSQL; a slot given back is
+    free again, and the window can be started afresh."""
+    window = dt.timedelta(hours=1)
+    start = threading.Barrier(12)
+
+    def attempt() -> bool:
+        start.wait()
+        with db.session() as session:
+            return throttle.take(session, "race", "198.51.100.1", 3, window).allowed
+
+    with ThreadPoolExecutor(12) as pool:
+        verdicts = list(pool.map(lambda _: attempt(), range(12)))
+    assert verdicts.count(True) == 3
+    with db.session() as session:
+        refused = throttle.take(session, "race", "198.51.100.1", 3, window)
+        assert not refused.allowed and 0 < refused.retry_after <= 3600
+        throttle.give_back(session, "race", "198.51.100.1")
+        assert throttle.take(session, "race", "198.51.100.1", 3, window).allowed
+        assert throttle.blocked(session, "race", "198.51.100.1", 3, window) > 0
+        throttle.forget(session, "race", "198.51.100.1")
+        assert throttle.blocked(session, "race", "198.51.100.1", 3, window) == 0
