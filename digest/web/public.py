@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
 
-from flask import Blueprint, abort, current_app, make_response, render_template, request
+from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -132,7 +132,9 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
             wording=wording,
             ip=request.remote_addr,
         )
-    after_response(current_app._get_current_object()).submit(partial(_sign_up, signup))  # type: ignore[attr-defined]
+    # The queue's thread outlives the request, so it gets the app itself, not the proxy.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    after_response(app).submit(partial(_sign_up, signup))
     return _check_inbox()
 
 
