@@ -58,6 +58,9 @@ from digest.web.auth import (
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
+#: Methods that never change anything here (scanners and browsers send them unasked).
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
 #: Seconds between reloads of the overview while an edition is sending.
 REFRESH_SECONDS = 5
 #: The overview's own policy: the app's default forbids frames, and the previews are iframes of
@@ -86,8 +89,8 @@ def _signed_in() -> bool:
 @bp.before_request
 def guard() -> BaseResponse | None:
     """Every page but the login needs a session; every request that may change something
-    (anything but GET and HEAD) needs the session's CSRF token."""
-    if request.method not in ("GET", "HEAD") and not csrf_ok(request.form.get("csrf_token")):
+    (anything but GET, HEAD and OPTIONS) needs the session's CSRF token."""
+    if request.method not in SAFE_METHODS and not csrf_ok(request.form.get("csrf_token")):
         # 400, not a redirect to the login: a forged form must not look like it half-worked.
         abort(400, "The form's security token is missing or out of date. Reload and retry.")
     if request.endpoint in ("dashboard.login", "dashboard.logout"):
