@@ -95,6 +95,20 @@ class Settings:
     #: Largest message `digest inbound` accepts, in bytes (a report quoting a whole digest fits).
     inbound_max_bytes: int = 2 * 1024 * 1024
 
+    # -- public form and dashboard login limits (abuse) --------------------------------------
+    #: Hours in which one address gets at most one sign-up email; a repeat sends nothing new.
+    confirm_mail_hours: float = 3.0
+    #: Sign-up form posts accepted from one client IP per hour.
+    signups_per_ip_per_hour: int = 20
+    #: Dashboard login attempts allowed from one client IP within ``login_lockout_seconds``;
+    #: past it the login refuses every password from that IP until the window ends.
+    login_attempts_per_ip: int = 5
+    #: Dashboard login attempts allowed from all IPs together within ``login_lockout_seconds``
+    #: (a guesser with many addresses); a correct password gives its attempt back.
+    login_attempts_overall: int = 50
+    #: Seconds of the login attempt window (and so of a lockout).
+    login_lockout_seconds: int = 900
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -183,6 +197,91 @@ def _validate(settings: Settings) -> None:
     if settings.soft_bounce_limit < 1:
         raise ConfigError("DIGEST_SOFT_BOUNCE_LIMIT must be at least 1")
 
+    for name in ("signups_per_ip_per_hour", "login_attempts_per_ip", "login_attempts_overall"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"DIGEST_{name.upper()} must be at least 1")
+    if settings.confirm_mail_hours < 0 or settings.login_lockout_seconds < 1:
+        raise ConfigError(
+            "DIGEST_CONFIRM_MAIL_HOURS must be 0 or more, DIGEST_LOGIN_LOCKOUT_SECONDS at least 1"
+        )
+
+
+#: The placeholders shipped in ``.env.example``: a deployment that copied them as they are.
+PLACEHOLDER_SECRETS = frozenset({"change-me-to-a-long-random-string", "change-me-too"})
+#: Passwords that guessers try first; compared case-insensitively.
+COMMON_PASSWORDS = frozenset(
+    {
+        "password", "password1", "password123", "passw0rd", "123456789012", "1234567890",
+        "qwertyuiop", "qwerty123456", "letmein", "letmein123", "welcome", "welcome123",
+        "admin", "admin123", "administrator", "changeme", "change-me", "changemenow",
+        "iloveyou", "trustno1", "secret", "supersecret", "digest", "digestdigest",
+        "newsletter", "newsletter123", "operator", "operator123", "correcthorsebatterystaple",
+    }
+)  # fmt: skip
+MIN_SECRET_KEY_LENGTH = 32
+MIN_OPERATOR_PASSWORD_LENGTH = 12
+
+
+def _repetitive(value: str) -> bool:
+    """Whether ``value`` is one short run repeated ("aaaa...", "abcabc..."), or uses so few
+    distinct characters that its length adds little."""
+    if len(set(value)) <= max(4, len(value) // 8):
+        return True
+    for size in range(1, len(value) // 2 + 1):
+        if len(value) % size == 0 and value[:size] * (len(value) // size) == value:
+            return True
+    return False
+
+
+def weak_key_reasons(key: str) -> list[str]:
+    """Why ``key`` is unfit to sign links and sessions (empty: it is fine)."""
+    if key in PLACEHOLDER_SECRETS:
+        return ["DIGEST_SECRET_KEY is the placeholder from .env.example"]
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return [
+            f"DIGEST_SECRET_KEY is {len(key)} characters; use at least {MIN_SECRET_KEY_LENGTH} "
+            "random ones (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        ]
+    if _repetitive(key):
+        return ["DIGEST_SECRET_KEY repeats a few characters: use random ones"]
+    return []
+
+
+def weak_password_reasons(password: str) -> list[str]:
+    """Why ``password`` is unfit for the operator dashboard (empty: it is fine)."""
+    if password in PLACEHOLDER_SECRETS:
+        return ["DIGEST_OPERATOR_PASSWORD is the placeholder from .env.example"]
+    if len(password) < MIN_OPERATOR_PASSWORD_LENGTH:
+        return [
+            f"DIGEST_OPERATOR_PASSWORD is shorter than {MIN_OPERATOR_PASSWORD_LENGTH} characters"
+        ]
+    # Spaces and case do not make a famous phrase less famous.
+    if "".join(password.lower().split()) in COMMON_PASSWORDS:
+        return ["DIGEST_OPERATOR_PASSWORD is a commonly guessed password"]
+    if _repetitive(password):
+        return ["DIGEST_OPERATOR_PASSWORD repeats a few characters"]
+    return []
+
+
+def weak_secret_reasons(settings: Settings) -> list[str]:
+    """Why the secret key or operator password is unfit for a public server; empty if both are
+    fine. Never includes the values. An unset key or password is not weak: a key is then
+    generated, and the dashboard login is off."""
+    reasons: list[str] = []
+    if settings.secret_key is not None:
+        reasons += weak_key_reasons(settings.secret_key)
+    if settings.operator_password is not None:
+        reasons += weak_password_reasons(settings.operator_password)
+    return reasons
+
+
+def require_strong_secrets(settings: Settings) -> None:
+    """Refuse to serve with a weak secret key or operator password (``web`` and ``worker``
+    call this before starting)."""
+    reasons = weak_secret_reasons(settings)
+    if reasons:
+        raise ConfigError("refusing to start: " + "; ".join(reasons))
+
 
 def _local_secret() -> str:
     """A key for a single machine, kept beside the database so links stay valid across runs.
@@ -199,4 +298,11 @@ def _local_secret() -> str:
     return key
 
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "Settings",
+    "load_settings",
+    "require_strong_secrets",
+    "weak_key_reasons",
+    "weak_password_reasons",
+    "weak_secret_reasons",
+]

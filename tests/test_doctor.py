@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import socket
 from pathlib import Path
 
@@ -12,10 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.config import Settings
+from digest.config import Settings, load_settings, require_strong_secrets, weak_secret_reasons
+from digest.errors import ConfigError
 from digest.logs import JsonFormatter
 from digest.ops.doctor import Check, report, run_checks
 from tests.conftest import SmtpSink
+
+#: A key as `secrets.token_urlsafe(32)` makes them (fixed here so failures are reproducible).
+STRONG_KEY = "q3VfN8sK1xZ0cR7tW2mY5pL9dH4gB6jE-aU_oI8nT3v"
 
 
 def _dead_port() -> int:
@@ -33,7 +38,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
     monkeypatch.chdir(tmp_path)
     for name in ("DIGEST_BROKER_URL", "DIGEST_SMTP_URL", "DIGEST_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "doctor-secret")
+    for name in ("DIGEST_SECRET_KEY", "DIGEST_OPERATOR_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", STRONG_KEY)
     return monkeypatch
 
 
@@ -97,3 +104,57 @@ def test_json_log_lines_carry_edition_and_batch_ids(settings: Settings) -> None:
     entry = json.loads(stream.getvalue())
     assert entry["message"] == "batch stopped: 421" and entry["level"] == "warning"
     assert (entry["edition_id"], entry["batch_id"]) == (7, "ab")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("DIGEST_SECRET_KEY", "change-me-to-a-long-random-string", "placeholder"),
+        ("DIGEST_SECRET_KEY", "doctor-secret", "13 characters"),
+        ("DIGEST_SECRET_KEY", "ab" * 24, "repeats"),
+        ("DIGEST_SECRET_KEY", "x" * 40, "repeats"),
+        ("DIGEST_OPERATOR_PASSWORD", "change-me-too", "placeholder"),
+        ("DIGEST_OPERATOR_PASSWORD", "hunter2", "shorter than 12"),
+        ("DIGEST_OPERATOR_PASSWORD", "QWERTY123456", "commonly guessed"),
+        ("DIGEST_OPERATOR_PASSWORD", "Correct Horse Battery Staple", "commonly guessed"),
+        ("DIGEST_OPERATOR_PASSWORD", "aaaaaaaaaaaaaaaa", "repeats"),
+    ],
+)
+def test_weak_secret_or_password_fails_with_the_reason(
+    environment: pytest.MonkeyPatch, name: str, value: str, reason: str
+) -> None:
+    """A placeholder, short, repetitive or common secret key or operator password is a failing
+    check that says why, without showing the value."""
+    environment.setenv(name, value)
+    checks = run_checks()
+    failing = [c for c in checks if c.status == "fail" and c.name != "database"]
+    assert len(failing) == 1 and reason in failing[0].detail
+    assert value not in failing[0].detail
+
+
+def test_weak_secret_reasons_lists_each_problem() -> None:
+    """weak_secret_reasons (what `web` and `worker` check before starting) names both a weak key
+    and a weak password, and nothing for strong ones or unset ones."""
+    weak = Settings(secret_key="k", operator_password="letmein")
+    assert [r.split(" ")[0] for r in weak_secret_reasons(weak)] == [
+        "DIGEST_SECRET_KEY",
+        "DIGEST_OPERATOR_PASSWORD",
+    ]
+    with pytest.raises(ConfigError, match="refusing to start"):
+        require_strong_secrets(weak)
+    strong = Settings(secret_key=STRONG_KEY, operator_password="plum-raft-ocean-47-minnow")
+    assert weak_secret_reasons(strong) == [] and weak_secret_reasons(Settings()) == []
+    require_strong_secrets(strong)
+
+
+def test_generated_local_secret_passes(environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On one host with no DIGEST_SECRET_KEY, the key the app generates into .digest-secret
+    passes the check (ok, not fail), and a strong hex key does too."""
+    environment.delenv("DIGEST_SECRET_KEY")
+    generated = load_settings().secret_key
+    assert generated and (tmp_path / ".digest-secret").exists()
+    assert weak_secret_reasons(Settings(secret_key=generated)) == []
+    check = _by_name(run_checks())["secret key"]
+    assert check.status == "ok" and ".digest-secret" in check.detail
+    environment.setenv("DIGEST_SECRET_KEY", secrets.token_hex(16))
+    assert _by_name(run_checks())["secret key"].status == "ok"

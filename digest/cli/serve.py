@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from digest.cli.context import App, pass_app
+from digest.config import require_strong_secrets
 from digest.errors import DigestError
 
 
@@ -34,6 +35,7 @@ def _celery(ctx: click.Context, command: str) -> None:
         raise DigestError(
             f"`digest {command}` needs DIGEST_BROKER_URL (e.g. redis://localhost:6379/0)"
         )
+    require_strong_secrets(app.settings)
     if app.config_file:
         # The worker's app reads its settings when imported, in this process and in every
         # pool process it forks: the environment carries the file to all of them.
@@ -70,6 +72,7 @@ def web(app: App, host: str, port: int, threads: int) -> None:
     from digest.logs import configure_logging
     from digest.web import create_app
 
+    require_strong_secrets(app.settings)
     app.db  # noqa: B018 - fail now, in one line, if the database is not set up
     configure_logging(app.settings)
     click.echo(f"serving on http://{host}:{port}/ (links in emails use {app.settings.base_url})")

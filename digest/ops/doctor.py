@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from digest.config import Settings, load_settings
+from digest.config import (
+    SECRET_FILE,
+    Settings,
+    load_settings,
+    weak_key_reasons,
+    weak_password_reasons,
+)
 from digest.errors import DigestError
 
 
@@ -47,12 +53,29 @@ def run_checks(config_file: str | None = None) -> list[Check]:
 
 def _secret(settings: Settings) -> Iterator[Check]:
     if settings.secret_key:
-        yield Check("ok", "secret key", "set")
+        weak = weak_key_reasons(settings.secret_key)
+        if weak:
+            yield Check("fail", "secret key", "; ".join(weak))
+        else:
+            yield Check("ok", "secret key", "set")
     elif settings.broker_url:
         yield Check("fail", "secret key", "DIGEST_SECRET_KEY must be set when workers share "
                     "the work: every machine must sign links with the same key")  # fmt: skip
+    elif Path(SECRET_FILE).exists():
+        # The file _local_secret() wrote: random, so it passes unless someone edited it.
+        weak = weak_key_reasons(Path(SECRET_FILE).read_text(encoding="utf-8").strip())
+        if weak:
+            yield Check("fail", "secret key", f"./{SECRET_FILE}: " + "; ".join(weak))
+        else:
+            yield Check("ok", "secret key", f"generated, kept in ./{SECRET_FILE} (one host only)")
     else:
         yield Check("warn", "secret key", "not set: a key is generated into ./.digest-secret")
+    if settings.operator_password is not None:
+        weak = weak_password_reasons(settings.operator_password)
+        if weak:
+            yield Check("fail", "operator password", "; ".join(weak))
+        else:
+            yield Check("ok", "operator password", "set")
 
 
 def _base_url(settings: Settings) -> Iterator[Check]:

@@ -305,3 +305,52 @@ class SoftBounce(Base):
     )
     last_detail: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsentEvent(Base):
+    """Append-only history of what a subscriber asked for: every sign-up form, confirmation,
+    unsubscribe and preferences change, with when, from where and the wording shown. Rows are
+    never updated, so a re-submitted form cannot rewrite the consent someone gave."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_subscriber", "subscriber_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    #: None: the event concerns every list (e.g. "unsubscribe from all").
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"))
+    #: "signup", "confirm", "unsubscribe", "unsubscribe-all", "join", "leave".
+    action: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    #: Which form or link: "web form", "confirm link", "one-click", "preferences page", ...
+    source: Mapped[str] = mapped_column(String(100), default="")
+    #: The consent wording shown, for sign-ups.
+    wording: Mapped[str | None] = mapped_column(Text)
+    #: Section slugs chosen on a sign-up form; None: all of them.
+    sections: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class Throttle(Base):
+    """A fixed-window counter shared by every web process: confirmation mails per address,
+    sign-ups per client IP, failed dashboard logins. The key is hashed so the table holds no
+    addresses."""
+
+    __tablename__ = "throttles"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OperatorSession(Base):
+    """One dashboard login. The cookie carries a random id whose SHA-256 is stored here;
+    logging out ends the row, so a copy of the cookie taken earlier stops working."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))

@@ -3,7 +3,8 @@ and the dashboard's CSRF token.
 
 API tokens are random strings shown once; only their SHA-256 is stored, so a copy of the
 database does not hand out working tokens. The dashboard keeps its login in Flask's signed
-session cookie, and every form that changes something carries a per-session CSRF token.
+session cookie, tied to a row of ``operator_sessions`` so that logging out ends it for every
+copy of the cookie; every form that changes something carries a per-session CSRF token.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InputError, NotFoundError
 from digest.ingest.text import one_line
-from digest.store.models import ApiToken, utcnow
+from digest.store.models import ApiToken, OperatorSession, utcnow
 
 #: Tokens start with this, so one pasted into the wrong place (a log, a chat) is recognisable.
 TOKEN_PREFIX = "dgt_"
@@ -84,7 +85,13 @@ def check_token(session: Session, token: str) -> ApiToken:
 # -- the dashboard's login and CSRF token ----------------------------------------------------
 
 _LOGIN_KEY = "operator"
+_SESSION_KEY = "sid"
 _CSRF_KEY = "csrf"
+#: A dashboard login lasts this long at most, even if the browser keeps its cookie.
+SESSION_MAX_AGE = dt.timedelta(hours=12)
+#: Throttle kinds of the login (see digest.web.throttle).
+LOGIN_IP = "login-ip"
+LOGIN_ALL = "login-all"
 
 
 def _password_mark(password: str, secret: str) -> str:
@@ -100,23 +107,45 @@ def password_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def log_in(password: str, secret: str) -> None:
-    """Start a fresh session (nothing carried over from before the login) for the operator."""
+def log_in(session: Session, password: str, secret: str, ip: str | None) -> None:
+    """Start a fresh session for the operator: nothing carried over from before the login, and
+    a new random id recorded server-side, so each login has its own id and logging out can
+    end exactly this one."""
+    sid = secrets.token_urlsafe(32)
+    session.add(OperatorSession(token_hash=token_hash(sid), created_at=utcnow(), ip=ip))
+    session.flush()
     web_session.clear()
     web_session[_LOGIN_KEY] = _password_mark(password, secret)
+    web_session[_SESSION_KEY] = sid
     web_session[_CSRF_KEY] = secrets.token_urlsafe(32)
     web_session.permanent = False
 
 
-def log_out() -> None:
+def log_out(session: Session) -> None:
+    """End this login server-side (a saved copy of the cookie stops working) and empty the
+    cookie."""
+    sid = web_session.get(_SESSION_KEY)
+    if isinstance(sid, str):
+        row = session.scalars(
+            select(OperatorSession).where(OperatorSession.token_hash == token_hash(sid))
+        ).first()
+        if row is not None and row.ended_at is None:
+            row.ended_at = utcnow()
     web_session.clear()
 
 
-def logged_in(password: str | None, secret: str) -> bool:
+def logged_in(session: Session, password: str | None, secret: str) -> bool:
+    """Whether the cookie belongs to a live login made with the current password."""
     mark = web_session.get(_LOGIN_KEY)
-    if not password or not isinstance(mark, str):
+    sid = web_session.get(_SESSION_KEY)
+    if not password or not isinstance(mark, str) or not isinstance(sid, str):
         return False
-    return hmac.compare_digest(mark.encode("ascii"), _password_mark(password, secret).encode())
+    if not hmac.compare_digest(mark.encode("ascii"), _password_mark(password, secret).encode()):
+        return False
+    row = session.scalars(
+        select(OperatorSession).where(OperatorSession.token_hash == token_hash(sid))
+    ).first()
+    return row is not None and row.ended_at is None and utcnow() - row.created_at < SESSION_MAX_AGE
 
 
 def csrf_token() -> str:

@@ -42,10 +42,22 @@ from digest.store.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.web import context
-from digest.web.auth import csrf_ok, csrf_token, log_in, log_out, logged_in, password_matches
+from digest.web import context, throttle
+from digest.web.auth import (
+    LOGIN_ALL,
+    LOGIN_IP,
+    csrf_ok,
+    csrf_token,
+    log_in,
+    log_out,
+    logged_in,
+    password_matches,
+)
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+#: Methods that never change anything here (scanners and browsers send them unasked).
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 #: Seconds between reloads of the overview while an edition is sending.
 REFRESH_SECONDS = 5
@@ -67,13 +79,16 @@ def _password() -> str | None:
 
 
 def _signed_in() -> bool:
-    return logged_in(_password(), context().settings.secret)
+    ctx = context()
+    with ctx.db.session() as session:
+        return logged_in(session, _password(), ctx.settings.secret)
 
 
 @bp.before_request
 def guard() -> BaseResponse | None:
-    """Every page but the login needs a session; every POST needs the session's CSRF token."""
-    if request.method == "POST" and not csrf_ok(request.form.get("csrf_token")):
+    """Every page but the login needs a session; every request that may change something
+    (anything but GET, HEAD and OPTIONS) needs the session's CSRF token."""
+    if request.method not in SAFE_METHODS and not csrf_ok(request.form.get("csrf_token")):
         # 400, not a redirect to the login: a forged form must not look like it half-worked.
         abort(400, "The form's security token is missing or out of date. Reload and retry.")
     if request.endpoint in ("dashboard.login", "dashboard.logout"):
@@ -109,23 +124,54 @@ def _render(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> tuple[str, int] | BaseResponse:
+def login() -> tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse:
+    ctx = context()
     password = _password()
     if not password:
         return _render("login.html", 503, disabled=True)
-    if request.method == "GET":
+    if request.method != "POST":
         if _signed_in():
             return redirect(url_for("dashboard.overview"), 303)
         return _render("login.html")
-    if not password_matches(request.form.get("password", ""), password):
-        return _render("login.html", 401, error="That password is not right.")
-    log_in(password, context().settings.secret)
+    settings = ctx.settings
+    window = dt.timedelta(seconds=settings.login_lockout_seconds)
+    ip = request.remote_addr or "unknown"
+    with ctx.db.session() as session:
+        # Each attempt takes a slot before the password is even compared, so parallel guesses
+        # cannot outrun the count; a right password gives its slots back.
+        mine = throttle.take(session, LOGIN_IP, ip, settings.login_attempts_per_ip, window)
+        everyone = (
+            throttle.take(session, LOGIN_ALL, "", settings.login_attempts_overall, window)
+            if mine.allowed
+            else mine
+        )
+        if not everyone.allowed:
+            if mine.allowed:
+                throttle.give_back(session, LOGIN_IP, ip)
+            return _locked_out(max(mine.retry_after, everyone.retry_after))
+        if not password_matches(request.form.get("password", ""), password):
+            return _render("login.html", 401, error="That password is not right.")
+        throttle.give_back(session, LOGIN_IP, ip)
+        throttle.give_back(session, LOGIN_ALL, "")
+        log_in(session, password, settings.secret, request.remote_addr)
     return redirect(url_for("dashboard.overview"), 303)
+
+
+def _locked_out(retry_after: int) -> tuple[str, int, dict[str, str]]:
+    minutes = max(1, (retry_after + 59) // 60)
+    page, status = _render(
+        "login.html",
+        429,
+        error=f"Too many sign-in attempts. Sign-in is locked for about {minutes} minute"
+        f"{'s' if minutes != 1 else ''}; no password is checked until then.",
+    )
+    return page, status, {"Retry-After": str(retry_after)}
 
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    log_out()
+    with context().db.session() as session:
+        log_out(session)
     return redirect(url_for("dashboard.login"), 303)
 
 

@@ -5,10 +5,13 @@ its URL: no login, no cookie."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
-from flask import Blueprint, abort, make_response, render_template, request
-from sqlalchemy import select
+from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from digest.edition.build import stored_draft
@@ -20,6 +23,7 @@ from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
 from digest.send.batch import mail_domain
 from digest.service import catalog
 from digest.store.models import (
+    ConsentEvent,
     Edition,
     EditionStatus,
     MailingList,
@@ -30,9 +34,11 @@ from digest.store.models import (
     utcnow,
 )
 from digest.transports import Envelope, Outcome, transport_for
-from digest.web import context
+from digest.web import context, throttle
+from digest.web.after import after_response
 
 bp = Blueprint("public", __name__)
+log = logging.getLogger(__name__)
 
 #: Shown on the form and stored with each sign-up as the consent given.
 CONSENT_WORDING = (
@@ -73,18 +79,39 @@ def index() -> tuple[str, int]:
 
 # -- subscribe and confirm -------------------------------------------------------------
 
+#: Throttle kinds (see digest.web.throttle): sign-up emails per address and list, and sign-up
+#: form posts per client IP.
+SIGNUP_MAIL = "signup-mail"
+SIGNUP_IP = "signup-ip"
+#: Consent actions that withdraw consent: a confirm link signed before one of them is void.
+WITHDRAWALS = ("unsubscribe", "leave")
+WITHDRAW_ALL = "unsubscribe-all"
+
 
 @bp.route("/subscribe/<slug>", methods=["GET", "POST"])
-def subscribe(slug: str) -> tuple[str, int]:
+def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """GET (and HEAD) show the form. POST checks only what does not depend on who the address
+    belongs to (the per-IP limit, the address's syntax), answers "check your inbox", and
+    leaves the rest to after the answer: so the page, its status and its timing are the same
+    for a new, a pending and an already subscribed address."""
     settings = context().settings
     with context().db.session() as session:
         mailing_list = _list_or_404(session, slug)
         wording = CONSENT_WORDING.format(list=mailing_list.name, site=settings.site_name)
         form: dict[str, Any] = {"email": "", "name": "", "sections": []}
-        if request.method == "GET":
+        if request.method != "POST":
             return _page(
                 "web/subscribe.html", mailing_list=mailing_list, wording=wording, form=form
             )
+        per_ip = throttle.take(
+            session,
+            SIGNUP_IP,
+            _client_ip(),
+            settings.signups_per_ip_per_hour,
+            dt.timedelta(hours=1),
+        )
+        if not per_ip.allowed:
+            return _too_many_signups(per_ip.retry_after)
         form = {
             "email": request.form.get("email", ""),
             "name": request.form.get("name", ""),
@@ -100,45 +127,107 @@ def subscribe(slug: str) -> tuple[str, int]:
         if is_forgotten(session, address):
             return _check_inbox()  # store nothing, send nothing, and say nothing about why
         offered = {s.slug for s in mailing_list.sections}
-        sections = [s for s in form["sections"] if s in offered] or None
-        name = one_line(str(form["name"]), 200)
-        subscriber, subscription = _pending_subscription(
-            session, mailing_list, address, name, sections, wording
+        signup = SignUp(
+            list_id=mailing_list.id,
+            address=address,
+            name=one_line(str(form["name"]), 200),
+            sections=[s for s in form["sections"] if s in offered] or None,
+            wording=wording,
+            ip=request.remote_addr,
         )
-        if subscription.status == SubscriptionStatus.CONFIRMED:
-            return _check_inbox()  # say nothing about who is already subscribed
-        session.flush()
+    # The queue's thread outlives the request, so it gets the app itself, not the proxy.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    after_response(app).submit(partial(_sign_up, signup))
+    return _check_inbox()
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """A sign-up form as posted, checked, waiting to be recorded and mailed."""
+
+    list_id: int
+    address: str
+    name: str
+    sections: list[str] | None
+    wording: str
+    ip: str | None
+
+
+def _sign_up(signup: SignUp) -> None:
+    """Record the sign-up and send its one email: a confirm link, or for a subscriber a note
+    that they already receive the list. At most one email per address and list in the window;
+    a send that fails gives its slot back (the person will post the form again)."""
+    ctx = context()
+    with ctx.db.session() as session:
+        mailing_list = session.get_one(MailingList, signup.list_id)
+        subscriber, subscription, event = _record_signup(session, mailing_list, signup)
+        mail_key = _mail_key(signup.address, mailing_list.id)
+        window = dt.timedelta(hours=ctx.settings.confirm_mail_hours)
+        if not throttle.take(session, SIGNUP_MAIL, mail_key, 1, window).allowed:
+            return  # the email sent within the window still holds a good link
+        session.commit()  # the consent history holds the sign-up even if the mail fails
         try:
-            _send_confirmation(subscriber, mailing_list)
-        except (TransportError, DigestError):
-            return _message(
-                "Please try again later",
-                "We could not send the confirmation email just now. Nothing was lost: "
-                "please submit the form again in a few minutes.",
-                503,
-            )
-        return _check_inbox()
+            if subscription.status == SubscriptionStatus.CONFIRMED:
+                _send_already_subscribed(subscriber, mailing_list)
+            else:
+                _send_confirmation(subscriber, mailing_list, event.id)
+        except DigestError as exc:
+            throttle.give_back(session, SIGNUP_MAIL, mail_key)
+            log.warning("sign-up email to subscriber %s not sent: %s", subscriber.id, exc)
+
+
+def _mail_key(address: str, list_id: int) -> str:
+    return f"{address}\x00{list_id}"
+
+
+def _client_ip() -> str:
+    # remote_addr is the direct peer: behind a reverse proxy, the proxy must be trusted
+    # explicitly (werkzeug's ProxyFix) or every visitor shares the proxy's limit.
+    return request.remote_addr or "unknown"
+
+
+def _hours(value: float) -> str:
+    shown = f"{value:g}"
+    return f"{shown} hour" if shown == "1" else f"{shown} hours"
 
 
 def _check_inbox() -> tuple[str, int]:
+    hours = context().settings.confirm_mail_hours
     return _message(
         "Check your inbox",
-        "If the address is right, an email with a confirmation link is on its way. "
-        "Your subscription starts when you confirm it.",
+        "If the address is right, an email about this subscription is on its way; a new "
+        "subscription starts when you click the confirmation link in it. We send at most one "
+        f"such email per address and list every {_hours(hours)}: if one reached you already, "
+        "its link still works.",
     )
 
 
-def _pending_subscription(
-    session: Session,
-    mailing_list: MailingList,
-    address: str,
-    name: str,
-    sections: list[str] | None,
-    wording: str,
-) -> tuple[Subscriber, Subscription]:
-    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+def _too_many_signups(retry_after: int) -> tuple[str, int, dict[str, str]]:
+    minutes = max(1, (retry_after + 59) // 60)
+    limit = context().settings.signups_per_ip_per_hour
+    page, status = _message(
+        "Too many sign-ups",
+        f"This network has sent the sign-up form more than {limit} times in the last hour. "
+        f"Nothing was sent or saved. Please try again in about {minutes} minutes.",
+        429,
+    )
+    return page, status, {"Retry-After": str(retry_after)}
+
+
+def _record_signup(
+    session: Session, mailing_list: MailingList, signup: SignUp
+) -> tuple[Subscriber, Subscription, ConsentEvent]:
+    """Append the sign-up to the consent history. A new subscription starts pending with this
+    sign-up's consent; an existing one keeps its consent record (a re-submitted form, maybe by
+    someone else, must not rewrite it): the sections and wording of a sign-up apply only when
+    its own confirm link is clicked."""
+    subscriber = session.scalars(
+        select(Subscriber).where(Subscriber.email == signup.address)
+    ).first()
     if subscriber is None:
-        subscriber = Subscriber(email=address, name=name, status=SubscriberStatus.ACTIVE)
+        subscriber = Subscriber(
+            email=signup.address, name=signup.name, status=SubscriberStatus.ACTIVE
+        )
         session.add(subscriber)
         session.flush()
     subscription = session.scalars(
@@ -147,38 +236,79 @@ def _pending_subscription(
         )
     ).first()
     if subscription is None:
-        subscription = Subscription(list_id=mailing_list.id, subscriber_id=subscriber.id)
+        subscription = Subscription(
+            list_id=mailing_list.id,
+            subscriber_id=subscriber.id,
+            status=SubscriptionStatus.PENDING,
+            sections=signup.sections,
+            source="web form",
+            created_at=utcnow(),
+            consent_ip=signup.ip,
+            consent_text=signup.wording,
+        )
         session.add(subscription)
-    if subscription.status != SubscriptionStatus.CONFIRMED:
+    elif subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         subscription.status = SubscriptionStatus.PENDING
-        subscription.sections = sections
-        subscription.source = "web form"
-        subscription.created_at = utcnow()
-        subscription.consent_ip = request.remote_addr
-        subscription.consent_text = wording
-        if name and not subscriber.name:
-            subscriber.name = name
-    return subscriber, subscription
+    if subscription.status != SubscriptionStatus.CONFIRMED and signup.name and not subscriber.name:
+        subscriber.name = signup.name
+    event = ConsentEvent(
+        subscriber_id=subscriber.id,
+        list_id=mailing_list.id,
+        action="signup",
+        at=utcnow(),
+        ip=signup.ip,
+        source="web form",
+        wording=signup.wording,
+        sections=signup.sections,
+    )
+    session.add(event)
+    session.flush()
+    return subscriber, subscription, event
 
 
-def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList) -> None:
+def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList, signup_id: int) -> None:
     ctx = context()
     settings = ctx.settings
     link = f"{settings.base_url.rstrip('/')}/confirm/" + ctx.tokens.sign(
-        CONFIRM, subscriber.id, mailing_list.id
+        CONFIRM, subscriber.id, mailing_list.id, signup_id
     )
-    from_address = mailing_list.from_address or settings.from_address
-    text = (
+    _send_notice(
+        subscriber,
+        mailing_list,
+        f"Confirm your subscription to {mailing_list.name}",
         f"Please confirm that you want {mailing_list.name} from {settings.site_name} "
         f"at this address:\n\n{link}\n\n"
-        "If you did not ask for it, ignore this email: nothing will be sent to you.\n"
+        "If you did not ask for it, ignore this email: nothing will be sent to you.\n",
     )
+
+
+def _send_already_subscribed(subscriber: Subscriber, mailing_list: MailingList) -> None:
+    ctx = context()
+    settings = ctx.settings
+    link = f"{settings.base_url.rstrip('/')}/preferences/" + ctx.tokens.sign(
+        PREFERENCES, subscriber.id
+    )
+    _send_notice(
+        subscriber,
+        mailing_list,
+        f"You already receive {mailing_list.name}",
+        f"Someone, probably you, asked to subscribe this address to {mailing_list.name} from "
+        f"{settings.site_name}. It is subscribed already, so nothing has changed.\n\n"
+        f"To choose sections or lists, or to unsubscribe:\n\n{link}\n",
+    )
+
+
+def _send_notice(
+    subscriber: Subscriber, mailing_list: MailingList, subject: str, text: str
+) -> None:
+    settings = context().settings
+    from_address = mailing_list.from_address or settings.from_address
     message = simple_message(
         from_name=mailing_list.from_name or settings.site_name,
         from_address=from_address,
         to_name=subscriber.name,
         to_address=subscriber.email,
-        subject=f"Confirm your subscription to {mailing_list.name}",
+        subject=subject,
         text=text,
         domain=mail_domain(settings, mailing_list),
     )
@@ -190,20 +320,68 @@ def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList) -> Non
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str) -> tuple[str, int]:
-    subscriber_id, list_id = _verify(CONFIRM, token)
+    """GET (and HEAD) show a button and change nothing; POST confirms, unless the link was
+    made before the subscriber withdrew (unsubscribed from this list or from all): consent
+    given once is not revived by an old link."""
+    ids = _verify(CONFIRM, token)
+    subscriber_id, list_id = ids[0], ids[1]
+    signup_id = ids[2] if len(ids) > 2 else 0  # links mailed before sign-ups were numbered
     with context().db.session() as session:
         subscription = _subscription(session, subscriber_id, list_id)
         mailing_list = session.get_one(MailingList, list_id)
-        if request.method == "GET":
+        if subscription.status == SubscriptionStatus.CONFIRMED:
+            return _page("web/confirm.html", mailing_list=mailing_list, done=True)
+        signup = session.get(ConsentEvent, signup_id) if signup_id else None
+        foreign = signup_id > 0 and (
+            signup is None or (signup.subscriber_id, signup.list_id) != (subscriber_id, list_id)
+        )
+        if (
+            subscription.status != SubscriptionStatus.PENDING
+            or foreign
+            or _withdrawn_since(session, subscriber_id, list_id, signup_id)
+        ):
+            return _message(
+                "Link no longer valid",
+                "You unsubscribed after this link was sent, so it cannot subscribe you again. "
+                f"Nothing was changed. To receive {mailing_list.name}, sign up again on its "
+                "page.",
+                400,
+            )
+        if request.method != "POST":
             # A mail scanner that opens the link must not subscribe anyone: a person clicks.
-            return _page("web/confirm.html", mailing_list=mailing_list,
-                         done=subscription.status == SubscriptionStatus.CONFIRMED)  # fmt: skip
+            return _page("web/confirm.html", mailing_list=mailing_list, done=False)
+        now = utcnow()
         subscription.status = SubscriptionStatus.CONFIRMED
-        subscription.confirmed_at = utcnow()
+        subscription.confirmed_at = now
+        if signup is not None:
+            # The consent on record is the one confirmed, not the last form someone posted.
+            subscription.sections = signup.sections
+            subscription.consent_ip = signup.ip
+            subscription.consent_text = signup.wording
+            subscription.source = signup.source
+        _consent(session, subscriber_id, list_id, "confirm", "confirm link")
         subscriber = session.get_one(Subscriber, subscriber_id)
         if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
             subscriber.status = SubscriberStatus.ACTIVE
         return _page("web/confirm.html", mailing_list=mailing_list, done=True)
+
+
+def _withdrawn_since(session: Session, subscriber_id: int, list_id: int, after_id: int) -> bool:
+    """Whether the subscriber withdrew consent for this list (or all) after event ``after_id``.
+    Event ids, not times, order the history: they cannot tie within a second."""
+    found = session.scalars(
+        select(ConsentEvent.id)
+        .where(
+            ConsentEvent.subscriber_id == subscriber_id,
+            ConsentEvent.id > after_id,
+            or_(
+                ConsentEvent.action == WITHDRAW_ALL,
+                and_(ConsentEvent.action.in_(WITHDRAWALS), ConsentEvent.list_id == list_id),
+            ),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 # -- unsubscribe and preferences -----------------------------------------------------------
@@ -211,8 +389,9 @@ def confirm(token: str) -> tuple[str, int]:
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> tuple[str, int]:
-    """GET shows a button and changes nothing (scanners prefetch links). POST unsubscribes at
-    once and answers 200, with no cookie, CSRF token or redirect (RFC 8058)."""
+    """GET and HEAD show a button and change nothing (scanners prefetch links, some with HEAD).
+    POST unsubscribes at once and answers 200, with no cookie, CSRF token or redirect
+    (RFC 8058)."""
     subscriber_id, list_id = _verify(UNSUBSCRIBE, token)
     if subscriber_id == 0:
         return _message("Test copy", "This is a test copy's link: there is nothing to change.")
@@ -221,7 +400,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
         subscriber = session.get(Subscriber, subscriber_id)
         if mailing_list is None or subscriber is None:
             return _message("Unsubscribed", "This address is not subscribed any more.")
-        if request.method == "GET":
+        if request.method != "POST":
             return _page("web/unsubscribe.html", mailing_list=mailing_list, email=subscriber.email)
         everything = request.form.get("scope") == "all"
         for subscription in session.scalars(
@@ -229,8 +408,21 @@ def unsubscribe(token: str) -> tuple[str, int]:
         ):
             if everything or subscription.list_id == list_id:
                 subscription.status = SubscriptionStatus.UNSUBSCRIBED
+                # Their old confirm links are void now, so signing up again must mail a new
+                # one at once; this link proves the address is theirs.
+                throttle.forget(
+                    session, SIGNUP_MAIL, _mail_key(subscriber.email, subscription.list_id)
+                )
         if everything:
             subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        _consent(
+            session,
+            subscriber_id,
+            None if everything else list_id,
+            WITHDRAW_ALL if everything else "unsubscribe",
+            "one-click" if one_click else "unsubscribe page",
+        )
         what = "all lists" if everything else mailing_list.name
         return _page("web/unsubscribed.html", what=what, email=subscriber.email, token=token)
 
@@ -290,14 +482,31 @@ def _save_preferences(
                 mine[lst.id] = subscription
             if subscription.status != SubscriptionStatus.CONFIRMED:
                 subscription.confirmed_at = now
+                _consent(session, subscriber.id, lst.id, "join", "preferences page")
             subscription.status = SubscriptionStatus.CONFIRMED
             # All or none ticked means "everything": a new section then reaches them too.
             subscription.sections = sections if 0 < len(sections) < len(offered) else None
             if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
                 subscriber.status = SubscriberStatus.ACTIVE
-        elif subscription is not None:
+        elif subscription is not None and subscription.status != SubscriptionStatus.UNSUBSCRIBED:
             subscription.status = SubscriptionStatus.UNSUBSCRIBED
+            _consent(session, subscriber.id, lst.id, "leave", "preferences page")
     session.flush()
+
+
+def _consent(
+    session: Session, subscriber_id: int, list_id: int | None, action: str, source: str
+) -> None:
+    session.add(
+        ConsentEvent(
+            subscriber_id=subscriber_id,
+            list_id=list_id,
+            action=action,
+            at=utcnow(),
+            ip=request.remote_addr,
+            source=source,
+        )
+    )
 
 
 # -- the archive ----------------------------------------------------------------------------

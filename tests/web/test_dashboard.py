@@ -185,6 +185,74 @@ def test_changing_the_password_ends_existing_sessions(
     assert changed.get("/dashboard/").status_code == 303
 
 
+def test_three_hundred_wrong_passwords_are_stopped_after_five(
+    client: FlaskClient, site: None
+) -> None:
+    """Of 300 wrong passwords from one IP only the first 5 are checked (401); the rest get a
+    429 lockout page with Retry-After, and while locked even the right password is refused.
+    Another IP can still sign in."""
+    codes = [_log_in(client, f"guess {i}").status_code for i in range(300)]
+    assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+    locked = _log_in(client)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert "Too many sign-in attempts" in locked.get_data(as_text=True)
+    assert client.get("/dashboard/").status_code == 303
+    other = client.application.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.10"
+    assert _log_in(other).status_code == 303
+
+
+def test_failed_logins_from_many_ips_lock_the_login_overall(
+    web_settings: Settings, db: Database, site: None
+) -> None:
+    """Guesses spread over many IPs stop at DIGEST_LOGIN_ATTEMPTS_OVERALL in the window; a
+    right password gives its attempt back, so it does not count towards the lockout."""
+    app = create_app(web_settings.replace(login_attempts_overall=6))
+    assert _log_in(app.test_client()).status_code == 303  # given back: not counted
+    client = app.test_client()
+    codes = []
+    for i in range(10):
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{i}"
+        codes.append(_log_in(client, "wrong").status_code)
+    assert codes == [401] * 6 + [429] * 4
+
+
+def test_a_cookie_saved_before_logout_is_refused_after(client: FlaskClient, site: None) -> None:
+    """Logging out ends the login server-side: a copy of the session cookie taken while signed
+    in no longer opens the dashboard once the operator signs out."""
+    assert _log_in(client).status_code == 303
+    saved = client.get_cookie("session")
+    assert saved is not None
+    page = client.get("/dashboard/")
+    client.post("/dashboard/logout", data={"csrf_token": _csrf(page.get_data(as_text=True))})
+    thief = client.application.test_client()
+    thief.set_cookie("session", saved.value)
+    assert thief.get("/dashboard/").status_code == 303
+
+
+def test_each_login_gets_a_new_session_id(client: FlaskClient, site: None) -> None:
+    """Signing in replaces the session (fixation): nothing planted before the login survives,
+    and two logins carry different server-side ids, so ending one leaves the other."""
+    with client.session_transaction() as planted:
+        planted["sid"] = "chosen-by-an-attacker"
+        planted["csrf"] = "planted"
+    assert _log_in_with(client, "planted").status_code == 303
+    with client.session_transaction() as first:
+        first_sid = first["sid"]
+        assert first_sid != "chosen-by-an-attacker" and first["csrf"] != "planted"
+    second = client.application.test_client()
+    assert _log_in(second).status_code == 303
+    with second.session_transaction() as other:
+        assert other["sid"] != first_sid
+    page = second.get("/dashboard/")
+    second.post("/dashboard/logout", data={"csrf_token": _csrf(page.get_data(as_text=True))})
+    assert client.get("/dashboard/").status_code == 200
+
+
+def _log_in_with(client: FlaskClient, csrf: str) -> Any:
+    return client.post("/dashboard/login", data={"password": OPERATOR_PASSWORD, "csrf_token": csrf})
+
+
 # -- CSRF --------------------------------------------------------------------------------------
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from digest.config import Settings
 from digest.edition.build import build_edition
@@ -24,6 +27,7 @@ from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import (
     Article,
+    ConsentEvent,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -31,6 +35,7 @@ from digest.store.models import (
 )
 from digest.transports import RecordingTransport
 from digest.web import create_app
+from digest.web.after import after_response
 
 DAY = dt.date(2026, 11, 24)
 
@@ -50,9 +55,25 @@ def site(db: Database) -> None:
         catalog.subscribe(session, daily, "ann@example.com", "Ann")
 
 
+class SettlingClient(FlaskClient):
+    """A client that, after each request, waits for the work the page left for after its
+    answer (recording a sign-up, mailing it), so a test sees the outcome."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        response = super().open(*args, **kwargs)
+        assert after_response(self.application).wait(30), "background work did not finish"
+        return response
+
+
+def _app(settings: Settings) -> Flask:
+    app = create_app(settings)
+    app.test_client_class = SettlingClient
+    return app
+
+
 @pytest.fixture
 def app(settings: Settings, db: Database, site: None) -> Iterator[Flask]:
-    yield create_app(settings)
+    yield _app(settings)
 
 
 @pytest.fixture
@@ -122,13 +143,22 @@ def test_bad_address_is_refused_and_nothing_stored(client: FlaskClient, db: Data
         assert session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
 
 
-def test_subscribed_address_gets_the_same_answer_and_no_mail(
-    client: FlaskClient, settings: Settings
+def test_subscribed_address_gets_the_same_answer_as_a_new_one(
+    client: FlaskClient, db: Database, settings: Settings
 ) -> None:
-    """Signing up an address that is already confirmed answers as usual and mails nothing,
-    so the form does not reveal who subscribes."""
-    page = client.post("/subscribe/daily", data={"email": "ann@example.com"})
-    assert b"Check your inbox" in page.data and _outbox_messages(settings) == []
+    """Signing up an address that is already confirmed answers the same status and the same
+    page as a new address, and does the same work (one email: a note, not a confirm link), so
+    neither the page nor its timing reveals who subscribes."""
+    known = client.post("/subscribe/daily", data={"email": "ann@example.com"})
+    new = client.post("/subscribe/daily", data={"email": "newcomer@example.com"})
+    assert (known.status_code, known.data) == (new.status_code, new.data)
+    assert known.status_code == 200 and b"Check your inbox" in known.data
+    mails = {m["To"].addresses[0].addr_spec: m for m in _outbox_messages(settings)}
+    assert set(mails) == {"ann@example.com", "newcomer@example.com"}
+    note = mails["ann@example.com"].get_content()
+    assert "already" in note and "/preferences/" in note and "/confirm/" not in note
+    kept = _subscription(db, "ann@example.com", "daily")
+    assert kept is not None and kept.status == SubscriptionStatus.CONFIRMED
 
 
 def test_one_click_post_unsubscribes_and_get_never_does(
@@ -237,3 +267,133 @@ def test_unsubscribe_header_of_a_sent_digest_works(
     assert page.status_code == 200
     ended = _subscription(db, "ann@example.com", "daily")
     assert ended is not None and ended.status == SubscriptionStatus.UNSUBSCRIBED
+
+
+# -- abuse: repeated sign-ups, replayed links, consent history --------------------------------
+
+
+def _confirm_links(settings: Settings, address: str) -> list[str]:
+    links = []
+    for mail in _outbox_messages(settings):
+        if mail["To"].addresses[0].addr_spec == address:
+            found = re.search(r"https://news\.example(/confirm/\S+)", mail.get_content())
+            if found:
+                links.append(found.group(1))
+    return links
+
+
+def _events(db: Database, email: str) -> list[ConsentEvent]:
+    with db.session() as session:
+        return list(
+            session.scalars(
+                select(ConsentEvent).join(Subscriber).where(Subscriber.email == email)
+                .order_by(ConsentEvent.id)
+            )
+        )  # fmt: skip
+
+
+def test_fifty_sign_ups_of_one_address_send_one_email(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """Fifty posts of the form for one address within the window, each from another IP (so the
+    per-IP limit plays no part), send one confirmation email; every post gets the same "check
+    your inbox" page."""
+    for i in range(50):
+        page = client.post("/subscribe/daily", data={"email": "target@example.com"},
+                           environ_base={"REMOTE_ADDR": f"203.0.113.{i}"})  # fmt: skip
+        assert page.status_code == 200 and b"Check your inbox" in page.data
+    assert len(_outbox_messages(settings)) == 1
+    assert b"at most one" in page.data
+
+
+def test_sign_ups_per_client_ip_are_limited_with_a_clear_page(
+    settings: Settings, db: Database, site: None
+) -> None:
+    """Past DIGEST_SIGNUPS_PER_IP_PER_HOUR posts from one IP the form answers 429 with a styled
+    page and Retry-After, mails and stores nothing; another IP is unaffected."""
+    client = _app(settings.replace(signups_per_ip_per_hour=3)).test_client()
+    for i in range(3):
+        assert (
+            client.post("/subscribe/daily", data={"email": f"r{i}@example.com"}).status_code == 200
+        )
+    refused = client.post("/subscribe/daily", data={"email": "late@example.com"})
+    assert refused.status_code == 429 and b"Too many sign-ups" in refused.data
+    assert b"<style>" in refused.data and int(refused.headers["Retry-After"]) > 0
+    assert len(_outbox_messages(settings)) == 3
+    with db.session() as session:
+        assert session.scalars(
+            select(Subscriber).where(Subscriber.email == "late@example.com")
+        ).first() is None  # fmt: skip
+    other = client.post("/subscribe/daily", data={"email": "late@example.com"},
+                        environ_base={"REMOTE_ADDR": "192.0.2.7"})  # fmt: skip
+    assert other.status_code == 200
+
+
+def test_confirm_link_replayed_after_unsubscribing_from_all_is_void(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A confirm link used, then "unsubscribe from all", then the same link POSTed again: it
+    does not subscribe them again; signing up anew mails a fresh link that works."""
+    client.post("/subscribe/daily", data={"email": "carol@example.com"})
+    (link,) = _confirm_links(settings, "carol@example.com")
+    client.post(link)
+    subscriber_id, lists = _ids(db, "carol@example.com")
+    token = TokenSigner(settings.secret).sign(UNSUBSCRIBE, subscriber_id, lists["daily"])
+    client.post(f"/unsubscribe/{token}", data={"scope": "all"})
+    replay = client.post(link)
+    assert replay.status_code == 400 and b"Nothing was changed" in replay.data
+    gone = _subscription(db, "carol@example.com", "daily")
+    assert gone is not None and gone.status == SubscriptionStatus.UNSUBSCRIBED
+    with db.session() as session:
+        assert session.get_one(Subscriber, subscriber_id).status == SubscriberStatus.UNSUBSCRIBED
+    # Even once a new sign-up makes the subscription pending again, the old link stays void.
+    client.post("/subscribe/daily", data={"email": "carol@example.com"})
+    (fresh,) = set(_confirm_links(settings, "carol@example.com")) - {link}
+    assert client.post(link).status_code == 400
+    assert client.post(fresh).status_code == 200
+    back = _subscription(db, "carol@example.com", "daily")
+    assert back is not None and back.status == SubscriptionStatus.CONFIRMED
+
+
+def test_resubmitted_form_does_not_overwrite_the_consent_record(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A second sign-up for a pending address (from another IP, other sections) is appended to
+    the consent history and changes nothing on the subscription; confirming the mailed link
+    applies the consent that link was sent for."""
+    client.post("/subscribe/daily", data={"email": "dan@example.com", "sections": ["sports"]})
+    client.post("/subscribe/daily", data={"email": "dan@example.com", "sections": ["national"]},
+                environ_base={"REMOTE_ADDR": "198.51.100.9"})  # fmt: skip
+    pending = _subscription(db, "dan@example.com", "daily")
+    assert pending is not None and pending.status == SubscriptionStatus.PENDING
+    assert pending.consent_ip == "127.0.0.1" and pending.sections == ["sports"]
+    (link,) = _confirm_links(settings, "dan@example.com")
+    client.post(link)
+    confirmed = _subscription(db, "dan@example.com", "daily")
+    assert confirmed is not None and confirmed.status == SubscriptionStatus.CONFIRMED
+    assert confirmed.consent_ip == "127.0.0.1" and confirmed.sections == ["sports"]
+    events = _events(db, "dan@example.com")
+    assert [(e.action, e.ip, e.sections) for e in events] == [
+        ("signup", "127.0.0.1", ["sports"]),
+        ("signup", "198.51.100.9", ["national"]),
+        ("confirm", "127.0.0.1", None),
+    ]
+    assert all("Daily" in (e.wording or "") for e in events[:2])
+
+
+def test_a_failed_sign_up_email_keeps_the_consent_and_frees_the_slot(
+    settings: Settings, db: Database, site: None
+) -> None:
+    """When the SMTP server cannot be reached the page still answers as usual, the sign-up is
+    in the consent history, and the address's email slot is given back: posting again once
+    mail works sends the confirmation at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    broken = _app(settings.replace(smtp_url=f"smtp://127.0.0.1:{dead}")).test_client()
+    page = broken.post("/subscribe/daily", data={"email": "eve@example.com"})
+    assert page.status_code == 200 and b"Check your inbox" in page.data
+    assert [e.action for e in _events(db, "eve@example.com")] == ["signup"]
+    working = _app(settings).test_client()
+    working.post("/subscribe/daily", data={"email": "eve@example.com"})
+    assert len(_confirm_links(settings, "eve@example.com")) == 1
