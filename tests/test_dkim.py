@@ -30,6 +30,7 @@ from digest.config import Settings, load_settings
 from digest.errors import ConfigError
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, _relaxed_body, make_signer
 from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
+from digest.ops.doctor import Check, run_checks
 from digest.render.renderer import PersonalTemplate, RenderedDigest
 from digest.transports.base import Envelope, Outcome
 from digest.transports.smtp import SmtpConfig, SmtpTransport
@@ -623,3 +624,57 @@ def test_missing_ed25519_key_file_is_a_config_error(key: RsaKey, tmp_path: Path)
     )
     with pytest.raises(ConfigError, match=r"ed-absent\.key"):
         make_signer(settings)
+
+
+def _doctor_dkim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> Check:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_BROKER_URL", "DIGEST_SMTP_URL", "DIGEST_CONFIG", "DIGEST_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "doctor-secret")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (check,) = [c for c in run_checks() if c.name == "dkim"]
+    return check
+
+
+def test_doctor_names_both_dkim_records(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest doctor` shows the DNS names and algorithms of both signatures when they work."""
+    (tmp_path / "rsa.pem").write_bytes(key.pem)
+    (tmp_path / "ed.key").write_bytes(base64.b64encode(_ed_raw(ed_key)))
+    check = _doctor_dkim(
+        monkeypatch,
+        tmp_path,
+        {
+            "DIGEST_DKIM_DOMAIN": DOMAIN,
+            "DIGEST_DKIM_SELECTOR": SELECTOR,
+            "DIGEST_DKIM_KEY_FILE": str(tmp_path / "rsa.pem"),
+            "DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR,
+            "DIGEST_DKIM_ED25519_KEY_FILE": str(tmp_path / "ed.key"),
+        },
+    )
+    assert check.status == "ok"
+    assert f"{SELECTOR}._domainkey.{DOMAIN}" in check.detail
+    assert f"{ED_SELECTOR}._domainkey.{DOMAIN}" in check.detail
+    assert "ed25519-sha256" in check.detail
+
+
+def test_doctor_fails_on_a_bad_ed25519_key(
+    key: RsaKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest doctor` fails the DKIM line, naming the file, when the Ed25519 key is unusable."""
+    (tmp_path / "rsa.pem").write_bytes(key.pem)
+    (tmp_path / "ed.key").write_bytes(key.pem)
+    check = _doctor_dkim(
+        monkeypatch,
+        tmp_path,
+        {
+            "DIGEST_DKIM_DOMAIN": DOMAIN,
+            "DIGEST_DKIM_SELECTOR": SELECTOR,
+            "DIGEST_DKIM_KEY_FILE": str(tmp_path / "rsa.pem"),
+            "DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR,
+            "DIGEST_DKIM_ED25519_KEY_FILE": str(tmp_path / "ed.key"),
+        },
+    )
+    assert check.status == "fail" and "ed.key" in check.detail and "Ed25519" in check.detail
