@@ -20,6 +20,9 @@ subscribers instead, each on fresh databases, best of a few runs.
 With ``--broker`` the pipeline is two Celery workers fed from Redis instead of
 the in-process loop (PostgreSQL is then required: workers share the database).
 
+With ``--dkim`` every message is signed (a fresh 2048-bit RSA key; with
+``--dkim ed25519`` also the Ed25519 second signature), as DIGEST_DKIM_* would.
+
 The SMTP server is a counting sink written here, run in a process of its own
 so that it never competes with the sender for the GIL. It is not aiosmtpd, on
 purpose: aiosmtpd parses the DATA phase line by line in Python coroutines and
@@ -62,6 +65,7 @@ from digest.edition import ledger
 from digest.edition.build import build_edition, stored_draft
 from digest.edition.select import local_today
 from digest.ingest import ingest_all
+from digest.mail.dkim import make_signer
 from digest.mail.mime import Recipient, message_id
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer, mail_domain
@@ -268,6 +272,34 @@ def bench_settings(url: str, batch_size: int) -> Settings:
     )
 
 
+def dkim_settings(settings: Settings, kind: str, workdir: Path) -> Settings:
+    """The settings with DKIM keys made for the run: RSA, and Ed25519 too if asked."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_file = workdir / "dkim-rsa.pem"
+    rsa_file.write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
+    )
+    settings = settings.replace(
+        dkim_domain="meridian.example", dkim_selector="bench", dkim_key_file=str(rsa_file)
+    )
+    if kind != "ed25519":
+        return settings
+    ed_file = workdir / "dkim-ed25519.pem"
+    ed_file.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    return settings.replace(dkim_ed25519_selector="bench-ed", dkim_ed25519_key_file=str(ed_file))
+
+
 def add_subscribers(db: Database, count: int) -> None:
     """``count`` confirmed, active subscribers of the list, inserted set-based; the sample's
     own subscribers of the list are unsubscribed so the edition goes to exactly ``count``."""
@@ -411,6 +443,17 @@ def broker_environment(settings: Settings, sink_url: str, workdir: Path) -> dict
         "DIGEST_POSTAL_ADDRESS": settings.postal_address,
         "DIGEST_FROM_ADDRESS": settings.from_address,
         "DIGEST_BATCH_SIZE": str(settings.batch_size),
+        **{
+            f"DIGEST_{name.upper()}": value
+            for name in (
+                "dkim_domain",
+                "dkim_selector",
+                "dkim_key_file",
+                "dkim_ed25519_selector",
+                "dkim_ed25519_key_file",
+            )
+            if (value := getattr(settings, name))
+        },
     }
 
 
@@ -517,6 +560,8 @@ def send_benchmark(args: argparse.Namespace, workdir: Path) -> None:
     try:
         with fresh_database(base_url, workdir) as url:
             settings = bench_settings(url, args.batch_size)
+            if args.dkim:
+                settings = dkim_settings(settings, args.dkim, workdir)
             db = prepare_site(url, args.subscribers, args.batch_size, workdir)
             try:
                 measure_send(args, db, settings, sink, workdir)
@@ -535,7 +580,9 @@ def measure_send(
     show("database", db.engine.dialect.name)
     show("batch size", str(settings.batch_size))
     show("edition build", f"{build_seconds:.2f} s")
-    mailer = EditionMailer(settings)
+    signer = make_signer(settings)
+    mailer = EditionMailer(settings, signer=signer)
+    show("dkim", ", ".join(signer.algorithms) if signer else "off")
     before = sink.count
     if args.broker:
         sent, seconds = count, run_broker(db, settings, edition_id, sink, workdir)
@@ -584,6 +631,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--build-scaling", action="store_true", help="time build_edition only")
     parser.add_argument("--broker", action="store_true", help="send with two Celery workers")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE")
+    parser.add_argument(
+        "--dkim",
+        nargs="?",
+        const="rsa",
+        choices=["rsa", "ed25519"],
+        help="sign every message: RSA, or RSA and Ed25519",
+    )
     return parser.parse_args(argv)
 
 

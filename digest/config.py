@@ -109,6 +109,12 @@ class Settings:
     #: Seconds of the login attempt window (and so of a lockout).
     login_lockout_seconds: int = 900
 
+    # -- DKIM Ed25519 (RFC 8463), a second signature beside the RSA one
+    #: Selector (s=) of the Ed25519 signature; its TXT record is ``v=DKIM1; k=ed25519; p=...``.
+    dkim_ed25519_selector: str | None = None
+    #: The Ed25519 private key: a PEM (PKCS#8) file, or the raw 32-byte key in base64.
+    dkim_ed25519_key_file: str | None = None
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -187,6 +193,16 @@ def _validate(settings: Settings) -> None:
     if any(dkim) and not all(dkim):
         raise ConfigError(
             "DKIM needs all three of DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR, DIGEST_DKIM_KEY_FILE"
+        )
+    ed25519 = (settings.dkim_ed25519_selector, settings.dkim_ed25519_key_file)
+    if any(ed25519) and not all(ed25519):
+        raise ConfigError(
+            "DKIM Ed25519 needs both DIGEST_DKIM_ED25519_SELECTOR and DIGEST_DKIM_ED25519_KEY_FILE"
+        )
+    if any(ed25519) and not all(dkim):
+        raise ConfigError(
+            "DKIM Ed25519 is a second signature beside the RSA one: set DIGEST_DKIM_DOMAIN, "
+            "DIGEST_DKIM_SELECTOR and DIGEST_DKIM_KEY_FILE too"
         )
     if settings.log_format not in ("text", "json"):
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")

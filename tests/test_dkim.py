@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import math
+import random
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -14,19 +16,32 @@ from pathlib import Path
 
 import dkim
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+from dkim.canonicalization import Relaxed
 
-from digest.config import Settings
+from digest.config import Settings, load_settings
 from digest.errors import ConfigError
-from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, make_signer
-from digest.mail.mime import MessageTemplate, Recipient, format_address
+from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, _relaxed_body, make_signer
+from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
+from digest.ops.doctor import Check, run_checks
 from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
+from digest.transports.base import Envelope, Outcome
+from digest.transports.smtp import SmtpConfig, SmtpTransport
+from tests.conftest import SmtpSink
 
 DOMAIN = "gazette.example"
 SELECTOR = "mail2026"
 UNSUBSCRIBE = "https://n.example/unsubscribe/tok123"
 
-# --- An RSA key made here with the standard library (the project does not depend on
-# ``cryptography``), written as PKCS#1 PEM and its public half as SubjectPublicKeyInfo DER.
+# --- An RSA key made here from its numbers, written as PKCS#1 PEM and its public half as
+# SubjectPublicKeyInfo DER: the numbers themselves can then be damaged on purpose.
 
 _SMALL_PRIMES = [p for p in range(3, 2000, 2) if all(p % d for d in range(3, math.isqrt(p) + 1))]
 
@@ -103,17 +118,68 @@ def key() -> RsaKey:
 # --- Helpers
 
 
-def _dns(key: RsaKey) -> Callable[..., bytes | None]:
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(key.public_der)
+ED_SELECTOR = "ed2026"
+
+
+@pytest.fixture(scope="module")
+def ed_key() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def _ed_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+
+def _ed_raw(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def _dns(
+    key: RsaKey, ed: ed25519.Ed25519PrivateKey | None = None, domain: str = DOMAIN
+) -> Callable[..., bytes | None]:
+    records = {
+        f"{SELECTOR}._domainkey.{domain}.": b"v=DKIM1; k=rsa; p=" + base64.b64encode(key.public_der)
+    }
+    if ed is not None:
+        public = ed.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        records[f"{ED_SELECTOR}._domainkey.{domain}."] = (
+            b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+        )
 
     def txt(name: bytes, timeout: float = 5) -> bytes | None:
-        return record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None
+        return records.get(name.decode())
 
     return txt
 
 
-def _verifies(message: bytes, key: RsaKey) -> bool:
-    return bool(dkim.verify(message, dnsfunc=_dns(key)))
+def _algorithms(message: bytes) -> list[str]:
+    head = message.split(b"\r\n\r\n", 1)[0]
+    return [a.decode() for a in re.findall(rb"(?m)^DKIM-Signature:.*?\ba=([a-z0-9-]+)", head)]
+
+
+def _verifies(
+    message: bytes,
+    key: RsaKey,
+    ed: ed25519.Ed25519PrivateKey | None = None,
+    domain: str = DOMAIN,
+) -> bool:
+    """Whether the message has a signature and every one of them verifies."""
+    count = len(_algorithms(message))
+    return count > 0 and all(_verifies_one(message, i, key, ed, domain) for i in range(count))
+
+
+def _verifies_one(
+    message: bytes,
+    index: int,
+    key: RsaKey,
+    ed: ed25519.Ed25519PrivateKey | None = None,
+    domain: str = DOMAIN,
+) -> bool:
+    """Whether the index-th signature from the top verifies (dkimpy raises on some failures)."""
+    try:
+        return bool(dkim.DKIM(message).verify(idx=index, dnsfunc=_dns(key, ed, domain)))
+    except dkim.DKIMException:
+        return False
 
 
 def _settings(key_file: Path | str) -> Settings:
@@ -288,3 +354,329 @@ def test_bad_selector_is_a_config_error(key: RsaKey, selector: str) -> None:
     """A selector that is not a DNS name cannot reach the DKIM-Signature header."""
     with pytest.raises(ConfigError, match="selector"):
         DkimSigner(DOMAIN, selector, key.pem)
+
+
+# --- Ed25519 beside RSA, odd messages, delivery, settings
+
+
+def _both(key: RsaKey, ed: ed25519.Ed25519PrivateKey) -> DkimSigner:
+    return DkimSigner(
+        DOMAIN, SELECTOR, key.pem, ed25519_selector=ED_SELECTOR, ed25519_key=_ed_pem(ed)
+    )
+
+
+def _raw(headers: Sequence[bytes], body: bytes) -> bytes:
+    return b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+
+
+_HEADERS = (
+    b"From: Gazette <digest@gazette.example>",
+    b"To: ann@example.com",
+    b"Subject: Morning briefing",
+    b"Date: Thu, 26 Nov 2026 06:00:00 +0000",
+    b"Message-ID: <m1@gazette.example>",
+)
+
+ODD_MESSAGES = {
+    "long-folded-headers": _raw(
+        [
+            b"From:   Gazette \t <digest@gazette.example>  ",
+            b"To: "
+            + b", ".join(b"reader%d@example.com" % i for i in range(12)).replace(
+                b", reader6", b",\r\n\treader6"
+            ),
+            encode_header("Subject", "A long subject about the news of the day " * 6).rstrip(),
+            b"Date: Thu, 26 Nov 2026 06:00:00 +0000",
+            b"Message-ID: <m1@gazette.example>",
+            b"List-Unsubscribe: <https://n.example/u/1>,\r\n   \t<mailto:u@n.example>",
+        ],
+        b"Body\r\n",
+    ),
+    "non-ascii-encoded-words": _raw(
+        [
+            *_HEADERS[:2],
+            encode_header("Subject", "Nouvelles — Renée’s pick: 東京の天気 " * 4).rstrip(),
+            *_HEADERS[3:],
+        ],
+        b"Caf=C3=A9\r\n",
+    ),
+    "trailing-blank-lines": _raw(_HEADERS, b"Last line\r\n\r\n\r\n \r\n\t\r\n\r\n"),
+    "trailing-whitespace": _raw(
+        _HEADERS, b"spaces   \r\ntabs\t\t\r\nmixed \t \r\nin  the\t middle\r\n"
+    ),
+    "dot-leading-lines": _raw(_HEADERS, b".hidden\r\n..two dots\r\n.\r\nafter the dot\r\n"),
+    "empty-body": _raw(_HEADERS, b""),
+    "blank-lines-only": _raw(_HEADERS, b"\r\n\r\n\r\n"),
+    "no-final-crlf": _raw(_HEADERS, b"first\r\nlast line with a space "),
+}
+
+
+def test_rsa_and_ed25519_signatures_both_verify(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    """With the Ed25519 settings, a digest carries an RSA then an Ed25519 signature; both verify."""
+    path = tmp_path / "ed25519.pem"
+    path.write_bytes(_ed_pem(ed_key))
+    rsa_path = tmp_path / "dkim.pem"
+    rsa_path.write_bytes(key.pem)
+    settings = _settings(rsa_path).replace(
+        dkim_ed25519_selector=ED_SELECTOR, dkim_ed25519_key_file=str(path)
+    )
+    signer = make_signer(settings)
+    assert signer is not None and signer.algorithms == ("rsa-sha256", "ed25519-sha256")
+    message = _signed_message(signer)
+    assert _algorithms(message) == ["rsa-sha256", "ed25519-sha256"]
+    assert _verifies(message, key, ed_key)
+    ed_only = message[message.index(b"DKIM-Signature: v=1; a=ed25519") :]
+    assert _algorithms(ed_only) == ["ed25519-sha256"] and _verifies(ed_only, key, ed_key)
+
+
+@pytest.mark.parametrize("form", ["seed", "seed+public"])
+def test_raw_base64_ed25519_key_is_accepted(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, form: str
+) -> None:
+    """The raw key in base64 (dkimpy's 32-byte seed, libsodium's 64 bytes) signs like PEM."""
+    raw = _ed_raw(ed_key)
+    if form == "seed+public":
+        raw += ed_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signer = DkimSigner(
+        DOMAIN,
+        SELECTOR,
+        key.pem,
+        ed25519_selector=ED_SELECTOR,
+        ed25519_key=base64.b64encode(raw) + b"\n",
+    )
+    assert _verifies(_signed_message(signer), key, ed_key)
+
+
+@pytest.mark.parametrize("name", list(ODD_MESSAGES))
+def test_odd_messages_verify(key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, name: str) -> None:
+    """Folded, encoded, whitespace-laden, dot-leading and empty messages verify, both algorithms."""
+    message = _both(key, ed_key)(ODD_MESSAGES[name])
+    assert _algorithms(message) == ["rsa-sha256", "ed25519-sha256"]
+    assert message.count(b"\n") == message.count(b"\r\n")
+    assert _verifies(message, key, ed_key)
+
+
+@pytest.mark.parametrize("name", list(ODD_MESSAGES))
+def test_signatures_survive_smtp_delivery(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, smtp_server: SmtpSink, name: str
+) -> None:
+    """What a real SMTP server receives (dot-stuffed, final CRLF added) still verifies."""
+    message = _both(key, ed_key)(ODD_MESSAGES[name])
+    with SmtpTransport(SmtpConfig.from_url(smtp_server.url)) as transport:
+        result = transport.send(Envelope(f"digest@{DOMAIN}", "ann@example.com"), message)
+    assert result.outcome is Outcome.SENT
+    (received,) = smtp_server.received
+    assert _verifies(received.data, key, ed_key)
+
+
+def test_relaxed_body_matches_dkimpy_on_random_bodies() -> None:
+    """The fast relaxed body canonicalisation gives dkimpy's result on any CRLF body."""
+    rng = random.Random(6376)
+    pieces = [b" ", b"  ", b"\t", b" \t ", b"\r\n", b"\r\n\r\n", b"a", b"=20", b".", b"word"]
+    for _ in range(3000):
+        body = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 30)))
+        body = body.replace(b"\r\n", b"\n").replace(b"\r", b"").replace(b"\n", b"\r\n")
+        if body and not body.endswith(b"\r\n"):
+            body += b"\r\n"  # the signer's input always ends so (see _wire_form)
+        assert _relaxed_body(body) == Relaxed.canonicalize_body(body), body
+
+
+def test_relaxed_canonicalisation_tolerates_relaying(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey
+) -> None:
+    """Refolding headers, changing header-name case and padding line ends with spaces (what
+    relays may do) keep both signatures valid: the signed form really is relaxed/relaxed."""
+    message = _both(key, ed_key)(ODD_MESSAGES["trailing-whitespace"])
+    head, body = message.split(b"\r\n\r\n", 1)
+    head = head.replace(b"Subject: Morning briefing", b"SUBJECT:\tMorning \r\n  briefing  ")
+    body = body.replace(b"\r\n", b"  \r\n").replace(b"in  the", b"in \t the") + b"\r\n\r\n"
+    assert _verifies(head + b"\r\n\r\n" + body, key, ed_key)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda m: m.replace(b"Last line", b"Last linE"),
+        lambda m: m[:-2] + b"One more line\r\n",
+        lambda m: m.replace(b"\r\nTo: ", b"\r\nFrom: Evil <evil@evil.example>\r\nTo: "),
+        lambda m: m.replace(b"Message-ID: <m1@", b"Message-ID: <m2@"),
+    ],
+    ids=["body-byte", "body-line-added", "added-from", "message-id"],
+)
+def test_tampering_fails_both_signatures(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, tamper: Callable[[bytes], bytes]
+) -> None:
+    """A changed body, an added From or a changed header breaks the RSA and the Ed25519 one."""
+    message = _both(key, ed_key)(ODD_MESSAGES["trailing-blank-lines"])
+    changed = tamper(message)
+    assert changed != message
+    assert _algorithms(changed) == ["rsa-sha256", "ed25519-sha256"]
+    assert not _verifies_one(changed, 0, key, ed_key)
+    assert not _verifies_one(changed, 1, key, ed_key)
+
+
+def test_signature_header_lines_stay_short(key: RsaKey, ed_key: ed25519.Ed25519PrivateKey) -> None:
+    """Every line of the DKIM-Signature headers fits 78 columns, even with a 190-octet domain."""
+    domain = ".".join(["d" * 62, "e" * 62, "f" * 62, "example"])
+    signer = DkimSigner(
+        domain, SELECTOR, key.pem, ed25519_selector=ED_SELECTOR, ed25519_key=_ed_pem(ed_key)
+    )
+    message = signer(
+        ODD_MESSAGES["long-folded-headers"].replace(b"gazette.example", domain.encode())
+    )
+    head = message[: message.index(b"\r\nFrom:")]
+    lines = head.split(b"\r\n")
+    assert max(len(line) for line in lines if not line.startswith(b" d=")) <= 78
+    assert max(len(line) for line in lines) < 998
+    assert _verifies(message, key, ed_key, domain)
+
+
+def test_one_signer_serves_several_threads(key: RsaKey, ed_key: ed25519.Ed25519PrivateKey) -> None:
+    """One signer shared by threads signing different messages at once gets every one right."""
+    signer = _both(key, ed_key)
+    messages = [ODD_MESSAGES["trailing-whitespace"].replace(b"m1@", b"m%d@" % i) for i in range(64)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        signed = list(pool.map(signer, messages))
+    assert all(_verifies(m, key, ed_key) for m in signed)
+    assert len({_tags(m)["b"] for m in signed}) == len(messages)
+
+
+def test_encrypted_pkcs8_rsa_key_is_a_config_error(key: RsaKey) -> None:
+    """A real encrypted PKCS#8 key is refused as encrypted, not as an unreadable file."""
+    private = ec.generate_private_key(ec.SECP256R1())  # any key: the check is on the envelope
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw"))
+    with pytest.raises(ConfigError, match="encrypted"):
+        DkimSigner(DOMAIN, SELECTOR, pem)
+
+
+def test_ec_key_is_not_an_rsa_key() -> None:
+    """A PEM private key of another kind is refused as not RSA."""
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
+    with pytest.raises(ConfigError, match="not a PEM RSA private key"):
+        DkimSigner(DOMAIN, SELECTOR, pem)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("encrypted", "encrypted"),
+        ("rsa", "not an Ed25519 private key"),
+        (b"not base64 at all!", "not an Ed25519 private key"),
+        (base64.b64encode(b"x" * 31), "31 bytes"),
+        ("wrong-public-half", "damaged"),
+    ],
+    ids=["encrypted", "rsa-pem", "bad-base64", "short", "wrong-public-half"],
+)
+def test_bad_ed25519_key_is_a_config_error(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, content: bytes | str, message: str
+) -> None:
+    """An Ed25519 key file that is encrypted, RSA, not base64, short or inconsistent is refused."""
+    data = {
+        "encrypted": ed_key.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")
+        ),
+        "rsa": key.pem,
+        "wrong-public-half": base64.b64encode(_ed_raw(ed_key) + b"\x00" * 32),
+    }.get(content, content)
+    assert isinstance(data, bytes)
+    with pytest.raises(ConfigError, match=message) as caught:
+        DkimSigner(DOMAIN, SELECTOR, key.pem, ed25519_selector=ED_SELECTOR, ed25519_key=data)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR},
+        {"DIGEST_DKIM_ED25519_KEY_FILE": "/etc/ed.key"},
+        {
+            "DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR,
+            "DIGEST_DKIM_ED25519_KEY_FILE": "/etc/ed.key",
+        },
+    ],
+    ids=["selector-only", "key-only", "without-rsa"],
+)
+def test_incomplete_ed25519_settings_are_a_config_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ed25519 needs its selector and key, and the RSA settings beside them."""
+    with pytest.raises(ConfigError, match=r"(?i)ed25519"):
+        empty = tmp_path / "digest.toml"
+        empty.write_text("")
+        load_settings(empty, env, ensure_secret=False)
+    with pytest.raises(ConfigError, match=r"(?i)ed25519"):
+        make_signer(
+            Settings(
+                dkim_ed25519_selector=env.get("DIGEST_DKIM_ED25519_SELECTOR"),
+                dkim_ed25519_key_file=env.get("DIGEST_DKIM_ED25519_KEY_FILE"),
+            )
+        )
+
+
+def test_missing_ed25519_key_file_is_a_config_error(key: RsaKey, tmp_path: Path) -> None:
+    """An Ed25519 key file that does not exist is a ConfigError naming it, before any mail."""
+    rsa_path = tmp_path / "dkim.pem"
+    rsa_path.write_bytes(key.pem)
+    settings = _settings(rsa_path).replace(
+        dkim_ed25519_selector=ED_SELECTOR, dkim_ed25519_key_file=str(tmp_path / "ed-absent.key")
+    )
+    with pytest.raises(ConfigError, match=r"ed-absent\.key"):
+        make_signer(settings)
+
+
+def _doctor_dkim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> Check:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_BROKER_URL", "DIGEST_SMTP_URL", "DIGEST_CONFIG", "DIGEST_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "doctor-secret")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (check,) = [c for c in run_checks() if c.name == "dkim"]
+    return check
+
+
+def test_doctor_names_both_dkim_records(
+    key: RsaKey, ed_key: ed25519.Ed25519PrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest doctor` shows the DNS names and algorithms of both signatures when they work."""
+    (tmp_path / "rsa.pem").write_bytes(key.pem)
+    (tmp_path / "ed.key").write_bytes(base64.b64encode(_ed_raw(ed_key)))
+    check = _doctor_dkim(
+        monkeypatch,
+        tmp_path,
+        {
+            "DIGEST_DKIM_DOMAIN": DOMAIN,
+            "DIGEST_DKIM_SELECTOR": SELECTOR,
+            "DIGEST_DKIM_KEY_FILE": str(tmp_path / "rsa.pem"),
+            "DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR,
+            "DIGEST_DKIM_ED25519_KEY_FILE": str(tmp_path / "ed.key"),
+        },
+    )
+    assert check.status == "ok"
+    assert f"{SELECTOR}._domainkey.{DOMAIN}" in check.detail
+    assert f"{ED_SELECTOR}._domainkey.{DOMAIN}" in check.detail
+    assert "ed25519-sha256" in check.detail
+
+
+def test_doctor_fails_on_a_bad_ed25519_key(
+    key: RsaKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`digest doctor` fails the DKIM line, naming the file, when the Ed25519 key is unusable."""
+    (tmp_path / "rsa.pem").write_bytes(key.pem)
+    (tmp_path / "ed.key").write_bytes(key.pem)
+    check = _doctor_dkim(
+        monkeypatch,
+        tmp_path,
+        {
+            "DIGEST_DKIM_DOMAIN": DOMAIN,
+            "DIGEST_DKIM_SELECTOR": SELECTOR,
+            "DIGEST_DKIM_KEY_FILE": str(tmp_path / "rsa.pem"),
+            "DIGEST_DKIM_ED25519_SELECTOR": ED_SELECTOR,
+            "DIGEST_DKIM_ED25519_KEY_FILE": str(tmp_path / "ed.key"),
+        },
+    )
+    assert check.status == "fail" and "ed.key" in check.detail and "Ed25519" in check.detail

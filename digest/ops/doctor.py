@@ -182,11 +182,15 @@ def _dkim(settings: Settings) -> Iterator[Check]:
     from digest.mail.dkim import make_signer
 
     try:
-        make_signer(settings)
+        signer = make_signer(settings)
     except DigestError as exc:
         yield Check("fail", "dkim", str(exc))
         return
-    yield Check("ok", "dkim", f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}")
+    records = [f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}"]
+    if settings.dkim_ed25519_selector:
+        records.append(f"{settings.dkim_ed25519_selector}._domainkey.{settings.dkim_domain}")
+    algorithms = ", ".join(signer.algorithms) if signer else ""
+    yield Check("ok", "dkim", f"{' and '.join(records)} ({algorithms})")
 
 
 def _first_line(exc: BaseException) -> str:
