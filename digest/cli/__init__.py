@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from digest import __version__
 from digest.cli.context import App
 from digest.errors import DigestError
 
@@ -95,7 +96,7 @@ class DigestGroup(click.Group):
     metavar="FILE",
     help="TOML settings file (default: $DIGEST_CONFIG, else ./digest.toml if present).",
 )
-@click.version_option(package_name="digest")
+@click.version_option(version=__version__, prog_name="digest")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None) -> None:
     """Digest: gather a news site's articles by section and mail subscribers a daily digest.
