@@ -369,32 +369,37 @@ class _Stage:
                 cursor.executemany(insert, rows.items())
         finally:
             cursor.close()
+        if self.postgres:
+            # A temporary table has no statistics until analysed: without them the planner
+            # guesses its size and may scan all of subscribers once per chunk.
+            session.execute(text(f"ANALYZE {_STAGE}"))
         now = utcnow()
-        # "WHERE true" lets SQLite tell the ON CONFLICT clause from a join constraint.
+        # A name only fills an empty one: an operator's file never overwrites a name the
+        # subscriber gave. "WHERE true" lets SQLite tell ON CONFLICT from a join constraint.
         session.execute(
             text(
-                f"INSERT INTO subscribers (email, name, status, created_at) "
+                "INSERT INTO subscribers (email, name, status, created_at) "
                 f"SELECT email, name, :active, :now FROM {_STAGE} WHERE true "
-                "ON CONFLICT (email) DO NOTHING"
+                "ON CONFLICT (email) DO UPDATE SET name = excluded.name "
+                "WHERE subscribers.name = '' AND excluded.name <> ''"
             ),
             {"active": SubscriberStatus.ACTIVE.value, "now": now},
         )
-        # A name only fills an empty one: the operator's import never overwrites a name the
-        # subscriber gave.
-        session.execute(
-            text(
-                f"UPDATE subscribers SET name = st.name FROM {_STAGE} AS st "
-                "WHERE subscribers.email = st.email AND subscribers.name = '' AND st.name <> ''"
-            )
-        )
         # Only active subscribers: one who unsubscribed or bounced is not signed up again by
-        # an operator's file, not even to another list.
+        # an operator's file, not even to another list. The lookup is a subquery per staged
+        # row, not a join: mid-import the table has no statistics, and PostgreSQL would hash
+        # all of subscribers for every chunk (quadratic in the file's size).
+        # OFFSET 0 keeps PostgreSQL from inlining the subquery into the WHERE as well, which
+        # would run each lookup twice.
+        fence = " OFFSET 0" if self.postgres else ""
         added = session.execute(
             text(
                 "INSERT INTO subscriptions "
                 "(list_id, subscriber_id, status, source, created_at, confirmed_at) "
-                f"SELECT :list_id, s.id, :confirmed, :source, :now, :now FROM {_STAGE} AS st "
-                "JOIN subscribers AS s ON s.email = st.email WHERE s.status = :active "
+                "SELECT :list_id, found.id, :confirmed, :source, :now, :now FROM ("
+                "SELECT (SELECT s.id FROM subscribers AS s "
+                "WHERE s.email = st.email AND s.status = :active) AS id "
+                f"FROM {_STAGE} AS st{fence}) AS found WHERE found.id IS NOT NULL "
                 "ON CONFLICT (list_id, subscriber_id) DO NOTHING"
             ),
             {
