@@ -394,3 +394,33 @@ def test_an_exported_cell_imports_as_it_was(db: Database, daily: int, tmp_path: 
     path = _csv(tmp_path, "email,name\n'-ann@example.com,'=Ann\n")
     assert import_subscribers(db, daily, path).added == 1
     assert _members(db) == {"-ann@example.com": ("=Ann", "active", "confirmed")}
+
+
+def test_the_cli_export_neutralises_formulas_and_imports_back_unchanged(
+    db: Database, daily: int, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`subscribers export` writes an address or name that would start a formula with a
+    leading quote, and importing that file into another list gives back the same people."""
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    with db.session() as session:
+        mailing_list = session.get(MailingList, daily)
+        assert mailing_list is not None
+        catalog.subscribe(session, mailing_list, "=cmd@example.com", '=HYPERLINK("http://x")')
+        catalog.subscribe(session, mailing_list, "ann@example.com", "+Ann")
+    monkeypatch.chdir(tmp_path)
+    env = {"DIGEST_DATABASE_URL": settings.database_url, "DIGEST_SECRET_KEY": "test"}
+    out = tmp_path / "export.csv"
+    result = CliRunner().invoke(
+        cli, ["subscribers", "export", "--list", "daily", "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    exported = out.read_text(encoding="utf-8").splitlines()
+    assert exported[2].startswith("ann@example.com,'+Ann,confirmed,")
+    assert exported[1].startswith('\'=cmd@example.com,"\'=HYPERLINK(""http://x"")",')
+    with db.session() as session:
+        weekly = catalog.get_list(session, "weekly").id
+    assert import_subscribers(db, weekly, out).added == 2
+    assert _members(db, "weekly") == _members(db, "daily")

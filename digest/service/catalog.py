@@ -19,7 +19,7 @@ from digest.ingest.fetch import is_http_url, local_path
 from digest.ingest.run import IDENTITIES
 from digest.ingest.text import one_line
 from digest.service import csvio
-from digest.service.csvio import read_subscriber_csv
+from digest.service.csvio import csv_safe_cell, read_subscriber_csv
 from digest.store.db import Database
 from digest.store.models import (
     ListSection,
@@ -33,7 +33,8 @@ from digest.store.models import (
     utcnow,
 )
 
-__all__ = ["ImportReport", "import_subscribers", "read_subscriber_csv"]
+# Re-exported: the CSV faces (CLI export, API) reach them through the catalog.
+__all__ = ["ImportReport", "csv_safe_cell", "import_subscribers", "read_subscriber_csv"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _SEND_AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
