@@ -343,17 +343,12 @@ class _Stage:
         # The driver's own connection: COPY (psycopg) and executemany (sqlite3) are where the
         # speed is, and they run in the same transaction as the session.
         self.raw: Any = session.connection().connection.driver_connection
-        if self.postgres:
-            session.execute(
-                text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (email text, name text)")
+        session.execute(
+            text(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} "
+                "(email TEXT NOT NULL, name TEXT NOT NULL)"
             )
-        else:
-            session.execute(
-                text(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} "
-                    "(email TEXT NOT NULL, name TEXT NOT NULL)"
-                )
-            )
+        )
 
     def merge(self, rows: dict[str, str]) -> int:
         """Write one chunk of distinct (address, name); returns how many were newly subscribed."""
