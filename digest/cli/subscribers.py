@@ -100,8 +100,9 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
                 state = subscriber.status.value
             writer.writerow(
                 [
-                    subscriber.email,
-                    subscriber.name,
+                    # A spreadsheet would run a name like =HYPERLINK(...) as a formula.
+                    catalog.csv_safe_cell(subscriber.email),
+                    catalog.csv_safe_cell(subscriber.name),
                     state,
                     subscription.created_at.isoformat(timespec="seconds"),
                 ]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import io
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -260,18 +259,12 @@ def subscribers_import() -> Response:
     if not content.strip():
         raise InputError("no CSV given: send it as the body or as the form field 'file'")
     name = secure_filename(filename) or "upload.csv"
-    # catalog.import_subscribers reads a file, with the CLI's exact checks and messages; the
-    # upload is written to a private temporary folder so the API imports the same way.
-    with tempfile.TemporaryDirectory(prefix="digest-import-") as folder:
-        path = Path(folder) / name
-        path.write_bytes(content)
-        try:
-            with context().db.session() as session:
-                mailing_list = catalog.get_list(session, slug)
-                report = catalog.import_subscribers(session, mailing_list, path)
-        except InputError as exc:
-            # Its message names the temporary file; the client knows it by its own name.
-            raise InputError(str(exc).replace(str(path), name)) from exc
+    # The CLI's import, with its checks and messages, reading the upload as a stream.
+    with context().db.session() as session:
+        mailing_list = catalog.get_list(session, slug)
+        report = catalog.import_subscribers(
+            session, mailing_list, io.BytesIO(content), source_label=name
+        )
     return jsonify(
         {
             "added": report.added,
