@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import func, select
@@ -18,7 +19,6 @@ from digest.cli.output import counts_text, plural, progress_line, report_text
 from digest.edition import ledger
 from digest.edition.build import Draft
 from digest.errors import DigestError, InputError
-from digest.ingest import SourceReport
 from digest.send.batch import BatchReport
 from digest.service.dispatch import Dispatched
 from digest.store.models import (
@@ -31,6 +31,9 @@ from digest.store.models import (
     SubscriptionStatus,
     Suppression,
 )
+
+if TYPE_CHECKING:
+    from digest.ingest import SourceReport
 
 
 @click.command()

@@ -25,7 +25,6 @@ import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
-from premailer import Premailer
 
 from digest.edition.select import SectionBlock, date_label
 from digest.errors import TemplateError
@@ -419,6 +418,10 @@ def _template_position(exc: BaseException, default: str) -> tuple[str, int | Non
 def inline_css(html: str) -> str:
     """Move the ``<style>`` rules into style attributes (Gmail and Outlook drop many
     ``<style>`` rules); media queries stay in the head, where clients that honour them look."""
+    # Imported here: premailer (with lxml and cssutils) is a fifth of a second of start-up
+    # that commands which never render, such as `digest status`, should not pay.
+    from premailer import Premailer
+
     return str(
         Premailer(
             html,
