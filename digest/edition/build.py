@@ -36,10 +36,6 @@ class Draft:
     subject: str
     preheader: str
 
-    @property
-    def article_count(self) -> int:
-        return sum(len(s.articles) for s in self.sections)
-
 
 def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str, str]]:
     rows = session.execute(

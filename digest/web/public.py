@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 CONSENT_WORDING = (
     "Yes, email me {list} from {site}. I can unsubscribe at any time with the link in every email."
 )
-ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
