@@ -95,6 +95,25 @@ class Settings:
     #: Largest message `digest inbound` accepts, in bytes (a report quoting a whole digest fits).
     inbound_max_bytes: int = 2 * 1024 * 1024
 
+    # -- relay webhooks (issue 14) -----------------------------------------------------------
+    #: Amazon SES through SNS: the topic ARNs (comma-separated) whose notifications
+    #: ``/hooks/ses`` accepts. Unset: that endpoint answers 404.
+    ses_topic_arns: str | None = None
+    #: 1: visit an SNS SubscriptionConfirmation's SubscribeURL at once. 0: only log it, for the
+    #: operator to open (a subscription is then a deliberate act, not anyone's POST).
+    ses_auto_confirm: int = 0
+    #: Postmark: the HTTP Basic user and password put in the webhook URL
+    #: (``https://USER:PASSWORD@host/hooks/postmark``). Unset password: that endpoint answers 404.
+    postmark_webhook_user: str = "postmark"
+    postmark_webhook_password: str | None = None
+    #: SendGrid Signed Event Webhook: its verification key (base64 DER, as SendGrid shows it).
+    #: Unset: ``/hooks/sendgrid`` answers 404.
+    sendgrid_webhook_public_key: str | None = None
+    #: Mailgun: the HTTP webhook signing key. Unset: ``/hooks/mailgun`` answers 404.
+    mailgun_webhook_signing_key: str | None = None
+    #: Oldest signed timestamp (seconds) a SendGrid or Mailgun call may carry; older is a replay.
+    webhook_max_age_seconds: int = 300
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
