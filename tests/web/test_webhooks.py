@@ -11,10 +11,13 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -35,6 +38,7 @@ from digest.feedback.webhooks import (
     SnsVerifier,
     TokenMemory,
     WebhookRefused,
+    fetch_certificate,
     verify_mailgun,
 )
 from digest.send.batch import EditionMailer, send_until_done
@@ -51,7 +55,7 @@ from digest.store.models import (
     Suppression,
 )
 from digest.transports import transport_for
-from digest.web import create_app
+from digest.web import context, create_app
 from digest.web.webhooks import hook_state
 from tests.conftest import SmtpSink
 from tests.feedback.conftest import BOUNCE_DOMAIN, build_day, make_site
@@ -139,6 +143,17 @@ def certs(app: Flask, keys: Keys) -> CertServer:
     server = CertServer({CERT_URL: keys.cert_pem})
     hook_state_of(app).sns.fetcher = server
     return server
+
+
+@contextmanager
+def another_app(settings: Settings) -> Iterator[Flask]:
+    """An app of its own on the same database, its connections closed after."""
+    flask_app = create_app(settings)
+    try:
+        yield flask_app
+    finally:
+        with flask_app.app_context():
+            context().db.dispose()
 
 
 def hook_state_of(app: Flask) -> Any:
@@ -501,10 +516,10 @@ def test_sns_subscription_confirmation_is_logged_not_visited(
     assert visited == []
     assert body["SubscribeURL"] in caplog.text
 
-    auto = create_app(app.extensions["digest"].settings.replace(ses_auto_confirm=1))
-    hook_state_of(auto).sns.fetcher = certs
-    hook_state_of(auto).confirm = lambda url: visited.append(url) or True
-    response = post_sns(auto.test_client(), body)
+    with another_app(app.extensions["digest"].settings.replace(ses_auto_confirm=1)) as auto:
+        hook_state_of(auto).sns.fetcher = certs
+        hook_state_of(auto).confirm = lambda url: visited.append(url) or True
+        response = post_sns(auto.test_client(), body)
     assert response.get_json() == {"subscription": "confirmed"}
     assert visited == [body["SubscribeURL"]]
 
@@ -518,6 +533,81 @@ def test_sns_verifier_refuses_an_expired_certificate(keys: Keys) -> None:
     with pytest.raises(WebhookRefused) as refused:
         SnsVerifier(CertServer({CERT_URL: keys.cert_pem})).verify(body, [TOPIC], now=later)
     assert refused.value.status == 403
+
+
+class _CertHandler(BaseHTTPRequestHandler):
+    pem = b""
+
+    def do_GET(self) -> None:
+        if self.path == "/moved.pem":
+            self.send_response(302)
+            self.send_header("Location", "/cert.pem")
+            self.end_headers()
+            return
+        status, body = {
+            "/cert.pem": (200, self.pem),
+            "/huge.pem": (200, b"A" * 100_000),
+            "/broken.pem": (503, b"busy"),
+        }.get(self.path, (404, b"no such key"))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_fetch_certificate_over_http_says_what_is_worth_retrying(keys: Keys) -> None:
+    """The certificate fetch returns the PEM on 200; a missing one, a redirect or an oversized
+    body is final (403), a 5xx or an unreachable host is worth retrying (503 to SNS)."""
+    _CertHandler.pem = keys.cert_pem
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _CertHandler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert fetch_certificate(base + "/cert.pem") == keys.cert_pem
+        outcomes = {}
+        for path in ("/missing.pem", "/moved.pem", "/huge.pem", "/broken.pem"):
+            with pytest.raises(CertificateUnavailable) as failed:
+                fetch_certificate(base + path)
+            outcomes[path] = failed.value.transient
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert outcomes == {
+        "/missing.pem": False,
+        "/moved.pem": False,
+        "/huge.pem": False,
+        "/broken.pem": True,
+    }
+    with pytest.raises(CertificateUnavailable) as unreachable:
+        fetch_certificate(base + "/cert.pem")  # the server is gone
+    assert unreachable.value.transient
+
+
+def test_sns_answers_503_when_the_certificate_cannot_be_fetched_now(
+    app: Flask, client: FlaskClient, keys: Keys, sent: dict[str, Sent], db: Database
+) -> None:
+    """A genuine SNS call whose certificate AWS cannot serve just now gets 503 (SNS retries
+    it) and changes nothing; the failure is not cached, so the retry succeeds."""
+    calls: list[str] = []
+
+    def flaky(url: str) -> bytes:
+        calls.append(url)
+        if len(calls) == 1:
+            raise CertificateUnavailable("ConnectTimeout", transient=True)
+        return keys.cert_pem
+
+    hook_state_of(app).sns.fetcher = flaky
+    before = snapshot(db)
+    body = sns_envelope(ses_bounce(sent["reader1@example.com"]), keys.rsa_key)
+    assert post_sns(client, body).status_code == 503
+    assert snapshot(db) == before
+    assert post_sns(client, body).status_code == 200
+    assert_hard_bounced(db, sent["reader1@example.com"])
 
 
 def _nobody() -> Sent:
@@ -901,18 +991,19 @@ def test_unconfigured_webhooks_answer_404(
     db: Database, settings: Settings, sent: dict[str, Sent], keys: Keys
 ) -> None:
     """Without its secret, each endpoint answers 404, even to a correctly signed call."""
-    bare = create_app(settings.replace(bounce_domain=BOUNCE_DOMAIN))
-    hook_state_of(bare).sns.fetcher = CertServer({CERT_URL: keys.cert_pem})
-    client = bare.test_client()
-    copy = sent["reader1@example.com"]
-    before = snapshot(db)
-    assert post_sns(client, sns_envelope(ses_bounce(copy), keys.rsa_key)).status_code == 404
-    auth = basic(POSTMARK_USER, POSTMARK_PASSWORD)
-    assert (
-        client.post("/hooks/postmark", json=postmark_bounce(copy), headers=auth).status_code == 404
-    )
-    assert post_sendgrid(client, keys.ecdsa_key, sendgrid_events(copy)).status_code == 404
-    assert client.post("/hooks/mailgun", json=mailgun_call(copy)).status_code == 404
+    with another_app(settings.replace(bounce_domain=BOUNCE_DOMAIN)) as bare:
+        hook_state_of(bare).sns.fetcher = CertServer({CERT_URL: keys.cert_pem})
+        client = bare.test_client()
+        copy = sent["reader1@example.com"]
+        before = snapshot(db)
+        assert post_sns(client, sns_envelope(ses_bounce(copy), keys.rsa_key)).status_code == 404
+        auth = basic(POSTMARK_USER, POSTMARK_PASSWORD)
+        assert (
+            client.post("/hooks/postmark", json=postmark_bounce(copy), headers=auth).status_code
+            == 404
+        )
+        assert post_sendgrid(client, keys.ecdsa_key, sendgrid_events(copy)).status_code == 404
+        assert client.post("/hooks/mailgun", json=mailgun_call(copy)).status_code == 404
     assert snapshot(db) == before
 
 
