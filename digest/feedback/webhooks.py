@@ -51,7 +51,7 @@ from digest.store.models import Delivery, Subscriber
 
 log = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,253}$")
+_ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f\ud800-\udfff@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,253}")
 #: Most events one call may carry (SendGrid batches up to a few thousand).
 MAX_EVENTS = 10_000
 
@@ -101,7 +101,7 @@ def _address(value: object) -> str:
     if not isinstance(value, str):
         return ""
     address = value.strip().strip("<>").strip().lower()
-    return address if len(address) <= 320 and _ADDRESS.match(address) else ""
+    return address if len(address) <= 320 and _ADDRESS.fullmatch(address) else ""
 
 
 def _text(value: object, limit: int = 400) -> str:
@@ -110,7 +110,7 @@ def _text(value: object, limit: int = 400) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())[:limit]
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytes | str) -> Any:
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -294,7 +294,9 @@ def _sns_canonical(kind: str, payload: Mapping[str, Any]) -> bytes:
         if not isinstance(value, str):
             raise WebhookRefused(400, f"the SNS message has no {name}")
         lines += [name, value]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    # JSON can spell lone surrogates (\ud800), which UTF-8 cannot: such a message was never
+    # signed by SNS, and must fail as a mismatch, not as an encoding error.
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
 
 
 def sns_subscribe_url(message: SnsMessage) -> str:
@@ -317,7 +319,7 @@ def confirm_subscription(url: str) -> bool:
 def ses_notices(message: str) -> list[Notice]:
     """The notices of an SES notification (``notificationType``) or event (``eventType``):
     Bounce (Permanent: hard; Transient or Undetermined: soft) and Complaint."""
-    data = _json(message.encode("utf-8"))
+    data = _json(message)
     if not isinstance(data, dict):
         raise WebhookRefused(400, "the SES notification is not a JSON object")
     kind = data.get("notificationType") or data.get("eventType")
@@ -569,14 +571,16 @@ def verify_mailgun(
     token, given, stamp = signed.get("token"), signed.get("signature"), signed.get("timestamp")
     if not isinstance(token, str) or not isinstance(given, str) or stamp is None:
         raise WebhookRefused(401, "the Mailgun call is not signed")
-    if not 1 <= len(token) <= 200:
+    if not re.fullmatch(r"[\x21-\x7e]{1,200}", token):
         raise WebhookRefused(400, "malformed Mailgun token")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", given.strip()):
+        raise WebhookRefused(403, "the Mailgun signature does not match")
     now = time.time() if now is None else now
     seconds = _timestamp(stamp, now, max_age)
     expected = hmac.new(
         signing_key.encode("utf-8"), f"{stamp}{token}".encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8")):
+    if not hmac.compare_digest(expected, given.strip().lower()):
         raise WebhookRefused(403, "the Mailgun signature does not match")
     # Claimed only once the signature holds, so forged calls cannot fill the memory.
     if not memory.claim(token, seconds + max_age, now):
