@@ -74,7 +74,7 @@ class Notice:
     recipient: str
     #: The envelope sender the relay echoes (our VERP return path, when we set one).
     return_path: str = ""
-    #: The Message-ID header of the message it is about (any form, angle brackets or not).
+    #: The Message-ID of the message it is about (angle brackets or not), or text quoting it.
     message_id: str = ""
     detail: str = ""
 

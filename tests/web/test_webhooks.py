@@ -32,7 +32,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest.config import Settings
+from digest.config import Settings, load_settings
+from digest.errors import ConfigError
 from digest.feedback.webhooks import (
     CertificateUnavailable,
     SnsVerifier,
@@ -1047,6 +1048,52 @@ def test_lone_surrogates_in_json_get_no_500(
     )
     assert response.get_json() == {"applied": 0, "already": 0, "ignored": 1}
     assert snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIGEST_SES_TOPIC_ARNS", "gazette-ses-feedback"),
+        ("DIGEST_SES_TOPIC_ARNS", f"{TOPIC},https://sns.us-east-1.amazonaws.com/"),
+        ("DIGEST_SES_AUTO_CONFIRM", "yes"),
+        ("DIGEST_SES_AUTO_CONFIRM", "2"),
+        ("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY", "not a key"),
+        ("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY", base64.b64encode(b"0" * 91).decode()),
+        ("DIGEST_WEBHOOK_MAX_AGE_SECONDS", "0"),
+    ],
+)
+def test_bad_webhook_settings_are_refused_at_start(name: str, value: str) -> None:
+    """A malformed topic ARN, SendGrid key or switch is a ConfigError when settings load, not
+    a failure at the first report."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings(None, {name: value, "DIGEST_SECRET_KEY": "k"})
+
+
+def test_webhook_settings_load_from_the_environment(keys: Keys) -> None:
+    """The webhook settings are read from DIGEST_* variables; an RSA key is refused as the
+    SendGrid key."""
+    loaded = load_settings(
+        None,
+        {
+            "DIGEST_SECRET_KEY": "k",
+            "DIGEST_SES_TOPIC_ARNS": f"{TOPIC}, arn:aws-cn:sns:cn-north-1:123456789012:b.fifo",
+            "DIGEST_SES_AUTO_CONFIRM": "1",
+            "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": keys.sendgrid_public,
+        },
+    )
+    assert loaded.ses_auto_confirm == 1
+    assert loaded.sendgrid_webhook_public_key == keys.sendgrid_public
+    rsa_der = keys.rsa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with pytest.raises(ConfigError, match="ECDSA"):
+        load_settings(
+            None,
+            {
+                "DIGEST_SECRET_KEY": "k",
+                "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(rsa_der).decode(),
+            },
+        )
 
 
 # -- no input makes a 500 --------------------------------------------------------------------
