@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -441,6 +442,7 @@ def postmark_notices(body: bytes) -> list[Notice]:
 # -- SendGrid --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
 def _sendgrid_key(public_key_b64: str) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_der_public_key(base64.b64decode(public_key_b64.strip()))
