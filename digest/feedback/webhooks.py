@@ -162,6 +162,12 @@ _SNS_CERT_URL = re.compile(rf"https://{_SNS_HOST}/[A-Za-z0-9][A-Za-z0-9._-]{{0,2
 _SNS_SUBSCRIBE_URL = re.compile(rf"https://{_SNS_HOST}/\?[A-Za-z0-9=&%._:~+-]{{1,2000}}")
 _SNS_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 _CERT_MAX_BYTES = 64 * 1024
+#: How old a signed SNS message may be. AWS caps the retries of an HTTPS delivery at 3,600 s
+#: in all (a hard limit), so three hours lets every retry through, with room for queueing, and
+#: still keeps a captured message from being replayed later.
+SNS_MAX_AGE = dt.timedelta(hours=3)
+#: How far in the future its Timestamp may be (our clock may be behind AWS's).
+SNS_MAX_SKEW = dt.timedelta(minutes=15)
 
 #: Fetches a signing certificate (PEM bytes) from its URL; raises ``CertificateUnavailable``.
 CertificateFetcher = Callable[[str], bytes]
@@ -242,6 +248,7 @@ class SnsVerifier:
             raise WebhookRefused(400, "unknown SNS signature version")
         if not _SNS_CERT_URL.fullmatch(cert_url):
             raise WebhookRefused(403, "the signing certificate is not on an SNS host")
+        _sns_fresh(payload.get("Timestamp"), now or dt.datetime.now(dt.UTC))
         canonical = _sns_canonical(kind, payload)
         key = self._key(cert_url, now or dt.datetime.now(dt.UTC))
         try:
@@ -285,6 +292,19 @@ class SnsVerifier:
         return key
 
 
+def _sns_fresh(value: object, now: dt.datetime) -> None:
+    """Refuse a message signed too long ago (a captured one replayed after the operator
+    reinstated the address) or dated in the future."""
+    try:
+        stamp = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        raise WebhookRefused(400, "the SNS message has no valid Timestamp")
+    if not now - SNS_MAX_AGE <= stamp <= now + SNS_MAX_SKEW:
+        raise WebhookRefused(403, "the SNS message is too old or dated in the future")
+
+
 def _sns_canonical(kind: str, payload: Mapping[str, Any]) -> bytes:
     """The string SNS signs: each covered field's name and value, one per line."""
     lines: list[str] = []
@@ -320,9 +340,15 @@ def confirm_subscription(url: str) -> bool:
 def ses_notices(message: str) -> list[Notice]:
     """The notices of an SES notification (``notificationType``) or event (``eventType``):
     Bounce (Permanent: hard; Transient or Undetermined: soft) and Complaint."""
-    data = _json(message)
+    try:
+        data = _json(message)
+    except WebhookRefused:
+        data = None
     if not isinstance(data, dict):
-        raise WebhookRefused(400, "the SES notification is not a JSON object")
+        # Signed by SNS, so genuine: SES's own "Successfully validated SNS topic" text, or
+        # another publisher on the topic. Nothing to act on, and nothing to retry.
+        log.info("SNS notification that is not an SES event; ignored")
+        return []
     kind = data.get("notificationType") or data.get("eventType")
     mail = _object(data.get("mail"))
     return_path = _text(mail.get("source"), 400)

@@ -338,6 +338,7 @@ def sns_envelope(
     topic: str = TOPIC,
     cert_url: str = CERT_URL,
     subject: str | None = "Amazon SES Email Event Notification",
+    at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """An SNS HTTP(S) delivery, signed as SNS documents: the covered fields' names and values,
     each followed by a newline, in byte order of the names."""
@@ -346,7 +347,7 @@ def sns_envelope(
         "MessageId": str(uuid.uuid4()),
         "TopicArn": topic,
         "Message": message if isinstance(message, str) else json.dumps(message),
-        "Timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "Timestamp": (at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "SignatureVersion": version,
         "SigningCertURL": cert_url,
     }
@@ -433,6 +434,27 @@ def test_ses_transient_bounce_counts_a_soft_bounce(
     assert len(snapshot(db)["soft_bounces"]) == 1
 
 
+def test_sns_retry_within_the_hour_and_other_notifications_are_accepted(
+    client: FlaskClient, db: Database, sent: dict[str, Sent], keys: Keys, certs: CertServer
+) -> None:
+    """An SNS retry of a message published 59 minutes ago is applied; a signed Notification
+    that is not an SES event (SES's topic validation text) gets 200 and changes nothing."""
+    before = snapshot(db)
+    text = "Successfully validated SNS topic for Amazon SES event publishing."
+    response = post_sns(client, sns_envelope(text, keys.rsa_key, subject=None))
+    assert response.get_json() == {"applied": 0, "already": 0, "ignored": 0}
+    assert snapshot(db) == before
+    late = sns_envelope(
+        ses_bounce(sent["reader1@example.com"]), keys.rsa_key, at=_now() - dt.timedelta(minutes=59)
+    )
+    assert post_sns(client, late).status_code == 200
+    assert_hard_bounced(db, sent["reader1@example.com"])
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _forged_sns(keys: Keys, copy: Sent) -> dict[str, tuple[int, bytes]]:
     """Each way an SNS call can be wrong, with the status it must get."""
     good = sns_envelope(ses_bounce(copy), keys.rsa_key)
@@ -456,6 +478,16 @@ def _forged_sns(keys: Keys, copy: Sent) -> dict[str, tuple[int, bytes]]:
             ),
         ),
         "unknown signature version": (400, dict(good, SignatureVersion="3")),
+        "signed over three hours ago": (
+            403,
+            sns_envelope(
+                ses_bounce(copy), keys.rsa_key, at=_now() - dt.timedelta(hours=3, minutes=1)
+            ),
+        ),
+        "dated an hour ahead": (
+            403,
+            sns_envelope(ses_bounce(copy), keys.rsa_key, at=_now() + dt.timedelta(hours=1)),
+        ),
         "signature not base64": (403, dict(good, Signature="!!not base64!!")),
         "not JSON": (400, b"Type=Notification&Message=hi"),
         "a JSON list": (400, b"[]"),
