@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError
+from digest.feedback.privacy import forget
 from digest.feedback.webhooks import (
     CertificateUnavailable,
     SnsVerifier,
@@ -1018,6 +1019,24 @@ def test_report_naming_someone_else_s_delivery_is_about_the_address_only(
         got = reader(db, copy)
         assert got.status == SubscriberStatus.BOUNCED and got.suppressed is not None
     assert reader(db, victim).suppressed is None
+
+
+def test_a_forgotten_address_is_not_written_down_again(
+    client: FlaskClient, db: Database, sent: dict[str, Sent], keys: Keys
+) -> None:
+    """After `subscribers forget`, a relay's bounce or complaint about the address (even naming
+    its old delivery) is ignored: the address appears nowhere in the database again."""
+    copy = sent["reader0@example.com"]
+    with db.session() as session:
+        assert forget(session, copy.email).found
+    before = snapshot(db)
+    assert post_sendgrid(client, keys.ecdsa_key, sendgrid_events(copy)).get_json() == {
+        "applied": 0, "already": 0, "ignored": 1,
+    }  # fmt: skip
+    complaint = mailgun_call(copy, "complained")
+    assert client.post("/hooks/mailgun", json=complaint).get_json()["ignored"] == 1
+    assert snapshot(db) == before
+    assert copy.email not in str(before)
 
 
 def test_unconfigured_webhooks_answer_404(
