@@ -23,6 +23,7 @@ DEFAULT_CONFIG_FILE = "digest.toml"
 SECRET_FILE = ".digest-secret"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256}$")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,25 @@ class Settings:
     dkim_ed25519_selector: str | None = None
     #: The Ed25519 private key: a PEM (PKCS#8) file, or the raw 32-byte key in base64.
     dkim_ed25519_key_file: str | None = None
+
+    # -- relay webhooks (issue 14) -----------------------------------------------------------
+    #: Amazon SES through SNS: the topic ARNs (comma-separated) whose notifications
+    #: ``/hooks/ses`` accepts. Unset: that endpoint answers 404.
+    ses_topic_arns: str | None = None
+    #: 1: visit an SNS SubscriptionConfirmation's SubscribeURL at once. 0: only log it, for the
+    #: operator to open (a subscription is then a deliberate act, not anyone's POST).
+    ses_auto_confirm: int = 0
+    #: Postmark: the HTTP Basic user and password put in the webhook URL
+    #: (``https://USER:PASSWORD@host/hooks/postmark``). Unset password: that endpoint answers 404.
+    postmark_webhook_user: str = "postmark"
+    postmark_webhook_password: str | None = None
+    #: SendGrid Signed Event Webhook: its verification key (base64 DER, as SendGrid shows it).
+    #: Unset: ``/hooks/sendgrid`` answers 404.
+    sendgrid_webhook_public_key: str | None = None
+    #: Mailgun: the HTTP webhook signing key. Unset: ``/hooks/mailgun`` answers 404.
+    mailgun_webhook_signing_key: str | None = None
+    #: Oldest signed timestamp (seconds) a SendGrid or Mailgun call may carry; older is a replay.
+    webhook_max_age_seconds: int = 300
 
     @property
     def secret(self) -> str:
@@ -212,7 +232,6 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_BOUNCE_DOMAIN must be a bare domain name, e.g. bounces.example")
     if settings.soft_bounce_limit < 1:
         raise ConfigError("DIGEST_SOFT_BOUNCE_LIMIT must be at least 1")
-
     for name in ("signups_per_ip_per_hour", "login_attempts_per_ip", "login_attempts_overall"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"DIGEST_{name.upper()} must be at least 1")
@@ -220,6 +239,38 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "DIGEST_CONFIRM_MAIL_HOURS must be 0 or more, DIGEST_LOGIN_LOCKOUT_SECONDS at least 1"
         )
+    _validate_webhooks(settings)
+
+
+def _validate_webhooks(settings: Settings) -> None:
+    # Checked at start-up: a bad key found at the first webhook call would lose that report.
+    if settings.ses_auto_confirm not in (0, 1):
+        raise ConfigError("DIGEST_SES_AUTO_CONFIRM must be 0 or 1")
+    for arn in (settings.ses_topic_arns or "").split(","):
+        if arn.strip() and not _TOPIC_ARN.match(arn.strip()):
+            raise ConfigError(f"DIGEST_SES_TOPIC_ARNS: {arn.strip()!r} is not an SNS topic ARN")
+    if settings.sendgrid_webhook_public_key:
+        _check_ecdsa_key(settings.sendgrid_webhook_public_key)
+    if settings.webhook_max_age_seconds < 1:
+        raise ConfigError("DIGEST_WEBHOOK_MAX_AGE_SECONDS must be at least 1")
+
+
+def _check_ecdsa_key(text: str) -> None:
+    # Imported here: only a deployment that sets the key pays for loading cryptography.
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(text.strip(), validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(
+            "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY must be the base64 key SendGrid shows"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ConfigError("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key")
 
 
 #: The placeholders shipped in ``.env.example``: a deployment that copied them as they are.

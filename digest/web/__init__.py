@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None, *, core: Digest | None = None) 
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(metrics.bp)
+    from digest.web import webhooks
+
+    app.register_blueprint(webhooks.bp)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
