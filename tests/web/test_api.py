@@ -357,7 +357,7 @@ def test_csv_import_reports_bad_rows_by_line_and_imports_the_rest(
     response = client.post(
         "/api/subscribers/import?list=daily", headers=auth, data=body, content_type="text/csv"
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     report = response.get_json()
     assert report["added"] == 2 and report["already"] == 1
     assert [e["line"] for e in report["errors"]] == [3, 5]
