@@ -5,6 +5,8 @@ warnings every face shows."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from collections.abc import Iterator
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,13 +18,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from digest.cli import cli
-from digest.config import Settings
+from digest.config import Settings, load_settings, weak_key_reasons
 from digest.errors import InputError
 from digest.ingest import ingest_all
 from digest.ingest.run import due_source_ids
 from digest.send.schedule import due_lists
 from digest.service import catalog
 from digest.service.core import Digest
+from digest.service.identity import identity_warnings
 from digest.store.db import Database
 from digest.store.models import Article, Edition, Source, utcnow
 from digest.web import context, create_app
@@ -352,3 +355,138 @@ def test_api_import_with_bad_rows_answers_422_and_keeps_the_good_ones(
     spec = client.get("/api/openapi.json").get_json()
     assert "422" in spec["paths"]["/api/subscribers/import"]["post"]["responses"]
     assert "post" in spec["paths"]["/api/editions/test"]
+
+
+# -- site identity ----------------------------------------------------------------------------
+
+SETUP_FLAGS = [
+    "--site-name",
+    "The Daily Meridian",
+    "--site-url",
+    "https://meridian.example",
+    "--postal-address",
+    "1 Press Row, Meridian City",
+    "--from-address",
+    "Digest@Meridian.Example",
+    "--base-url",
+    "https://digest.meridian.example/",
+]
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """An empty folder to work in and an environment without any DIGEST_* variable."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("DIGEST_"):
+            monkeypatch.delenv(name)
+    return {}
+
+
+def test_setup_writes_a_private_commented_settings_file_with_no_warnings_left(
+    bare_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`digest setup` with flags writes digest.toml (owner-only, a comment per setting, a
+    strong generated key) that load_settings reads, and the identity warnings are gone."""
+    assert len(identity_warnings(load_settings(ensure_secret=False), bare_env)) == 3
+    result = CliRunner().invoke(cli, ["setup", *SETUP_FLAGS], env=bare_env)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "digest.toml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    text = path.read_text(encoding="utf-8")
+    assert text.count("\n# ") >= 6 and "postal address" in text
+    settings = load_settings(ensure_secret=False)
+    assert settings.site_name == "The Daily Meridian"
+    assert settings.from_address == "digest@meridian.example"
+    assert settings.base_url == "https://digest.meridian.example"
+    assert settings.secret_key and weak_key_reasons(settings.secret_key) == []
+    assert identity_warnings(settings, bare_env) == []
+    again = CliRunner().invoke(cli, ["setup", *SETUP_FLAGS], env=bare_env)
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_setup_asks_on_a_terminal_and_refuses_bad_values_writing_nothing(
+    bare_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Interactively each value is asked (the From address defaults to the site's domain);
+    without a terminal a missing flag or a bad URL is refused and no file is written."""
+    answers = "Town Crier\nhttps://www.town.example\n2 Bell Lane\n\nhttps://mail.town.example\n"
+    asked = CliRunner().invoke(cli, ["setup", "--interactive"], input=answers, env=bare_env)
+    assert asked.exit_code == 0, asked.output
+    assert "From address [digest@town.example]" in asked.output
+    assert load_settings(ensure_secret=False).from_address == "digest@town.example"
+    (tmp_path / "digest.toml").unlink()
+    missing = CliRunner().invoke(cli, ["setup", "--site-name", "X"], env=bare_env)
+    assert missing.exit_code == 1 and "--site-url is needed" in missing.output
+    flags = [*SETUP_FLAGS[:-1], "localhost:8000"]
+    bad = CliRunner().invoke(cli, ["setup", *flags], env=bare_env)
+    assert bad.exit_code == 1 and "--base-url must be an absolute http(s) URL" in bad.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_identity_warnings_name_each_embarrassing_default() -> None:
+    """The quick start's defaults, a localhost base URL with SMTP configured, a misspelled
+    DIGEST_ variable (with the closest real name) and a placeholder secret each get a line."""
+    settings = Settings(
+        smtp_url="smtp://relay.example:587", secret_key="change-me-to-a-long-random-string"
+    )
+    environ = {"DIGEST_SITENAME": "Typo Times", "DIGEST_CONFIG": "x.toml", "HOME": "/root"}
+    lines = "\n".join(identity_warnings(settings, environ))
+    assert 'site name is the default "Digest"' in lines
+    assert "From address is digest@localhost" in lines
+    assert "postal address is not configured" in lines
+    assert "base URL is http://localhost:8000 while mail goes out by SMTP" in lines
+    assert "DIGEST_SITENAME is set but Digest reads no such variable: did you mean " in lines
+    assert "DIGEST_SITE_NAME?" in lines and "DIGEST_CONFIG" not in lines
+    assert "placeholder" in lines
+
+
+def test_doctor_warns_of_defaults_and_accepts_a_shared_secret_file_on_one_host(
+    bare_env: dict[str, str], db_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """`doctor` warns of the default identity and a misspelled variable but does not fail
+    when web and workers on one host share the generated secret file with a broker."""
+    Database(db_url).upgrade()
+    load_settings()  # writes ./.digest-secret, as the first process on the host does
+    env = {
+        "DIGEST_DATABASE_URL": db_url,
+        "DIGEST_BROKER_URL": redis_url,
+        "DIGEST_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "DIGEST_FROM_ADRESS": "news@paper.example",
+    }
+    result = CliRunner().invoke(cli, ["doctor"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "warn secret key: generated, kept in ./.digest-secret" in result.output
+    assert 'warn identity: site name is the default "Digest"' in result.output
+    assert "did you mean DIGEST_FROM_ADDRESS?" in result.output
+    quick = CliRunner().invoke(cli, ["doctor", "--quick"], env=env)
+    assert quick.exit_code == 0 and "identity" not in quick.output
+    assert "transport" not in quick.output and "ok   broker" in quick.output
+
+
+def test_send_dry_run_and_dashboard_show_the_identity_warnings(
+    operator: Operator, db_url: str, tmp_path: Path
+) -> None:
+    """`send --dry-run` and the dashboard's overview show the identity warnings: here the
+    localhost base URL while an SMTP server is configured."""
+    feed = _rss(tmp_path / "news.xml", 2)
+    operator("sources", "add", str(feed), "--section", "news")
+    operator("lists", "add", "daily", "--name", "Daily", "--sections", "news")
+    operator.env["DIGEST_SMTP_URL"] = "smtp://127.0.0.1:9"
+    dry = operator("send", "--list", "daily", "--dry-run")
+    assert "warning: base URL is http://localhost:8000 while mail goes out by SMTP" in dry.output
+    password = "plum-raft-ocean-47-minnow"
+    settings = load_settings(environ={**operator.env, "DIGEST_OPERATOR_PASSWORD": password})
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        page = client.get("/dashboard/login").get_data(as_text=True)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf is not None
+        client.post("/dashboard/login", data={"password": password, "csrf_token": csrf[1]})
+        overview = client.get("/dashboard/").get_data(as_text=True)
+        assert "Before this reaches subscribers" in overview
+        assert "while mail goes out by SMTP" in overview
+    finally:
+        with app.app_context():
+            context().db.dispose()

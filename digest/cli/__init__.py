@@ -20,6 +20,7 @@ from digest.errors import DigestError
 #: each line against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("site", "init", "Create the database, or upgrade it to the current schema."),
+    "setup": ("site", "setup", "Write digest.toml: the site's name, addresses and a secret key."),
     "sections": ("site", "sections", "The site's sections (International, National, ...)."),
     "sources": ("site", "sources", "The feeds articles are gathered from."),
     "lists": ("site", "lists_group", "Mailing lists: which sections, when, and for whom."),

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import secrets
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import func, select
@@ -11,6 +18,7 @@ from sqlalchemy import func, select
 from digest.cli.context import App, pass_app
 from digest.errors import InputError
 from digest.ingest.run import IDENTITIES, parse_category_map
+from digest.ingest.text import one_line
 from digest.service import catalog
 from digest.store.models import MailingList, Section, Source, Subscription, SubscriptionStatus
 
@@ -316,3 +324,112 @@ def lists_remove(app: App, slug: str) -> None:
     with app.db.session() as session:
         catalog.remove_list(session, slug)
         click.echo(f"removed list {slug}")
+
+
+#: (setting, flag, prompt, what the comment above it in digest.toml says)
+SETUP_FIELDS: list[tuple[str, str, str, str]] = [
+    ("site_name", "--site-name", "Publisher's name", "The publisher, shown in every digest's "
+     "header and footer and as the From name."),
+    ("site_url", "--site-url", "Publisher's website", "The publisher's website: the digest's "
+     "masthead links to it."),
+    ("postal_address", "--postal-address", "Postal address (printed in every footer)",
+     "The postal address in every digest's footer (CAN-SPAM and most anti-spam laws want one)."),
+    ("from_address", "--from-address", "From address", "The From and envelope address of "
+     "every digest: an address of your domain, whose DNS vouches for this sender."),
+    ("base_url", "--base-url", "Public URL of this Digest's web app", "The public URL of "
+     "`digest web`: unsubscribe, preference and archive links in every email start with it."),
+]  # fmt: skip
+
+
+@click.command()
+@click.option("--site-name", help="The publisher's name, e.g. 'The Daily Meridian'.")
+@click.option("--site-url", help="The publisher's website, e.g. https://news.example.com.")
+@click.option("--postal-address", help="The postal address printed in every digest's footer.")
+@click.option("--from-address", help="The From address, e.g. digest@news.example.com.")
+@click.option("--base-url", help="Public URL of `digest web`, e.g. https://digest.example.com.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("digest.toml"),
+    show_default=True,
+    help="Where to write the settings.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing settings file.")
+@click.option(
+    "--interactive/--no-interactive",
+    default=None,
+    help="Ask for each value not given as a flag (default: when on a terminal).",
+)
+def setup(path: Path, force: bool, interactive: bool | None, **given: str | None) -> None:
+    """Write digest.toml: the site's name, addresses and a secret key.
+
+    Asks for the publisher's name, website, postal address, From address and the public URL
+    of the web app (or takes them as flags), and generates the secret key."""
+    if path.exists() and not force:
+        raise InputError(f"{path} exists: edit it, or pass --force to replace it")
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    values: dict[str, str] = {}
+    for name, flag, prompt, _ in SETUP_FIELDS:
+        value = given.get(name)
+        if value is None and interactive:
+            value = click.prompt(prompt, default=_setup_default(name, values))
+        if value is None:
+            raise InputError(f"{flag} is needed (or run `digest setup` on a terminal to be asked)")
+        values[name] = _setup_value(name, flag, value)
+    text = setup_file_text(values, secrets.token_urlsafe(32))
+    # Holds the secret key: readable by its owner only, and never half-written.
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+    click.echo(f"wrote {path.resolve()} (keep it private: it holds the secret key)")
+    click.echo("next: `digest doctor` checks it, `digest init` creates the database")
+
+
+def _setup_default(name: str, values: dict[str, str]) -> str | None:
+    if name == "from_address" and "site_url" in values:
+        host = urlsplit(values["site_url"]).hostname or ""
+        return f"digest@{host.removeprefix('www.')}" if host else None
+    return None
+
+
+def _setup_value(name: str, flag: str, raw: str) -> str:
+    """A value checked as the settings loader and the mail headers will want it."""
+    value = one_line(raw, 300)
+    if not value:
+        raise InputError(f"{flag} cannot be empty")
+    if name in ("site_url", "base_url"):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputError(f"{flag} must be an absolute http(s) URL, not {value!r}")
+        return value.rstrip("/") if name == "base_url" else value
+    if name == "from_address":
+        return catalog.normalise_email(value)
+    return value
+
+
+def setup_file_text(values: dict[str, str], secret_key: str) -> str:
+    """digest.toml with a comment above each setting saying what it does."""
+    lines = [
+        "# Digest's settings, written by `digest setup`. Every DIGEST_* environment variable",
+        "# overrides the setting of the same name here (DIGEST_SITE_NAME -> site_name).",
+        "# The other settings and their defaults: README, Configuration.",
+        "[digest]",
+    ]
+    for name, _, _, comment in SETUP_FIELDS:
+        lines += ["", *(f"# {part}" for part in textwrap.wrap(comment, 88))]
+        lines.append(f"{name} = {json.dumps(values[name], ensure_ascii=False)}")
+    lines += [
+        "",
+        "# Signs every unsubscribe, preference and confirm link, and dashboard sessions. Every",
+        "# web and worker process must have the same one; changing it voids links already sent.",
+        f"secret_key = {json.dumps(secret_key)}",
+        "",
+        "# Where mail goes: unset, one .eml file per message in ./outbox. To send for real:",
+        '# smtp_url = "smtp://user:password@smtp.example.com:587?starttls=1"',
+        "",
+    ]
+    return "\n".join(lines)
