@@ -80,6 +80,14 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except PermissionError as exc:
+            # A read-only working folder (a container's code folder) is the operator's to fix:
+            # say which file, not a traceback.
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(
+                f"cannot write{where}: permission denied (run from a folder you can write to, "
+                "such as the data folder)"
+            ) from exc
         except Exception as exc:
             # Imported only when something failed: SQLAlchemy is heavy for --help.
             from sqlalchemy.exc import OperationalError, ProgrammingError
