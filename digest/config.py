@@ -135,6 +135,12 @@ class Settings:
     #: Oldest signed timestamp (seconds) a SendGrid or Mailgun call may carry; older is a replay.
     webhook_max_age_seconds: int = 300
 
+    # -- operator's first week: the demo (issue 12) --------------------------------------------
+    #: SMTP server `digest demo` delivers the sample digests to, e.g. a Mailpit whose inbox shows
+    #: them (``smtp://mailpit:1025``). Unset: the outbox folder. Never DIGEST_SMTP_URL, so the
+    #: demo cannot mail the sample subscribers through a real relay.
+    demo_smtp_url: str | None = None
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -207,8 +213,10 @@ def _validate(settings: Settings) -> None:
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"DIGEST_{name.upper()} must be an absolute http(s) URL")
-    if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in ("smtp", "smtps"):
-        raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://")
+    for name in ("smtp_url", "demo_smtp_url"):
+        url = getattr(settings, name)
+        if url and urlsplit(url).scheme not in ("smtp", "smtps"):
+            raise ConfigError(f"DIGEST_{name.upper()} must start with smtp:// or smtps://")
     dkim = (settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file)
     if any(dkim) and not all(dkim):
         raise ConfigError(
@@ -359,7 +367,14 @@ def _local_secret() -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except PermissionError as exc:
+        # A container's code folder, or any folder this user may not write to.
+        raise ConfigError(
+            f"DIGEST_SECRET_KEY is not set and {path.resolve()} cannot be written: set "
+            "DIGEST_SECRET_KEY, or run from a folder you can write to (the data folder)"
+        ) from exc
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")
     return key

@@ -21,6 +21,7 @@ from digest.errors import DigestError
 #: each line against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("site", "init", "Create the database, or upgrade it to the current schema."),
+    "setup": ("site", "setup", "Write digest.toml: the site's name, addresses and a secret key."),
     "sections": ("site", "sections", "The site's sections (International, National, ...)."),
     "sources": ("site", "sources", "The feeds articles are gathered from."),
     "lists": ("site", "lists_group", "Mailing lists: which sections, when, and for whom."),
@@ -80,6 +81,14 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except PermissionError as exc:
+            # A read-only working folder (a container's code folder) is the operator's to fix:
+            # say which file, not a traceback.
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(
+                f"cannot write{where}: permission denied (run from a folder you can write to, "
+                "such as the data folder)"
+            ) from exc
         except Exception as exc:
             # Imported only when something failed: SQLAlchemy is heavy for --help.
             from sqlalchemy.exc import OperationalError, ProgrammingError

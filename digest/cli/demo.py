@@ -9,6 +9,7 @@ import click
 from digest import sample
 from digest.cli.context import App, pass_app
 from digest.config import Settings
+from digest.errors import InputError
 from digest.service import catalog
 from digest.store.db import Database
 
@@ -18,8 +19,9 @@ DEFAULT_SITE_NAME = Settings.site_name
 
 def demo_settings(settings: Settings, site: sample.SampleSite) -> Settings:
     """The sample publisher's name and address where the operator configured none; always
-    in-process and to the outbox, so the demo never needs (or mails through) a server."""
-    changes: dict[str, object] = {"broker_url": None, "smtp_url": None}
+    in-process, and to the outbox or the demo's own SMTP server (DIGEST_DEMO_SMTP_URL, a
+    Mailpit): never through the relay that mails real subscribers."""
+    changes: dict[str, object] = {"broker_url": None, "smtp_url": settings.demo_smtp_url}
     if settings.site_name == DEFAULT_SITE_NAME:
         changes.update(
             site_name=site.name,
@@ -56,11 +58,20 @@ def install_sample(db: Database, directory: Path) -> dict[str, Path]:
 
 
 @click.command()
+@click.option(
+    "--smtp-url",
+    help="Deliver the sample digests to this SMTP server (a Mailpit: smtp://mailpit:1025) "
+    "instead of the outbox folder (default: DIGEST_DEMO_SMTP_URL, else the outbox).",
+)
 @pass_app
-def demo(app: App) -> None:
+def demo(app: App, smtp_url: str | None) -> None:
     """Run everything on the bundled sample site, on this machine, with no server:
     set up the database, add the sample sections, feeds, lists and subscribers,
     ingest, preview and send today's digests to the outbox folder."""
+    if smtp_url is not None:
+        if not smtp_url.startswith(("smtp://", "smtps://")):
+            raise InputError(f"--smtp-url must start with smtp:// or smtps://, not {smtp_url!r}")
+        app.settings = app.settings.replace(demo_smtp_url=smtp_url)
     run_demo(app)
 
 
@@ -93,10 +104,13 @@ def run_demo(app: App) -> None:
     for spec in sample.LISTS:
         send_edition(app, spec["slug"], None)
 
-    outbox = Path(app.settings.outbox_dir).resolve()
     click.echo("")
     click.echo("Done. Look at:")
-    click.echo(f"  the emails (one .eml per subscriber):  {outbox}/")
+    if app.settings.smtp_url:
+        click.echo(f"  the emails: delivered to {app.settings.smtp_url} (a Mailpit: its inbox)")
+    else:
+        outbox = Path(app.settings.outbox_dir).resolve()
+        click.echo(f"  the emails (one .eml per subscriber):  {outbox}/")
     click.echo(f"  the digests in a browser:              {previews[0].resolve()}")
     click.echo("  the send ledger:                       digest status")
     click.echo(

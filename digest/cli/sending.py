@@ -135,6 +135,11 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
 
 
 def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
+    from digest.service.identity import identity_warnings
+
+    # Before anything reaches an inbox is the moment to hear about a default From or footer.
+    for line in identity_warnings(app.settings):
+        click.echo(f"warning: {line}", err=True)
     draft, edition = edition_draft(app, list_slug, date)
     # Render for real: a broken template is found now, not by the send.
     app.core.mailer.check(draft)

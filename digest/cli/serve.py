@@ -80,11 +80,17 @@ def web(app: App, host: str, port: int, threads: int) -> None:
 
 
 @click.command()
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Check only the settings, the database and the broker (no SMTP session): "
+    "a health check cheap enough to run every minute.",
+)
 @click.pass_context
-def doctor(ctx: click.Context) -> None:
+def doctor(ctx: click.Context, quick: bool) -> None:
     """Check the settings and reach the database, the broker and the SMTP server (EHLO,
     STARTTLS, login): one line each; exit status 1 if anything needed does not work."""
     from digest.ops.doctor import report, run_checks
 
-    if not report(run_checks(ctx.obj.config_file), click.echo):
+    if not report(run_checks(ctx.obj.config_file, quick=quick), click.echo):
         sys.exit(1)

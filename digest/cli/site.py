@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import secrets
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import func, select
 
 from digest.cli.context import App, pass_app
+from digest.errors import InputError
 from digest.ingest.run import IDENTITIES, parse_category_map
+from digest.ingest.text import one_line
 from digest.service import catalog
 from digest.store.models import MailingList, Section, Source, Subscription, SubscriptionStatus
 
@@ -71,6 +80,13 @@ def sources() -> None:
     default=None,
     help="Allow fetching from loopback, private and link-local addresses (default: refused).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Add the source only if the feed can be fetched and parsed now (default: add it and "
+    "warn).",
+)
+@click.option("--no-fetch", is_flag=True, help="Do not fetch the feed once to check it.")
 @pass_app
 def sources_add(
     app: App,
@@ -80,20 +96,82 @@ def sources_add(
     category_map: str | None,
     identity: str | None,
     allow_private: bool | None,
+    strict: bool,
+    no_fetch: bool,
 ) -> None:
-    """Add an RSS, Atom or JSON feed by http(s):// or file:// URL or local path."""
+    """Add an RSS, Atom or JSON feed by http(s):// or file:// URL or local path.
+
+    The feed is fetched and parsed once (nothing stored) to say what it holds; a feed that
+    cannot be read is still added, with a warning, unless --strict."""
+    location = url_or_path.strip()
+    if allow_private is None:
+        with app.db.session() as session:
+            known = catalog.find_source(session, location)
+            private_ok = bool(known and known.allow_private)
+    else:
+        private_ok = allow_private
+    # Fetched before anything is written: a slow feed must not hold the database's write lock.
+    checked = (
+        None if no_fetch else catalog.check_feed(app.settings, location, allow_private=private_ok)
+    )
+    if strict and checked is not None and checked.error is not None:
+        raise InputError(f"source not added: {checked.describe()}")
     with app.db.session() as session:
         source, created = catalog.add_source(
             session,
-            url_or_path,
+            location,
             section_slug,
             name,
             category_map=parse_category_map(category_map) if category_map is not None else None,
             identity=identity,
             allow_private=allow_private,
         )
+        location = source.url
         verb = "added" if created else "updated"
         click.echo(f"{verb} source {source.id} ({source.name}) -> {section_slug}")
+    if not private_ok:
+        address = catalog.private_address(location)
+        if address is not None:
+            click.echo(
+                f"warning: {location} is at {address}, a loopback or private address: ingest "
+                "refuses to fetch it; add it again with --allow-private if you trust it",
+                err=True,
+            )
+    if checked is not None:
+        if checked.error is not None or not checked.items:
+            click.echo(f"warning: {checked.describe()}", err=True)
+        else:
+            click.echo(f"  {checked.describe()}")
+
+
+@sources.command("disable")
+@click.argument("source_id", type=int)
+@pass_app
+def sources_disable(app: App, source_id: int) -> None:
+    """Stop fetching a source; its articles and past editions are kept."""
+    with app.db.session() as session:
+        source = catalog.set_source_enabled(session, source_id, False)
+        click.echo(f"disabled source {source.id} ({source.name}): not fetched until enabled")
+
+
+@sources.command("enable")
+@click.argument("source_id", type=int)
+@pass_app
+def sources_enable(app: App, source_id: int) -> None:
+    """Fetch a disabled source again, from the next ingest."""
+    with app.db.session() as session:
+        source = catalog.set_source_enabled(session, source_id, True)
+        click.echo(f"enabled source {source.id} ({source.name})")
+
+
+@sources.command("remove")
+@click.argument("source_id", type=int)
+@pass_app
+def sources_remove(app: App, source_id: int) -> None:
+    """Delete a source; the articles it brought stay, with the editions that carried them."""
+    with app.db.session() as session:
+        source, kept = catalog.remove_source(session, source_id)
+        click.echo(f"removed source {source_id} ({source.name}); {kept} of its articles kept")
 
 
 @sources.command("list")
@@ -113,6 +191,8 @@ def sources_list(app: App) -> None:
         for source, slug in rows:
             status = str(source.last_status) if source.last_status else "-"
             next_try = when(source.next_fetch_at, "now")
+            if not source.enabled:
+                next_try = "disabled"
             click.echo(
                 f"{source.id:>4}  {slug:<18} {when(source.last_fetched_at, 'never'):<17} "
                 f"{status:>4} {source.last_found:>5} {source.last_new:>4} "
@@ -193,7 +273,163 @@ def lists_list(app: App) -> None:
                 )
             )
             sections = ",".join(s.slug for s in mailing_list.sections)
+            flags = "".join(
+                f" ({flag})"
+                for flag, on in (
+                    ("disabled", not mailing_list.enabled),
+                    ("hidden", not mailing_list.public),
+                )
+                if on
+            )
             click.echo(
                 f"{mailing_list.slug:<16} {count:>7} subscribers  {mailing_list.timezone} "
-                f"{mailing_list.send_at}  [{sections}]  {mailing_list.name}"
+                f"{mailing_list.send_at}  [{sections}]  {mailing_list.name}{flags}"
             )
+
+
+def _list_switch(name: str, doc: str, change: str, value: bool, said: str) -> None:
+    @lists_group.command(name, help=doc)
+    @click.argument("slug")
+    @pass_app
+    def command(app: App, slug: str) -> None:
+        with app.db.session() as session:
+            setter = catalog.set_list_enabled if change == "enabled" else catalog.set_list_public
+            mailing_list = setter(session, slug, value)
+            click.echo(f"list {mailing_list.slug}: {said}")
+
+
+_list_switch(
+    "disable",
+    "Stop a list's sends (scheduled and manual); its editions and subscribers are kept.",
+    "enabled",
+    False,
+    "disabled: no scheduled or manual sends until enabled",
+)
+_list_switch("enable", "Send a disabled list again.", "enabled", True, "enabled")
+_list_switch(
+    "hide",
+    "Take a list off the public index page (its subscribe page keeps working).",
+    "public",
+    False,
+    "hidden from the public index page",
+)
+_list_switch("show", "Show a hidden list on the public index page.", "public", True, "shown")
+
+
+@lists_group.command("remove")
+@click.argument("slug")
+@pass_app
+def lists_remove(app: App, slug: str) -> None:
+    """Delete a list that was never sent or subscribed to (else: disable and hide it)."""
+    with app.db.session() as session:
+        catalog.remove_list(session, slug)
+        click.echo(f"removed list {slug}")
+
+
+#: (setting, flag, prompt, what the comment above it in digest.toml says)
+SETUP_FIELDS: list[tuple[str, str, str, str]] = [
+    ("site_name", "--site-name", "Publisher's name", "The publisher, shown in every digest's "
+     "header and footer and as the From name."),
+    ("site_url", "--site-url", "Publisher's website", "The publisher's website: the digest's "
+     "masthead links to it."),
+    ("postal_address", "--postal-address", "Postal address (printed in every footer)",
+     "The postal address in every digest's footer (CAN-SPAM and most anti-spam laws want one)."),
+    ("from_address", "--from-address", "From address", "The From and envelope address of "
+     "every digest: an address of your domain, whose DNS vouches for this sender."),
+    ("base_url", "--base-url", "Public URL of this Digest's web app", "The public URL of "
+     "`digest web`: unsubscribe, preference and archive links in every email start with it."),
+]  # fmt: skip
+
+
+@click.command()
+@click.option("--site-name", help="The publisher's name, e.g. 'The Daily Meridian'.")
+@click.option("--site-url", help="The publisher's website, e.g. https://news.example.com.")
+@click.option("--postal-address", help="The postal address printed in every digest's footer.")
+@click.option("--from-address", help="The From address, e.g. digest@news.example.com.")
+@click.option("--base-url", help="Public URL of `digest web`, e.g. https://digest.example.com.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("digest.toml"),
+    show_default=True,
+    help="Where to write the settings.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing settings file.")
+@click.option(
+    "--interactive/--no-interactive",
+    default=None,
+    help="Ask for each value not given as a flag (default: when on a terminal).",
+)
+def setup(path: Path, force: bool, interactive: bool | None, **given: str | None) -> None:
+    """Write digest.toml: the site's name, addresses and a secret key.
+
+    Asks for the publisher's name, website, postal address, From address and the public URL
+    of the web app (or takes them as flags), and generates the secret key."""
+    if path.exists() and not force:
+        raise InputError(f"{path} exists: edit it, or pass --force to replace it")
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    values: dict[str, str] = {}
+    for name, flag, prompt, _ in SETUP_FIELDS:
+        value = given.get(name)
+        if value is None and interactive:
+            value = click.prompt(prompt, default=_setup_default(name, values))
+        if value is None:
+            raise InputError(f"{flag} is needed (or run `digest setup` on a terminal to be asked)")
+        values[name] = _setup_value(name, flag, value)
+    text = setup_file_text(values, secrets.token_urlsafe(32))
+    # Holds the secret key: readable by its owner only, and never half-written.
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+    click.echo(f"wrote {path.resolve()} (keep it private: it holds the secret key)")
+    click.echo("next: `digest doctor` checks it, `digest init` creates the database")
+
+
+def _setup_default(name: str, values: dict[str, str]) -> str | None:
+    if name == "from_address" and "site_url" in values:
+        host = urlsplit(values["site_url"]).hostname or ""
+        return f"digest@{host.removeprefix('www.')}" if host else None
+    return None
+
+
+def _setup_value(name: str, flag: str, raw: str) -> str:
+    """A value checked as the settings loader and the mail headers will want it."""
+    value = one_line(raw, 300)
+    if not value:
+        raise InputError(f"{flag} cannot be empty")
+    if name in ("site_url", "base_url"):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InputError(f"{flag} must be an absolute http(s) URL, not {value!r}")
+        return value.rstrip("/") if name == "base_url" else value
+    if name == "from_address":
+        return catalog.normalise_email(value)
+    return value
+
+
+def setup_file_text(values: dict[str, str], secret_key: str) -> str:
+    """digest.toml with a comment above each setting saying what it does."""
+    lines = [
+        "# Digest's settings, written by `digest setup`. Every DIGEST_* environment variable",
+        "# overrides the setting of the same name here (DIGEST_SITE_NAME -> site_name).",
+        "# The other settings and their defaults: README, Configuration.",
+        "[digest]",
+    ]
+    for name, _, _, comment in SETUP_FIELDS:
+        lines += ["", *(f"# {part}" for part in textwrap.wrap(comment, 88))]
+        lines.append(f"{name} = {json.dumps(values[name], ensure_ascii=False)}")
+    lines += [
+        "",
+        "# Signs every unsubscribe, preference and confirm link, and dashboard sessions. Every",
+        "# web and worker process must have the same one; changing it voids links already sent.",
+        f"secret_key = {json.dumps(secret_key)}",
+        "",
+        "# Where mail goes: unset, one .eml file per message in ./outbox. To send for real:",
+        '# smtp_url = "smtp://user:password@smtp.example.com:587?starttls=1"',
+        "",
+    ]
+    return "\n".join(lines)

@@ -71,7 +71,7 @@ def due_source_ids(session: Session, now: dt.datetime) -> list[int]:
     return list(
         session.scalars(
             select(Source.id)
-            .where(or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now))
+            .where(Source.enabled, or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now))
             .order_by(Source.id)
         )
     )
@@ -96,7 +96,7 @@ def ingest_all(db: Database, settings: Settings, *, force: bool = False) -> list
     reports: dict[int, SourceReport] = {}
     with db.session() as session:
         # In id order: when two feeds carry one story, it goes to the source added first.
-        for s in session.scalars(select(Source).order_by(Source.id)):
+        for s in session.scalars(select(Source).where(Source.enabled).order_by(Source.id)):
             if force or is_due(s, now):
                 jobs.append(_Job(s.id, s.url, s.etag, s.last_modified, s.allow_private))
             else:

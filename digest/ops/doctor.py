@@ -22,6 +22,7 @@ from digest.config import (
     weak_password_reasons,
 )
 from digest.errors import DigestError
+from digest.service.identity import identity_warnings
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,28 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def run_checks(config_file: str | None = None) -> list[Check]:
+def run_checks(config_file: str | None = None, *, quick: bool = False) -> list[Check]:
+    """Every check; ``quick`` only those that open no mail session (settings, database,
+    broker): cheap enough for a container's health check every minute."""
     try:
         settings = load_settings(config_file, ensure_secret=False)
     except DigestError as exc:
         return [Check("fail", "settings", str(exc))]
     checks = [Check("ok", "settings", "read")]
-    for check in (_secret, _base_url, _database, _broker, _transport, _dkim):
+    steps: tuple[Callable[[Settings], Iterator[Check]], ...] = (
+        (_secret, _database, _broker)
+        if quick
+        else (_secret, _identity, _base_url, _database, _broker, _transport, _dkim)
+    )
+    for check in steps:
         checks.extend(check(settings))
     return checks
+
+
+def _identity(settings: Settings) -> Iterator[Check]:
+    """The defaults a publisher would be embarrassed by, and misspelled DIGEST_* variables."""
+    for line in identity_warnings(settings, secrets=False):
+        yield Check("warn", "identity", line)
 
 
 def _secret(settings: Settings) -> Iterator[Check]:
@@ -58,16 +72,26 @@ def _secret(settings: Settings) -> Iterator[Check]:
             yield Check("fail", "secret key", "; ".join(weak))
         else:
             yield Check("ok", "secret key", "set")
-    elif settings.broker_url:
-        yield Check("fail", "secret key", "DIGEST_SECRET_KEY must be set when workers share "
-                    "the work: every machine must sign links with the same key")  # fmt: skip
     elif Path(SECRET_FILE).exists():
         # The file _local_secret() wrote: random, so it passes unless someone edited it.
         weak = weak_key_reasons(Path(SECRET_FILE).read_text(encoding="utf-8").strip())
         if weak:
             yield Check("fail", "secret key", f"./{SECRET_FILE}: " + "; ".join(weak))
+        elif settings.broker_url:
+            # Web and workers on one host, in this folder, share the file: that works. Only
+            # a second host would sign with a key of its own.
+            yield Check(
+                "warn",
+                "secret key",
+                f"generated, kept in ./{SECRET_FILE}: right for workers on this host only; "
+                "set DIGEST_SECRET_KEY to add another host",
+            )
         else:
             yield Check("ok", "secret key", f"generated, kept in ./{SECRET_FILE} (one host only)")
+    elif settings.broker_url:
+        yield Check("warn", "secret key", f"not set: the first process generates ./{SECRET_FILE},"
+                    " right for workers on this host only; set DIGEST_SECRET_KEY to share "
+                    "the work between hosts")  # fmt: skip
     else:
         yield Check("warn", "secret key", "not set: a key is generated into ./.digest-secret")
     if settings.operator_password is not None:

@@ -21,7 +21,9 @@ def due_lists(db: Database, now: dt.datetime) -> list[tuple[int, dt.date]]:
     """(list id, local date) of every list whose send time has passed today in its zone."""
     with db.session() as session:
         lists = session.execute(
-            select(MailingList.id, MailingList.timezone, MailingList.send_at)
+            select(MailingList.id, MailingList.timezone, MailingList.send_at).where(
+                MailingList.enabled
+            )
         ).all()
     due = []
     for list_id, tz_name, send_at in lists:

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import email_validator
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from digest.config import Settings
 from digest.edition.select import SUBJECT_FIELDS, zone
-from digest.errors import CsvRowError, InputError, NotFoundError
+from digest.errors import CsvRowError, FeedError, InputError, NotFoundError
 from digest.feedback.privacy import is_forgotten
-from digest.ingest.fetch import is_http_url, local_path
+from digest.ingest.fetch import any_address, fetch, is_http_url, local_path, public_only
+from digest.ingest.parse import parse_feed
 from digest.ingest.run import IDENTITIES
 from digest.ingest.text import one_line
 from digest.service import csvio
 from digest.service.csvio import csv_safe_cell, read_subscriber_csv
 from digest.store.db import Database
 from digest.store.models import (
+    Article,
+    ConsentEvent,
+    Edition,
     ListSection,
     MailingList,
     Section,
@@ -172,6 +181,158 @@ def add_source(
         source.allow_private = allow_private
     session.flush()
     return source, created
+
+
+def find_source(session: Session, location: str) -> Source | None:
+    """The source stored for ``location`` (a path is compared in its absolute form)."""
+    path = local_path(location.strip())
+    if path is not None and "://" not in location:
+        location = str(path.resolve())
+    return session.scalars(select(Source).where(Source.url == location.strip())).first()
+
+
+def get_source(session: Session, source_id: int) -> Source:
+    source = session.get(Source, source_id)
+    if source is None:
+        raise NotFoundError("source", source_id)
+    return source
+
+
+def set_source_enabled(session: Session, source_id: int, enabled: bool) -> Source:
+    """Stop or restart fetching a source; its articles and their editions stay as they are."""
+    source = get_source(session, source_id)
+    source.enabled = enabled
+    if enabled:
+        # A source switched back on is fetched at the next run, not after an old backoff.
+        source.next_fetch_at = None
+    session.flush()
+    return source
+
+
+def remove_source(session: Session, source_id: int) -> tuple[Source, int]:
+    """Delete a source; returns (the source as it was, articles kept).
+
+    Its articles stay (editions and the archive point at them), detached from any source,
+    so a story already sent is never lost, and re-adding the feed does not send it again.
+    """
+    source = get_source(session, source_id)
+    kept = _count(session, Article, Article.source_id == source.id)
+    session.execute(update(Article).where(Article.source_id == source.id).values(source_id=None))
+    session.delete(source)
+    session.flush()
+    return source, kept
+
+
+def private_address(location: str) -> str | None:
+    """The loopback, private or link-local address an http(s) source's host names or resolves
+    to, or None (a public host, a file, or a name that does not resolve now)."""
+    if not is_http_url(location):
+        return None
+    host = urlsplit(location).hostname or ""
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return None
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    for address in sorted(addresses, key=str):
+        if not public_only(address):
+            return str(address)
+    return None
+
+
+@dataclass(frozen=True)
+class FeedCheck:
+    """What one fetch and parse of a feed found, without storing anything."""
+
+    items: int = 0
+    newest_at: dt.datetime | None = None
+    newest_headline: str = ""
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"could not read the feed: {self.error}"
+        if not self.items:
+            return "0 items: the feed is readable but empty (or truncated)"
+        when = self.newest_at.strftime("%Y-%m-%d %H:%M") if self.newest_at else "?"
+        return f"{self.items} items, newest {when} UTC: {self.newest_headline}"
+
+
+def check_feed(settings: Settings, location: str, *, allow_private: bool = False) -> FeedCheck:
+    """Fetch and parse ``location`` once, as ingest would, and say what it holds."""
+    try:
+        result = fetch(
+            location,
+            timeout=settings.fetch_timeout,
+            max_bytes=settings.fetch_max_bytes,
+            allowed=any_address if allow_private else public_only,
+        )
+        if result.body is None:
+            return FeedCheck(error=f"HTTP {result.status} without a body")
+        items = parse_feed(result.body, location, utcnow())
+    except FeedError as exc:
+        return FeedCheck(error=exc.reason)
+    if not items:
+        return FeedCheck()
+    newest = max(items, key=lambda item: item.published_at)
+    return FeedCheck(len(items), newest.published_at, newest.headline)
+
+
+def check_list_enabled(mailing_list: MailingList) -> None:
+    """Refuse to send a disabled list's edition, in one line that says how to send it."""
+    if not mailing_list.enabled:
+        raise InputError(
+            f"list {mailing_list.slug} is disabled: nothing is sent to it "
+            f"(`digest lists enable {mailing_list.slug}` to send again)"
+        )
+
+
+def set_list_enabled(session: Session, slug: str, enabled: bool) -> MailingList:
+    """Stop or restart a list's sends; its editions, ledger and subscribers are kept."""
+    mailing_list = get_list(session, slug)
+    mailing_list.enabled = enabled
+    session.flush()
+    return mailing_list
+
+
+def set_list_public(session: Session, slug: str, public: bool) -> MailingList:
+    """Show or hide a list on the public index page; its own subscribe page keeps working."""
+    mailing_list = get_list(session, slug)
+    mailing_list.public = public
+    session.flush()
+    return mailing_list
+
+
+def remove_list(session: Session, slug: str) -> MailingList:
+    """Delete a list that holds no history: no edition, subscription or consent record.
+
+    A list that was ever sent or subscribed to is history a publisher must keep (what was
+    sent to whom, who consented to what): it can be disabled and hidden instead.
+    """
+    mailing_list = get_list(session, slug)
+    held = {
+        "editions": _count(session, Edition, Edition.list_id == mailing_list.id),
+        "subscriptions": _count(session, Subscription, Subscription.list_id == mailing_list.id),
+        "consent records": _count(session, ConsentEvent, ConsentEvent.list_id == mailing_list.id),
+    }
+    history = ", ".join(f"{n} {what}" for what, n in held.items() if n)
+    if history:
+        raise InputError(
+            f"list {slug} has {history}: that history is kept, so it cannot be removed; "
+            f"`digest lists disable {slug}` stops its sends and `digest lists hide {slug}` "
+            "takes it off the public page"
+        )
+    session.execute(delete(ListSection).where(ListSection.list_id == mailing_list.id))
+    session.delete(mailing_list)
+    session.flush()
+    return mailing_list
+
+
+def _count(session: Session, model: type[Any], *where: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def add_list(

@@ -235,6 +235,7 @@ class Digest:
         self.check_ready()
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
+            catalog.check_list_enabled(mailing_list)
             day = day or local_today(mailing_list.timezone)
             edition, created = build_edition(
                 session, self.settings, mailing_list, day, check=self.mailer.check

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -110,6 +111,8 @@ class Source(Base):
     category_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
     #: Which identity to trust for de-duplication: "guid", "url" or "both".
     identity: Mapped[str] = mapped_column(String(10), default="both", server_default="both")
+    #: False: kept with its articles' history, but not fetched.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     section: Mapped[Section] = relationship()
@@ -165,6 +168,10 @@ class MailingList(Base):
     subject_template: Mapped[str | None] = mapped_column(String(300))
     #: A folder of the list's own email templates; None: the shared ones.
     template_dir: Mapped[str | None] = mapped_column(String(1000))
+    #: False: no scheduled or manual sends; editions and the ledger are kept.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: False: not offered on the public index page (its subscribe link still works).
+    public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     list_sections: Mapped[list[ListSection]] = relationship(

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from digest.edition import ledger
 from digest.edition.select import local_today
 from digest.errors import DigestError, NotFoundError
+from digest.service.identity import identity_warnings
 from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
     Edition,
@@ -262,6 +263,7 @@ def overview() -> tuple[str, int]:
         )
         return _render(
             "overview.html",
+            warnings=identity_warnings(context().settings),
             today=today,
             recent=recent,
             sources=sources,

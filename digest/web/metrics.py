@@ -70,4 +70,6 @@ class LedgerCollector:
 def metrics() -> Response:
     registry = CollectorRegistry()
     registry.register(LedgerCollector(context().db))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, and
+    # CONTENT_TYPE_LATEST already names the charset, so scrapers saw it twice.
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -72,7 +72,12 @@ def _verify(purpose: str, token: str) -> list[int]:
 @bp.get("/")
 def index() -> tuple[str, int]:
     with context().db.session() as session:
-        lists = session.scalars(select(MailingList).order_by(MailingList.name)).all()
+        # A hidden list keeps its own subscribe page; a disabled one sends nothing to join.
+        lists = session.scalars(
+            select(MailingList)
+            .where(MailingList.public, MailingList.enabled)
+            .order_by(MailingList.name)
+        ).all()
         return _page("web/index.html", lists=lists)
 
 
@@ -435,7 +440,12 @@ def preferences(token: str) -> tuple[str, int]:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or is_placeholder(subscriber.email):
             return _message("Not found", "This address is no longer in our lists.", 404)
-        lists = session.scalars(select(MailingList).order_by(MailingList.name)).all()
+        # A hidden list keeps its own subscribe page; a disabled one sends nothing to join.
+        lists = session.scalars(
+            select(MailingList)
+            .where(MailingList.public, MailingList.enabled)
+            .order_by(MailingList.name)
+        ).all()
         mine = {
             s.list_id: s
             for s in session.scalars(
@@ -530,7 +540,7 @@ def archive_edition(slug: str, day: str) -> tuple[str, int]:
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
-        abort(404)
+        _stop("Not found", "There is no edition of that date.", 404)
     settings = context().settings
     with context().db.session() as session:
         mailing_list = _list_or_404(session, slug)

@@ -245,9 +245,12 @@ def subscribers_delete(subscriber_id: int) -> Response:
 
 
 @bp.post("/subscribers/import")
-def subscribers_import() -> Response:
+def subscribers_import() -> tuple[Response, int]:
     """A CSV with an ``email`` and optional ``name`` column, as the request body or as the
-    ``file`` field of a form; good rows are imported, bad ones reported by line."""
+    ``file`` field of a form; good rows are imported, bad ones reported by line.
+
+    Any bad row answers 422, as the CLI exits 1, so a script notices; the good rows are
+    kept all the same, and sending the corrected file again adds only what is new."""
     slug = request.args.get("list") or request.form.get("list")
     if not slug:
         raise InputError("'list' is required (?list=SLUG)")
@@ -271,4 +274,4 @@ def subscribers_import() -> Response:
             "already": report.already,
             "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
         }
-    )
+    ), 422 if report.errors else 200

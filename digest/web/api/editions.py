@@ -116,6 +116,16 @@ def editions_send() -> tuple[Response, int]:
     return jsonify(edition), 202 if start.sending else 200
 
 
+@bp.post("/editions/test")
+def editions_test_list() -> Response:
+    """A test copy of a list's edition of a day (built or not), as `digest send --to` sends."""
+    data = json_body()
+    core = context().core
+    draft, _ = core.draft(required_field(data, "list"), parse_day(text_field(data, "date")))
+    address, detail = core.send_test(draft, required_field(data, "to"))
+    return jsonify({"sent_to": address, "detail": detail})
+
+
 @bp.post("/editions/<int:edition_id>/test")
 def editions_test(edition_id: int) -> Response:
     data = json_body()

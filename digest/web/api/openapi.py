@@ -133,7 +133,9 @@ OPENAPI: dict[str, Any] = {
         "/api/subscribers/import": {
             "post": {
                 **_op(
-                    "Import a CSV (columns email,name): added, already, errors by line",
+                    "Import a CSV (columns email,name): added, already, errors by line. "
+                    "200: every row was good; 422: some rows were bad (listed in errors), the "
+                    "good ones were imported all the same",
                     params=("list!",),
                 ),
                 "requestBody": {
@@ -169,6 +171,13 @@ OPENAPI: dict[str, Any] = {
         "/api/editions/send": {
             "post": _op(
                 "Build a list's edition and send it; 202 while it goes out", body="Send", ok="202"
+            ),
+        },
+        "/api/editions/test": {
+            "post": _op(
+                "Send one copy of a list's edition of a day (built or not) to an address; "
+                "no ledger row, nothing else sent",
+                body="TestCopy",
             ),
         },
         "/api/editions/{edition_id}/test": {
@@ -220,8 +229,15 @@ OPENAPI: dict[str, Any] = {
                 ["email", "list"], email="string", name="string", list="string", timezone="string"
             ),
             "Send": _object(["list"], list="string", date="string"),
+            "TestCopy": _object(["list", "to"], list="string", to="string", date="string"),
         },
     },
+}
+
+# Good rows are kept whatever the answer: a 422 lists only the rows that were not imported.
+OPENAPI["paths"]["/api/subscribers/import"]["post"]["responses"]["422"] = {
+    "description": "some rows were bad: the same report, with the good rows imported",
+    "content": {"application/json": {}},
 }
 
 
