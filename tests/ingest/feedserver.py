@@ -81,6 +81,30 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.05)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client's deadline passed, as the test wants
+        elif route == "/drip-headers":
+            # A header line every ?every= seconds, without end: no read ever waits long.
+            every = float(query.get("every", "0.3"))
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for n in range(1000):
+                    self.wfile.write(f"X-Drip-{n}: {n}\r\n".encode())
+                    self.wfile.flush()
+                    time.sleep(every)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        elif route == "/drip-body":
+            # Headers at once, then one body byte every ?every= seconds.
+            every = float(query.get("every", "0.3"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(FEED)))
+            self.end_headers()
+            try:
+                for byte in FEED:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(every)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         elif route == "/error":
             self._send(500, b"boom")
         else:
