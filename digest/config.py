@@ -82,6 +82,13 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024
     #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
     operator_password: str | None = None
+    # -- Gathering (ingest) --
+    #: Feeds fetched at once by one ingest run, over all hosts.
+    fetch_workers: int = 16
+    #: Feeds fetched at once from any one host (a publisher's section feeds share one).
+    fetch_per_host: int = 4
+    #: Items kept from one feed, the newest by date; a feed listing more has the rest ignored.
+    ingest_max_items: int = 1000
 
     @property
     def secret(self) -> str:

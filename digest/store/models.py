@@ -110,6 +110,8 @@ class Source(Base):
     category_map: Mapped[dict[str, str] | None] = mapped_column(JSON)
     #: Which identity to trust for de-duplication: "guid", "url" or "both".
     identity: Mapped[str] = mapped_column(String(10), default="both", server_default="both")
+    #: SHA-256 of the last body stored without error: the same bytes again are not re-parsed.
+    body_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     section: Mapped[Section] = relationship()
