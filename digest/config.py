@@ -83,8 +83,8 @@ class Settings:
     #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
     operator_password: str | None = None
     # -- Gathering (ingest) --
-    #: Feeds fetched at once by one ingest run, over all hosts.
-    fetch_workers: int = 16
+    #: Feeds fetched at once by one ingest run, over all hosts (threads waiting on sockets).
+    fetch_workers: int = 32
     #: Feeds fetched at once from any one host (a publisher's section feeds share one).
     fetch_per_host: int = 4
     #: Items kept from one feed, the newest by date; a feed listing more has the rest ignored.

@@ -430,12 +430,13 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     dialect = session.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         return _insert_one_by_one(session, rows)
-    inserted = 0
-    for chunk in _chunks(rows):
-        builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = builder(Article).values(list(chunk)).on_conflict_do_nothing()
-        inserted += len(session.execute(statement.returning(Article.id)).all())
-    return inserted
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Article.__table__
+    # One statement executed with many parameter sets: SQLAlchemy batches them
+    # into multi-row INSERTs itself ("insertmanyvalues") and compiles it once;
+    # RETURNING gives a row for each article that went in, none for a skipped one.
+    statement = builder(table).on_conflict_do_nothing().returning(table.c.id)
+    return len(session.execute(statement, rows).all())
 
 
 def _insert_one_by_one(session: Session, rows: list[dict[str, Any]]) -> int:
