@@ -18,10 +18,10 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -431,7 +431,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     if dialect not in ("sqlite", "postgresql"):
         return _insert_one_by_one(session, rows)
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Article.__table__
+    table = cast(Table, Article.__table__)
     # One statement executed with many parameter sets: SQLAlchemy batches them
     # into multi-row INSERTs itself ("insertmanyvalues") and compiles it once;
     # RETURNING gives a row for each article that went in, none for a skipped one.
