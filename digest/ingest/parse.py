@@ -107,13 +107,10 @@ def parse_feed(
                 f"not a readable feed: truncated, the XML ends before </{scan.root}> "
                 f"({scan.error})",
             )
-        tags = body.count(b"<")
-        if tags > LENIENT_MAX_TAGS:
-            raise FeedError(
-                feed_url,
-                f"not a readable feed: not well-formed XML ({scan.error}) "
-                f"with {tags} tags, more than the lenient parser is given",
-            )
+        _refuse_if_many_tags(body, feed_url, f"not well-formed XML ({scan.error})")
+    elif scan.declares_entities:
+        # Not read by expat, so not known to be well-formed: the same bound.
+        _refuse_if_many_tags(body, feed_url, "XML declaring entities")
     elif scan.complete:
         body = scan.bounded(max_items)
     # No base URL for feedparser: it would resolve a bare guid such as "42"
@@ -136,6 +133,15 @@ def parse_feed(
         if item is not None:
             items.append(item)
     return _newest(items, max_items)
+
+
+def _refuse_if_many_tags(body: bytes, feed_url: str, what: str) -> None:
+    tags = body.count(b"<")
+    if tags > LENIENT_MAX_TAGS:
+        raise FeedError(
+            feed_url,
+            f"not a readable feed: {what} with {tags} tags, more than the lenient parser is given",
+        )
 
 
 def _newest(items: list[FeedItem], limit: int) -> list[FeedItem]:
@@ -174,6 +180,7 @@ class _Scan:
         self.root: str | None = None
         self.error: str | None = None
         self.complete = False
+        self.declares_entities = False
         self.items: list[_Span] = []
         self._depth = 0
         self._item_depth = 0  # depth of the item being read; 0: outside any item
@@ -192,9 +199,11 @@ class _Scan:
         except xml.parsers.expat.ExpatError as exc:
             if exc.code not in _NOT_OURS:
                 self.error = xml.parsers.expat.ErrorString(exc.code)
-        except (_Refused, LookupError, ValueError):
-            # Entities, or an encoding expat cannot read (multi-byte, unknown):
-            # feedparser reads those its own way.
+        except _Refused:
+            self.declares_entities = True
+        except (LookupError, ValueError):
+            # An encoding expat cannot read (multi-byte, unknown): feedparser
+            # converts those to UTF-8 itself and reads them its own way.
             return
         else:
             self.complete = self.root is not None and _ascii_compatible(body)

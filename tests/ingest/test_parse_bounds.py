@@ -93,6 +93,16 @@ def test_not_well_formed_feed_with_too_many_tags_is_refused() -> None:
         parse_feed(body, FEED_URL, NOW)
 
 
+def test_entity_declaring_feed_with_too_many_tags_is_refused() -> None:
+    """A DOCTYPE declaring an entity does not let broken XML past the lenient-parser bound."""
+    body = _rss(
+        _item(1, description="<a " * (LENIENT_MAX_TAGS + 10)),
+        '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e "x">]>',
+    )
+    with pytest.raises(FeedError, match=r"XML declaring entities with \d+ tags"):
+        parse_feed(body, FEED_URL, NOW)
+
+
 def test_small_not_well_formed_feed_still_parses_leniently() -> None:
     """An undefined entity in an otherwise complete feed is read by the lenient parser."""
     body = _rss(_item(1, description="Caf&eacute; &nbsp;open") + _item(2))
