@@ -8,6 +8,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+import feedparser
 import pytest
 
 from digest.errors import FeedError
@@ -84,6 +85,22 @@ def test_huge_field_keeps_non_ascii_text_and_a_cdata_end() -> None:
     body = _rss(_item(1, description=lead + " " + "x" * (FIELD_MAX_BYTES + 10)))
     [item] = parse_feed(body, FEED_URL, NOW)
     assert item.teaser.startswith("Café ]]> naïve — done. ")
+
+
+def test_field_of_escaped_markup_reaches_feedparser_as_one_cdata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5 KB field of entity references is handed on as CDATA, its text unchanged."""
+    seen: list[bytes] = []
+    real = feedparser.parse
+    monkeypatch.setattr(
+        feedparser, "parse", lambda body, **kw: seen.append(body) or real(body, **kw)
+    )
+    escaped = "&lt;b&gt;Bold&lt;/b&gt; lead " + "&lt;i&gt;x&lt;/i&gt; " * 300
+    [item] = parse_feed(_rss(_item(1, description=escaped)), FEED_URL, NOW)
+    assert item.teaser.startswith("Bold lead x x")
+    assert b"<![CDATA[<b>Bold</b> lead <i>x</i> " in seen[0]
+    assert b"&lt;" not in seen[0]
 
 
 def test_not_well_formed_feed_with_too_many_tags_is_refused() -> None:
