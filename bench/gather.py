@@ -11,6 +11,9 @@
   (target <= 3 s), then a second ingest of the unchanged feed via ETag/304
   and via the same bytes from a server that sends no ETag (target <= 1 s
   each). Timed in-process (``ingest_all``) and as the whole command.
+* **hostile bodies**: ``parse_feed`` on 9.9 MB of ``<a `` as a bare body, in
+  CDATA, escaped, and raw inside an item: seconds and peak Python memory
+  (feedparser alone took 70 s and 500 MB on one of them).
 
 rss2email is not a dependency of Digest: install it into the venv for the
 bench only (``pip install rss2email==3.14``); without it that row is skipped.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import datetime
 import hashlib
 import os
 import shutil
@@ -32,17 +36,21 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from digest.config import Settings
+from digest.errors import FeedError
+from digest.ingest.parse import parse_feed
 from digest.ingest.run import ingest_all
 from digest.service.catalog import add_section, add_source
 from digest.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime.datetime(2025, 2, 1)
 
 
 def rss(name: str, count: int) -> bytes:
@@ -260,6 +268,34 @@ def one_long_feed(args: argparse.Namespace) -> None:
     print("  targets: first <= 3 s, second <= 1 s (in-process figures)")
 
 
+def hostile_bodies() -> None:
+    """parse_feed on 9.9 MB of '<a ' placed four ways: time and peak Python memory."""
+    junk = b"<a " * 3_300_000
+    head = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><title>x</title><link>https://bench.example/1</link><description>"
+    )
+    tail = b"</description></item></channel></rss>"
+    cases = {
+        "bare body": junk,
+        "in CDATA": head + b"<![CDATA[" + junk + b"]]>" + tail,
+        "escaped": head + junk.replace(b"<", b"&lt;") + tail,
+        "raw (not XML)": head + junk + tail,
+    }
+    print("hostile bodies: 9.9 MB of '<a '")
+    for name, body in cases.items():
+        tracemalloc.start()
+        started = time.perf_counter()
+        try:
+            outcome = f"{len(parse_feed(body, 'https://bench.example/f', NOW))} items"
+        except FeedError as exc:
+            outcome = f"FeedError: {exc.reason[:70]}"
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"  {name:<14} {elapsed:6.2f} s  peak {peak / 2**20:6.1f} MiB  {outcome}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=50)
@@ -269,12 +305,15 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=20_000)
     parser.add_argument("--skip-many", action="store_true")
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--skip-hostile", action="store_true")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.skip_many:
         many_slow_feeds(args)
     if not args.skip_long:
         one_long_feed(args)
+    if not args.skip_hostile:
+        hostile_bodies()
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
