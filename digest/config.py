@@ -86,6 +86,13 @@ class Settings:
     fetch_max_bytes: int = 10 * 1024 * 1024
     #: Password of the operator dashboard (``/dashboard/``). Unset: the dashboard login is off.
     operator_password: str | None = None
+    # -- Gathering (ingest) --
+    #: Feeds fetched at once by one ingest run, over all hosts (threads waiting on sockets).
+    fetch_workers: int = 32
+    #: Feeds fetched at once from any one host (a publisher's section feeds share one).
+    fetch_per_host: int = 4
+    #: Items kept from one feed, the newest by date; a feed listing more has the rest ignored.
+    ingest_max_items: int = 1000
 
     # -- bounces and inbound mail (issue 14) --------------------------------------------------
     #: Domain whose mail comes to `digest inbound`. Set: each message's envelope sender is

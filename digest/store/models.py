@@ -113,6 +113,9 @@ class Source(Base):
     identity: Mapped[str] = mapped_column(String(10), default="both", server_default="both")
     #: False: kept with its articles' history, but not fetched.
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    #: SHA-256 of the last body stored without error: the same bytes again are not re-parsed.
+    body_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     section: Mapped[Section] = relationship()

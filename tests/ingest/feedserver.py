@@ -27,6 +27,10 @@ class Handler(BaseHTTPRequestHandler):
     """Routes by path; every request's path and headers are logged in ``seen``."""
 
     seen: list[tuple[str, dict[str, str]]] = []  # noqa: RUF012 - shared log across requests
+    # /concurrent: requests in progress now, and the most at once, per server address.
+    lock = threading.Lock()
+    in_flight: dict[str, int] = {}  # noqa: RUF012 - shared across requests
+    most: dict[str, int] = {}  # noqa: RUF012 - shared across requests
 
     def do_GET(self) -> None:
         Handler.seen.append((self.path, dict(self.headers.items())))
@@ -81,6 +85,40 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.05)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client's deadline passed, as the test wants
+        elif route == "/drip-headers":
+            # A header line every ?every= seconds, without end: no read ever waits long.
+            every = float(query.get("every", "0.3"))
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for n in range(1000):
+                    self.wfile.write(f"X-Drip-{n}: {n}\r\n".encode())
+                    self.wfile.flush()
+                    time.sleep(every)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        elif route == "/drip-body":
+            # Headers at once, then one body byte every ?every= seconds.
+            every = float(query.get("every", "0.3"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(FEED)))
+            self.end_headers()
+            try:
+                for byte in FEED:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(every)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        elif route == "/concurrent":
+            # Answers after ?delay= seconds, counting how many requests overlap.
+            host = self.server.server_address[0]
+            with Handler.lock:
+                Handler.in_flight[host] = Handler.in_flight.get(host, 0) + 1
+                Handler.most[host] = max(Handler.most.get(host, 0), Handler.in_flight[host])
+            time.sleep(float(query.get("delay", "0.2")))
+            with Handler.lock:
+                Handler.in_flight[host] -= 1
+            self._send(200, FEED)
         elif route == "/error":
             self._send(500, b"boom")
         else:
@@ -102,15 +140,15 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def feed_server() -> Iterator[str]:
-    """A ThreadingHTTPServer on a free loopback port; yields its base URL, shut down after."""
+def feed_server(host: str = "127.0.0.1") -> Iterator[str]:
+    """A ThreadingHTTPServer on a free port of a loopback ``host``; yields its base URL."""
     Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer((host, 0), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"http://{host}:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -265,6 +265,15 @@ def test_trickling_server_hits_the_overall_deadline(server: str) -> None:
     assert time.monotonic() - started < 4
 
 
+@pytest.mark.parametrize("path", ["/drip-headers?every=0.3", "/drip-body?every=0.3"])
+def test_dripping_server_stops_at_the_deadline(server: str, path: str) -> None:
+    """Headers or body dripping inside every read timeout still end at the fetch's deadline."""
+    started = time.monotonic()
+    with pytest.raises(FeedError, match=r"timed out after 1\.5 s"):
+        get(f"{server}{path}", timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 0.8
+
+
 @pytest.mark.parametrize(("path", "status"), [("/error", 500), ("/gone", 404)])
 def test_http_error_status_raises_feed_error(server: str, path: str, status: int) -> None:
     """A 4xx or 5xx answer raises FeedError naming the status."""
