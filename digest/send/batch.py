@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import Draft, stored_draft
+from digest.edition.state import TRANSPORT_ERROR
 from digest.errors import DigestError, TransportError
 from digest.mail.mime import Recipient, message_id
 from digest.send.mailer import EditionMailer, mail_domain
@@ -185,6 +186,9 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
         reason = streaks.after_transport_error(batch.session, batch.edition, str(exc), settings)
         if reason:
             _pause(batch.session, edition_id, reason)
+        else:
+            # Kept on the edition so `digest status` can say why it stopped.
+            _set_ready_reason(batch.session, edition_id, f"{TRANSPORT_ERROR}{exc}")
 
 
 def _send_one(batch: Batch, row: _Row) -> Outcome | None:
@@ -261,6 +265,7 @@ class _Streaks:
             if self.transport_errors or self.refusals:
                 self.transport_errors = self.refusals = 0
                 _set_streaks(session, edition.id, transport_error_streak=0, refusal_streak=0)
+                _set_ready_reason(session, edition.id, None)
             return None
         self.refusals = _bump(session, edition.id, "refusal_streak")
         if self.refusals >= settings.pause_after_refusals:
@@ -295,6 +300,16 @@ def _set_streaks(session: Session, edition_id: int, **values: int) -> None:
         update(Edition)
         .where(Edition.id == edition_id)
         .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _set_ready_reason(session: Session, edition_id: int, reason: str | None) -> None:
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.READY)
+        .values(status_reason=reason)
         .execution_options(synchronize_session=False)
     )
     session.commit()
