@@ -151,7 +151,7 @@ def test_operator_steps_produce_one_correct_digest_each(
         "LIST",
         "DATE",
         "STATE",
-        *"SENT DEFERRED BOUNCED FAILED SKIPPED PENDING".split(),
+        *["SENT", "DEFERRED", "BOUNCED", "FAILED", "SKIPPED", "PENDING"],
     ]
     assert row.split()[1:] == ["town", DAY, "done", "3", "0", "0", "0", "0", "0"]
 

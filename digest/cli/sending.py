@@ -248,7 +248,14 @@ def _say_dispatched(
         outbox = Path(app.settings.outbox_dir).resolve() / f"{list_slug}-{day}"
         click.echo(f"messages written to {outbox}")
     if total.claimed == 0:
-        click.echo("nothing new to send: every subscriber in its ledger already has it")
+        summary = app.core.overview(edition_id)[0]
+        if summary.held:
+            click.echo(
+                f"{plural(summary.held, 'recipient')} held for their own time zone's send "
+                "time: the sweep, or `send` again then, sends them"
+            )
+        else:
+            click.echo("nothing new to send: every subscriber in its ledger already has it")
     if total.error:
         raise DigestError(f"sending stopped: {total.error} (unsent rows are kept; run send again)")
 
@@ -446,9 +453,9 @@ def edition_rebuild(app: App, edition_id: int, send_early: bool) -> None:
             f"edition {start.edition_id} recorded as empty, nothing sent"
         )
         return
-    click.echo(
-        f"edition {edition_id} rebuilt as edition {start.edition_id} ({start.list_slug}, {day})"
-    )
+    # SQLite may give the new edition the old one's id (the old row is gone).
+    as_new = f" as edition {start.edition_id}" if start.edition_id != edition_id else ""
+    click.echo(f"edition {edition_id} rebuilt{as_new} ({start.list_slug}, {day})")
     if start.dispatched is not None:
         _say_dispatched(app, start.edition_id, start.dispatched, start.list_slug, day)
 

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import func, select
 
 from digest.cli.context import App, pass_app
+from digest.cli.output import plural
 from digest.ingest.run import IDENTITIES, parse_category_map
 from digest.service import catalog
 from digest.store.models import MailingList, Section, Source, Subscription, SubscriptionStatus
@@ -194,6 +195,6 @@ def lists_list(app: App) -> None:
             )
             sections = ",".join(s.slug for s in mailing_list.sections)
             click.echo(
-                f"{mailing_list.slug:<16} {count:>7} subscribers  {mailing_list.timezone} "
-                f"{mailing_list.send_at}  [{sections}]  {mailing_list.name}"
+                f"{mailing_list.slug:<16} {plural(count or 0, 'subscriber'):>18}  "
+                f"{mailing_list.timezone} {mailing_list.send_at}  [{sections}]  {mailing_list.name}"
             )

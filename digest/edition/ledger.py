@@ -64,18 +64,27 @@ def _eligible(list_id: int) -> Select[Any]:
     )
 
 
-def _insert_rows(session: Session, edition: Edition, eligible: Select[Any]) -> int:
+def _insert_rows(
+    session: Session, edition: Edition, eligible: Select[Any], *, counted: bool = False
+) -> int:
+    """Insert a pending row per subscriber ``eligible`` selects; returns how many when
+    ``counted`` (PostgreSQL reports no row count for INSERT ... SELECT through SQLAlchemy,
+    so the ids come back instead: fine for a few late joiners, not for a whole list)."""
     rows = eligible.with_only_columns(
         literal(edition.id),
         Subscriber.id,
         literal(DeliveryStatus.PENDING.value),
         literal(0),
     )
-    result = session.execute(
-        insert(Delivery).from_select(["edition_id", "subscriber_id", "status", "attempts"], rows)
+    statement = insert(Delivery).from_select(
+        ["edition_id", "subscriber_id", "status", "attempts"], rows
     )
+    if counted:
+        added = len(session.execute(statement.returning(Delivery.id)).all())
+    else:
+        added = int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
     schedule_local_times(session, edition)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return added
 
 
 def create_ledger(session: Session, edition: Edition) -> int:
@@ -113,11 +122,11 @@ def add_late(session: Session, edition: Edition) -> int:
     """
     try:
         with session.begin_nested():
-            return _insert_rows(session, edition, _late(edition))
+            return _insert_rows(session, edition, _late(edition), counted=True)
     except IntegrityError:
         # Someone else added (some of) them in the meantime: the rest, once more.
         with session.begin_nested():
-            return _insert_rows(session, edition, _late(edition))
+            return _insert_rows(session, edition, _late(edition), counted=True)
 
 
 def schedule_local_times(session: Session, edition: Edition) -> None:

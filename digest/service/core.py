@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -59,14 +60,19 @@ LATE_STATES = (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.DONE)
 IN_PROCESS_RETRIES = 3
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_day(value: str | None) -> dt.date | None:
     """``YYYY-MM-DD`` or nothing; anything else is an InputError naming the value."""
     if not value:
         return None
+    if not _DAY.fullmatch(value):
+        raise InputError(f"date must be YYYY-MM-DD, not {value!r}")
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise InputError(f"date must be YYYY-MM-DD, not {value!r}") from exc
+        raise InputError(f"date {value} is not a real date ({exc})") from exc
 
 
 class NotYetError(InputError):
