@@ -321,33 +321,6 @@ def test_a_transport_failure_shows_as_failed_with_its_reason(
     assert summary.label == "done" and summary.reason is None
 
 
-# -- 5. --dry-run renders ---------------------------------------------------------------------
-
-
-def test_dry_run_renders_the_lists_templates(
-    db: Database, settings: Settings, tmp_path: Path
-) -> None:
-    """A list whose template does not compile fails the dry run, naming the file, and stores
-    nothing."""
-    from click.testing import CliRunner
-
-    from digest.cli import cli
-
-    broken = tmp_path / "broken"
-    (broken / "email").mkdir(parents=True)
-    (broken / "email" / "digest.html").write_text("<p>{{ edition.subject }</p>\n")
-    _list(db, template_dir=str(broken))
-    _subscribe(db, "ann@example.com")
-    _story(db, 1)
-    result = CliRunner().invoke(
-        cli,
-        ["send", "--list", "daily", "--date", TODAY.isoformat(), "--dry-run"],
-        env={"DIGEST_DATABASE_URL": settings.database_url, "DIGEST_SECRET_KEY": "k"},
-    )
-    assert result.exit_code == 1 and "digest.html" in result.output, result.output
-    assert _editions(db) == []
-
-
 # -- the same, from the command line ----------------------------------------------------------
 
 
@@ -463,6 +436,21 @@ def test_cli_status_has_a_header_labels_and_the_reason(op: Operator, tmp_path: P
     lines = op("status").output.splitlines()
     assert lines[0].split()[:4] == ["ID", "LIST", "DATE", "STATE"]
     assert lines[1].split()[3] == "done"
+
+
+def test_dry_run_renders_the_lists_templates(op: Operator, tmp_path: Path) -> None:
+    """A list whose template does not compile fails the dry run in one line naming the file,
+    and stores nothing."""
+    broken = tmp_path / "broken"
+    (broken / "email").mkdir(parents=True)
+    (broken / "email" / "digest.html").write_text("<p>{{ edition.subject }</p>\n")
+    op("lists", "add", "odd", "--name", "Odd", "--sections", "local", "--template-dir", str(broken))
+    _stories(tmp_path, "Fair opens")
+    op("ingest")
+    result = op("send", "--list", "odd", "--date", TODAY.isoformat(), "--dry-run", ok=False)
+    assert result.exit_code == 1 and "digest.html" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "no editions yet" in op("status").output
 
 
 # -- 6. words and input -----------------------------------------------------------------------
