@@ -373,10 +373,15 @@ def test_cli_refuses_tomorrow_and_rebuilds_todays_empty_edition(
     assert len(refused.output.strip().splitlines()) == 1
     assert "no editions yet" in op("status").output
 
+    ahead = op("send", "--list", "town", "--date", TOMORROW.isoformat(), "--dry-run").output
+    assert "has not started yet" in ahead and "no editions yet" in op("status").output
+
     empty = op("send", "--list", "town", "--date", TODAY.isoformat()).output
     assert "recorded as empty" in empty
     _stories(tmp_path, "Fair opens")
     op("ingest")
+    dry = op("send", "--list", "town", "--date", TODAY.isoformat(), "--dry-run").output
+    assert "Local: 1 article" in dry and "would send to 1 subscriber " in dry
     sent = op("send", "--list", "town", "--date", TODAY.isoformat()).output
     assert "1 sent" in sent and _received(smtp_server) == ["ann@example.com"]
 

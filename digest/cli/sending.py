@@ -17,6 +17,7 @@ from digest.cli.context import App, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
 from digest.edition import ledger
 from digest.edition.build import Draft
+from digest.edition.select import local_today
 from digest.edition.state import edition_state
 from digest.errors import DigestError, InputError
 from digest.ingest import SourceReport
@@ -165,6 +166,11 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
             f"already built (edition {edition.id}, {edition.status.value}): {counts_text(counts)}"
         )
         return
+    if draft.day > local_today(draft.mailing_list.timezone):
+        click.echo(
+            f"{draft.day} has not started yet in {draft.mailing_list.timezone}: `send` builds "
+            "it on the day (or now, with --send-early)"
+        )
     if not draft.sections:
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return

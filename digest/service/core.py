@@ -223,7 +223,8 @@ class Digest:
     # -- reading ------------------------------------------------------------------------
     def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, Edition | None]:
         """What the list's edition of ``day`` (default: today in its zone) holds: the stored
-        content if it was built, else a draft of what building it now would choose."""
+        content if it was built, else a draft of what building it now would choose. An empty
+        edition counts as not built: the next send builds it again from what is there now."""
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
             day = day or local_today(mailing_list.timezone)
@@ -232,7 +233,7 @@ class Digest:
                     Edition.list_id == mailing_list.id, Edition.edition_date == day
                 )
             ).first()
-            if edition is not None:
+            if edition is not None and edition.status != EditionStatus.EMPTY:
                 return stored_draft(session, self.settings, edition), edition
             return draft_edition(session, self.settings, mailing_list, day), None
 
