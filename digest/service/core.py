@@ -440,21 +440,27 @@ class Digest:
         and who joined since the build."""
         now = utcnow()
         with self.db.session() as session:
-            query = select(Edition, MailingList.slug).join(MailingList).order_by(Edition.id.desc())
+            query = select(Edition, MailingList).join(MailingList).order_by(Edition.id.desc())
             if edition_id is not None:
                 query = query.where(Edition.id == edition_id)
             rows = session.execute(query.limit(limit)).all()
             if edition_id is not None and not rows:
                 raise NotFoundError("edition", edition_id)
             summaries = []
-            for edition, slug in rows:
+            for edition, mailing_list in rows:
                 counts = ledger.counts(session, edition.id)
                 held = ledger.held_count(session, edition.id, now) if counts["pending"] else 0
-                late = ledger.late_count(session, edition) if edition.status in LATE_STATES else 0
+                # Only today's (or a later day's) edition is worth sending to newcomers, and
+                # the anti-join over a big list is not free: older editions are not counted.
+                late = 0
+                if edition.status in LATE_STATES and edition.edition_date >= local_today(
+                    mailing_list.timezone, now
+                ):
+                    late = ledger.late_count(session, edition)
                 summaries.append(
                     EditionSummary(
                         edition.id,
-                        slug,
+                        mailing_list.slug,
                         edition.edition_date,
                         edition.status,
                         edition_state(edition.status, counts, edition.status_reason, held),
@@ -484,7 +490,12 @@ class Digest:
                 with self.db.session() as session:
                     mailing_list = session.get_one(MailingList, list_id)
                     edition, created = build_edition(
-                        session, self.settings, mailing_list, day, check=self.mailer.check
+                        session,
+                        self.settings,
+                        mailing_list,
+                        day,
+                        check=self.mailer.check,
+                        today=day,
                     )
                     edition_id, ready = edition.id, edition.status == EditionStatus.READY
             except DigestError as exc:
