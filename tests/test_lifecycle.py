@@ -424,6 +424,8 @@ def test_cli_says_who_joined_since_the_build_and_includes_them(
     op("subscribers", "add", "bob@example.com", "--list", "town")
     again = op("send", "--list", "town", "--date", TODAY.isoformat()).output
     assert "1 subscriber has joined since this edition was built" in again
+    dry = op("send", "--list", "town", "--date", TODAY.isoformat(), "--dry-run").output
+    assert "already built (edition 1, done)" in dry and "1 subscriber has joined" in dry
     assert "--include-late" in op("status").output
     late = op("send", "--list", "town", "--date", TODAY.isoformat(), "--include-late").output
     assert "added 1 subscriber who joined" in late and "1 sent" in late

@@ -1,6 +1,6 @@
 """The daily job and the hold on a send: ``ingest``, ``preview``, ``send``, ``status``,
-``pause``, ``resume``, ``cancel`` and ``retry-failed``. Each asks the core; none of them
-builds a mailer or asks whether there is a broker."""
+``pause``, ``resume``, ``cancel``, ``retry-failed`` and ``edition rebuild|drop``. Each asks
+the core; none of them builds a mailer or asks whether there is a broker."""
 
 from __future__ import annotations
 
@@ -161,10 +161,11 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     for section in draft.sections:
         click.echo(f"  {section.name}: {plural(len(section.articles), 'article')}")
     if edition is not None:
-        counts = app.core.counts(edition.id)
+        summary = app.core.overview(edition.id)[0]
         click.echo(
-            f"already built (edition {edition.id}, {edition.status.value}): {counts_text(counts)}"
+            f"already built (edition {edition.id}, {summary.label}): {counts_text(summary.counts)}"
         )
+        _say_late(summary.late, list_slug, draft.day.isoformat())
         return
     if draft.day > local_today(draft.mailing_list.timezone):
         click.echo(
