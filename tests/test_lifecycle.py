@@ -36,7 +36,9 @@ NOW = utcnow()
 #: Stories of "today" are dated half an hour ago, so a run just after midnight UTC still has
 #: them on the day the list (in UTC) calls today.
 TODAY = (NOW - dt.timedelta(minutes=30)).date()
-TOMORROW = TODAY + dt.timedelta(days=1)
+#: The day after today in UTC (the lists' zone): not TODAY + 1, which just after midnight is
+#: today.
+TOMORROW = NOW.date() + dt.timedelta(days=1)
 
 
 def _list(db: Database, slug: str = "daily", **options: str) -> None:
@@ -139,7 +141,7 @@ def test_the_scheduled_send_fills_an_empty_edition_when_articles_arrive(
     core = Digest(settings, db=db, dispatcher=dispatcher)
     assert core.send_due(NOW) == []
     assert [status for _, _, status in _editions(db)] == [EditionStatus.EMPTY]
-    _story(db, 1)
+    _story(db, 1, NOW)  # on the day send_due's NOW is in
     started = core.send_due(NOW + dt.timedelta(minutes=1))
     assert len(started) == 1 and dispatcher.sent == [(started[0], None)]
     assert core.send_due(NOW + dt.timedelta(minutes=2)) == []
@@ -306,7 +308,8 @@ def test_a_transport_failure_shows_as_failed_with_its_reason(
     _list(db)
     _subscribe(db, "ann@example.com")
     _story(db, 1)
-    edition_id = Digest(settings, db=db, dispatcher=RecordingDispatcher()).start("daily").edition_id
+    queued = Digest(settings, db=db, dispatcher=RecordingDispatcher())
+    edition_id = queued.start("daily", TODAY).edition_id
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]

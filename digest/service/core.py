@@ -450,12 +450,12 @@ class Digest:
             for edition, mailing_list in rows:
                 counts = ledger.counts(session, edition.id)
                 held = ledger.held_count(session, edition.id, now) if counts["pending"] else 0
-                # Only today's (or a later day's) edition is worth sending to newcomers, and
-                # the anti-join over a big list is not free: older editions are not counted.
+                # Only a recent edition (yesterday's, today's or a later day's) is worth sending
+                # to newcomers, and the anti-join over a big list is not free: older editions
+                # are not counted.
                 late = 0
-                if edition.status in LATE_STATES and edition.edition_date >= local_today(
-                    mailing_list.timezone, now
-                ):
+                recent = local_today(mailing_list.timezone, now) - dt.timedelta(days=1)
+                if edition.status in LATE_STATES and edition.edition_date >= recent:
                     late = ledger.late_count(session, edition)
                 summaries.append(
                     EditionSummary(

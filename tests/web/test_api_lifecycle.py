@@ -17,7 +17,7 @@ from tests.web.conftest import wait_for_sends
 
 NOW = utcnow()
 TODAY = (NOW - dt.timedelta(minutes=30)).date().isoformat()
-TOMORROW = (NOW - dt.timedelta(minutes=30) + dt.timedelta(days=1)).date().isoformat()
+TOMORROW = (NOW + dt.timedelta(days=1)).date().isoformat()
 
 
 @pytest.fixture
