@@ -168,6 +168,9 @@ def test_drop_and_rebuild_only_while_nobody_has_the_edition(
 
     assert queued.drop_edition(rebuilt.edition_id) == ("daily", TODAY, 2)
     assert _editions(db) == []
+    # A batch task queued for the dropped edition finds nothing, rather than crashing.
+    assert queued.send_batch(rebuilt.edition_id).claimed == 0
+    assert not queued.is_sending(rebuilt.edition_id)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
 

@@ -111,8 +111,9 @@ def send_batch(
     # One connection for the whole batch: every outcome is committed on it,
     # without a trip through the pool (and its ping) per recipient.
     with db.engine.connect() as connection, db.sessionmaker(bind=connection) as session:
-        edition = session.get_one(Edition, edition_id)
-        if edition.status != EditionStatus.READY:
+        edition = session.get(Edition, edition_id)
+        # A task queued for an edition that was dropped (or rebuilt) since finds nothing.
+        if edition is None or edition.status != EditionStatus.READY:
             return report
         owner, ids = ledger.claim(
             session,
@@ -425,4 +426,5 @@ def send_until_done(
 def is_sending(db: Database, edition_id: int) -> bool:
     """Whether the edition is still to be sent (not paused, cancelled or done)."""
     with db.session() as session:
-        return session.get_one(Edition, edition_id).status == EditionStatus.READY
+        edition = session.get(Edition, edition_id)
+        return edition is not None and edition.status == EditionStatus.READY
