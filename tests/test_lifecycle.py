@@ -7,6 +7,7 @@ the build, states that say "ready" while sending, plurals, impossible dates, typ
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
 from pathlib import Path
 
@@ -439,31 +440,24 @@ def test_cli_says_who_joined_since_the_build_and_includes_them(
 
 
 def test_cli_status_has_a_header_labels_and_the_reason(op: Operator, tmp_path: Path) -> None:
-    """`digest status` starts with a header row, names a paused edition "paused" and shows its
-    reason on the next line."""
+    """`digest status` starts with a header row whose columns the counts line up under, names
+    a finished edition "done" and a paused one "paused" with its reason on the next line."""
     _stories(tmp_path, "Fair opens")
     op("ingest")
     op("send", "--list", "town", "--date", TODAY.isoformat())
-    op("subscribers", "add", "bob@example.com", "--list", "town")
-    op("send", "--list", "town", "--date", TODAY.isoformat(), "--include-late")
+    op("lists", "add", "late", "--name", "Late", "--sections", "local", "--send-at", "23:59")
+    op("subscribers", "add", "bob@example.com", "--list", "late", "--timezone", "Pacific/Honolulu")
+    op("send", "--list", "late", "--date", TODAY.isoformat())
+    op("pause", "2")
     lines = op("status").output.splitlines()
     assert lines[0].split()[:4] == ["ID", "LIST", "DATE", "STATE"]
-    assert lines[1].split()[3] == "done"
-
-
-def test_dry_run_renders_the_lists_templates(op: Operator, tmp_path: Path) -> None:
-    """A list whose template does not compile fails the dry run in one line naming the file,
-    and stores nothing."""
-    broken = tmp_path / "broken"
-    (broken / "email").mkdir(parents=True)
-    (broken / "email" / "digest.html").write_text("<p>{{ edition.subject }</p>\n")
-    op("lists", "add", "odd", "--name", "Odd", "--sections", "local", "--template-dir", str(broken))
-    _stories(tmp_path, "Fair opens")
-    op("ingest")
-    result = op("send", "--list", "odd", "--date", TODAY.isoformat(), "--dry-run", ok=False)
-    assert result.exit_code == 1 and "digest.html" in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert "no editions yet" in op("status").output
+    assert lines[1].split()[:4] == ["2", "late", TODAY.isoformat(), "paused"]
+    assert lines[2].strip() == "reason: paused by the operator"
+    assert lines[3].strip() == "1 recipient held for their own time zone's send time"
+    assert lines[4].split()[:4] == ["1", "town", TODAY.isoformat(), "done"]
+    # Each count ends where its column's name ends.
+    ends = [[m.end() for m in re.finditer(r"\S+", line)][-6:] for line in (lines[0], lines[4])]
+    assert ends[0] == ends[1]
 
 
 # -- 6. words and input -----------------------------------------------------------------------

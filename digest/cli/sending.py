@@ -316,7 +316,7 @@ def status(app: App, edition_id: int | None, watch: bool, interval: float) -> No
 #: Columns of `digest status`: the counts are numbers under their names, not prose.
 STATUS_COLUMNS = ("sent", "deferred", "bounced", "failed", "skipped", "pending")
 STATUS_HEADER = f"{'ID':>5}  {'LIST':<16} {'DATE':<10}  {'STATE':<9} " + " ".join(
-    f"{name.upper():>8}" for name in STATUS_COLUMNS
+    f"{name.upper():>9}" for name in STATUS_COLUMNS
 )
 
 
