@@ -18,6 +18,8 @@ clear line for any of them and exit non-zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DigestError(Exception):
     """Base class of every error Digest reports to an operator."""
@@ -30,10 +32,13 @@ class ConfigError(DigestError):
 class NotFoundError(DigestError):
     """An object named by the operator does not exist."""
 
-    def __init__(self, kind: str, key: object) -> None:
-        super().__init__(f"unknown {kind}: {key}")
+    def __init__(self, kind: str, key: object, suggestions: Sequence[str] = ()) -> None:
+        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+        super().__init__(f"unknown {kind}: {key}{hint}")
         self.kind = kind
         self.key = key
+        #: The closest existing names, best first (a typo's likely meaning).
+        self.suggestions = tuple(suggestions)
 
 
 class InputError(DigestError):

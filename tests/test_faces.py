@@ -97,6 +97,9 @@ def _site(db: Database) -> str:
     with db.session() as session:
         section, _ = catalog.add_section(session, "national", "National")
         daily, _ = catalog.add_list(session, "daily", "Daily", ["national"], send_at="00:00")
+        # Made before today's send time, so beat finds it due today (a list made after it
+        # starts tomorrow).
+        daily.created_at = now - dt.timedelta(days=1)
         session.add(
             Article(url="https://n.example/1", section_id=section.id, headline="A story",
                     teaser="What happened.", published_at=now)

@@ -195,6 +195,8 @@ def daily(db: Database) -> None:
     with db.session() as session:
         section, _ = catalog.add_section(session, "news", "News")
         mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["news"], send_at="00:00")
+        # Made yesterday: a list added after today's send time waits for tomorrow's.
+        mailing_list.created_at = utcnow() - dt.timedelta(days=1)
         catalog.subscribe(session, mailing_list, "reader@example.com")
         session.add(
             Article(

@@ -8,6 +8,7 @@ import click
 
 from digest import sample
 from digest.cli.context import App, pass_app
+from digest.cli.output import plural
 from digest.config import Settings
 from digest.errors import InputError
 from digest.service import catalog
@@ -86,8 +87,8 @@ def run_demo(app: App) -> None:
 
     feeds = install_sample(db, SAMPLE_SITE_DIR)
     click.echo(
-        f"2. sample site {site.name!r}: {len(feeds)} RSS feeds in {SAMPLE_SITE_DIR.resolve()}, "
-        f"{len(sample.LISTS)} lists"
+        f"2. sample site {site.name!r}: {plural(len(feeds), 'RSS feed')} in "
+        f"{SAMPLE_SITE_DIR.resolve()}, {plural(len(sample.LISTS), 'list')}"
     )
 
     click.echo("3. ingesting:")

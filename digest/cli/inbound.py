@@ -8,6 +8,7 @@ import threading
 import click
 
 from digest.cli.context import App
+from digest.cli.output import plural
 from digest.errors import ConfigError
 
 
@@ -90,8 +91,9 @@ def forget(app: App, email: str, yes: bool) -> None:
         report = forget_address(session, address)
     if report.found:
         click.echo(
-            f"forgotten: {report.subscriptions} subscriptions and {report.deliveries} "
-            "delivery records kept without personal data; the address stays suppressed"
+            f"forgotten: {plural(report.subscriptions, 'subscription')} and "
+            f"{plural(report.deliveries, 'delivery record')} kept without personal data; "
+            "the address stays suppressed"
         )
     else:
         click.echo("no subscriber with that address; it is now suppressed (as a hash)")

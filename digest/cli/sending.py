@@ -1,6 +1,6 @@
 """The daily job and the hold on a send: ``ingest``, ``preview``, ``send``, ``status``,
-``pause``, ``resume``, ``cancel`` and ``retry-failed``. Each asks the core; none of them
-builds a mailer or asks whether there is a broker."""
+``pause``, ``resume``, ``cancel``, ``retry-failed`` and ``edition rebuild|drop``. Each asks
+the core; none of them builds a mailer or asks whether there is a broker."""
 
 from __future__ import annotations
 
@@ -18,18 +18,21 @@ from digest.cli.context import App, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
 from digest.edition import ledger
 from digest.edition.build import Draft
+from digest.edition.select import local_today
+from digest.edition.state import edition_state
 from digest.errors import DigestError, InputError
 from digest.send.batch import BatchReport
+from digest.service.core import EditionSummary, NotYetError
 from digest.service.dispatch import Dispatched
 from digest.store.models import (
     Edition,
     EditionStatus,
-    MailingList,
     Subscriber,
     SubscriberStatus,
     Subscription,
     SubscriptionStatus,
     Suppression,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -111,8 +114,27 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
     metavar="ADDRESS",
     help="Send one test copy to ADDRESS only, without touching the ledger.",
 )
+@click.option(
+    "--send-early",
+    is_flag=True,
+    help="Send a day that has not started yet in the list's time zone, with the articles "
+    "there are now (refused otherwise: later ones would never be in it).",
+)
+@click.option(
+    "--include-late",
+    is_flag=True,
+    help="Also send an edition already built to those who subscribed since it was built.",
+)
 @pass_app
-def send(app: App, list_slug: str, date: str | None, dry_run: bool, to_address: str | None) -> None:
+def send(
+    app: App,
+    list_slug: str,
+    date: str | None,
+    dry_run: bool,
+    to_address: str | None,
+    send_early: bool,
+    include_late: bool,
+) -> None:
     """Build a list's edition for a day and send it to every subscriber, once.
 
     Sending the same list and date again sends nothing new; it only finishes
@@ -124,7 +146,7 @@ def send(app: App, list_slug: str, date: str | None, dry_run: bool, to_address: 
     elif dry_run:
         dry_run_send(app, list_slug, date)
     else:
-        send_edition(app, list_slug, date)
+        send_edition(app, list_slug, date, send_early=send_early, include_late=include_late)
 
 
 def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) -> None:
@@ -137,21 +159,28 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
 def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     from digest.service.identity import identity_warnings
 
-    # Before anything reaches an inbox is the moment to hear about a default From or footer.
-    for line in identity_warnings(app.settings):
-        click.echo(f"warning: {line}", err=True)
     draft, edition = edition_draft(app, list_slug, date)
     # Render for real: a broken template is found now, not by the send.
     app.core.mailer.check(draft)
+    # Before anything reaches an inbox is the moment to hear about a default From or footer
+    # (once the input is known to be good: a mistyped date is one line, not four).
+    for line in identity_warnings(app.settings):
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"list {list_slug}, edition {draft.day}: {draft.subject!r}")
     for section in draft.sections:
         click.echo(f"  {section.name}: {plural(len(section.articles), 'article')}")
     if edition is not None:
-        counts = app.core.counts(edition.id)
+        summary = app.core.overview(edition.id)[0]
         click.echo(
-            f"already built (edition {edition.id}, {edition.status.value}): {counts_text(counts)}"
+            f"already built (edition {edition.id}, {summary.label}): {counts_text(summary.counts)}"
         )
+        _say_late(summary.late, list_slug, draft.day.isoformat())
         return
+    if draft.day > local_today(draft.mailing_list.timezone):
+        click.echo(
+            f"{draft.day} has not started yet in {draft.mailing_list.timezone}: `send` builds "
+            "it on the day (or now, with --send-early)"
+        )
     if not draft.sections:
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return
@@ -175,23 +204,48 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     )
 
 
-def send_edition(app: App, list_slug: str, date: str | None) -> None:
+def send_edition(
+    app: App,
+    list_slug: str,
+    date: str | None,
+    *,
+    send_early: bool = False,
+    include_late: bool = False,
+) -> None:
     app.db  # noqa: B018 - checks the schema first
     day = parse_date(date)
-    with _progress(app) as on_batch:
-        start = app.core.start(list_slug, day, on_batch)
+    try:
+        with _progress(app) as on_batch:
+            start = app.core.start(
+                list_slug, day, on_batch, send_early=send_early, include_late=include_late
+            )
+    except NotYetError as exc:
+        raise InputError(f"{exc} (--send-early sends what there is now)") from exc
     if start.status == EditionStatus.EMPTY:
         click.echo(
             f"no articles for {list_slug} on {start.day}: edition {start.edition_id} recorded "
-            "as empty, nothing sent"
+            "as empty, nothing sent (it is built again when the day has articles)"
         )
         return
     built = "built" if start.created else "already built"
     click.echo(f"edition {start.edition_id} ({list_slug}, {start.day}) {built}")
+    if start.included:
+        click.echo(f"added {plural(start.included, 'subscriber')} who joined since the build")
     if start.dispatched is None:
         click.echo(f"edition {start.edition_id} is {start.status.value}: nothing to send")
+        _say_late(start.late, list_slug, start.day.isoformat())
         return
     _say_dispatched(app, start.edition_id, start.dispatched, list_slug, start.day.isoformat())
+    _say_late(start.late, list_slug, start.day.isoformat())
+
+
+def _say_late(late: int, list_slug: str, day: str) -> None:
+    if late:
+        joined = plural(late, "subscriber") + (" has" if late == 1 else " have")
+        click.echo(
+            f"{joined} joined since this edition was built and will not get it; "
+            f"`digest send --list {list_slug} --date {day} --include-late` sends it to them"
+        )
 
 
 def _say_dispatched(
@@ -210,7 +264,14 @@ def _say_dispatched(
         outbox = Path(app.settings.outbox_dir).resolve() / f"{list_slug}-{day}"
         click.echo(f"messages written to {outbox}")
     if total.claimed == 0:
-        click.echo("nothing new to send: every subscriber already has this edition")
+        summary = app.core.overview(edition_id)[0]
+        if summary.held:
+            click.echo(
+                f"{plural(summary.held, 'recipient')} held for their own time zone's send "
+                "time: the sweep, or `send` again then, sends them"
+            )
+        else:
+            click.echo("nothing new to send: every subscriber in its ledger already has it")
     if total.error:
         raise DigestError(f"sending stopped: {total.error} (unsent rows are kept; run send again)")
 
@@ -249,23 +310,52 @@ def status(app: App, edition_id: int | None, watch: bool, interval: float) -> No
             raise InputError("--watch needs an EDITION id (see `digest status`)")
         watch_edition(app, edition_id, interval)
         return
-    with app.db.session() as session:
-        query = select(Edition, MailingList.slug).join(MailingList).order_by(Edition.id.desc())
-        if edition_id is not None:
-            query = query.where(Edition.id == edition_id)
-        rows = session.execute(query.limit(50)).all()
-        if edition_id is not None and not rows:
-            raise DigestError(f"unknown edition: {edition_id}")
-        if not rows:
-            click.echo("no editions yet: `digest send --list SLUG` builds and sends one")
-        for edition, slug in rows:
-            counts = ledger.counts(session, edition.id)
-            click.echo(
-                f"{edition.id:>5}  {slug:<16} {edition.edition_date}  {edition.status.value:<9} "
-                f"{counts_text(counts)}"
-            )
-            if edition.status_reason:
-                click.echo(f"       reason: {edition.status_reason}")
+    app.db  # noqa: B018 - checks the schema first
+    summaries = app.core.overview(edition_id)
+    if not summaries:
+        click.echo("no editions yet: `digest send --list SLUG` builds and sends one")
+        return
+    click.echo(STATUS_HEADER)
+    for row in summaries:
+        click.echo(status_line(row))
+        for note in status_notes(row):
+            click.echo(f"{'':7}{note}")
+
+
+#: Columns of `digest status`: the counts are numbers under their names, not prose.
+STATUS_COLUMNS = ("sent", "deferred", "bounced", "failed", "skipped", "pending")
+STATUS_HEADER = f"{'ID':>5}  {'LIST':<16} {'DATE':<10}  {'STATE':<9} " + " ".join(
+    f"{name.upper():>9}" for name in STATUS_COLUMNS
+)
+
+
+def status_line(row: EditionSummary) -> str:
+    counts = dict(row.counts, pending=row.counts["pending"] + row.counts["leased"])
+    return f"{row.id:>5}  {row.list_slug:<16} {row.day!s:<10}  {row.label:<9} " + " ".join(
+        f"{counts[name]:>9,}" for name in STATUS_COLUMNS
+    )
+
+
+def status_notes(row: EditionSummary) -> list[str]:
+    """Why an edition is where it is, and what the operator can do about it."""
+    notes = []
+    if row.reason:
+        notes.append(f"reason: {row.reason}")
+    if row.held:
+        notes.append(f"{plural(row.held, 'recipient')} held for their own time zone's send time")
+    if row.label == "failed" and row.status == EditionStatus.PAUSED:
+        notes.append(f"fix the cause, then `digest resume {row.id}`")
+    elif row.label == "failed" and row.counts["failed"]:
+        notes.append(f"`digest retry-failed {row.id}` tries the failed recipients again")
+    elif row.label == "failed":
+        notes.append(f"`digest send --list {row.list_slug} --date {row.day}` continues it")
+    if row.late:
+        joined = plural(row.late, "subscriber") + (" has" if row.late == 1 else " have")
+        notes.append(
+            f"{joined} joined since the build: `digest send --list {row.list_slug} "
+            f"--date {row.day} --include-late`"
+        )
+    return notes
 
 
 def watch_edition(app: App, edition_id: int, interval: float) -> None:
@@ -281,11 +371,12 @@ def watch_edition(app: App, edition_id: int, interval: float) -> None:
                     raise DigestError(f"unknown edition: {edition_id}")
                 counts = ledger.counts(session, edition_id)
                 state, reason = edition.status, edition.status_reason
+                held = ledger.held_count(session, edition_id, utcnow()) if counts["pending"] else 0
             handled = counts["sent"] + counts["bounced"] + counts["failed"] + counts["skipped"]
             samples = [*samples, (time.monotonic(), handled)][-10:]
             (t0, n0), (t1, n1) = samples[0], samples[-1]
             rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-            line = f"{state.value:<9} {progress_line(counts, rate)}"
+            line = f"{edition_state(state, counts, reason, held):<9} {progress_line(counts, rate)}"
             if reason:
                 line += f"  ({reason})"
             click.echo(f"\r{line}\x1b[K" if live else line, nl=not live)
@@ -344,3 +435,55 @@ def retry_failed(app: App, edition_id: int) -> None:
     click.echo(f"edition {edition_id}: {plural(count, 'failed recipient')} queued again")
     if dispatched is not None:
         _say_dispatched(app, edition_id, dispatched)
+
+
+@click.group()
+def edition() -> None:
+    """Fix an edition nobody has received yet: build it again, or drop it.
+
+    Both are refused once anyone was sent the edition, or is being sent it, or was tried
+    (a server deferred or refused it): then only `digest cancel` stops it.
+    """
+
+
+@edition.command("rebuild")
+@EDITION
+@click.option(
+    "--send-early",
+    is_flag=True,
+    help="Allow it for a day that has not started yet in the list's time zone.",
+)
+@pass_app
+def edition_rebuild(app: App, edition_id: int, send_early: bool) -> None:
+    """Build EDITION's day again from the articles there are now, and send it."""
+    app.db  # noqa: B018 - checks the schema first
+    try:
+        with _progress(app) as on_batch:
+            start = app.core.rebuild_edition(edition_id, on_batch, send_early=send_early)
+    except NotYetError as exc:
+        raise InputError(f"{exc} (--send-early rebuilds it anyway)") from exc
+    day = start.day.isoformat()
+    if start.status == EditionStatus.EMPTY:
+        click.echo(
+            f"edition {edition_id} dropped; {start.list_slug} {day} has no articles: "
+            f"edition {start.edition_id} recorded as empty, nothing sent"
+        )
+        return
+    # SQLite may give the new edition the old one's id (the old row is gone).
+    as_new = f" as edition {start.edition_id}" if start.edition_id != edition_id else ""
+    click.echo(f"edition {edition_id} rebuilt{as_new} ({start.list_slug}, {day})")
+    if start.dispatched is not None:
+        _say_dispatched(app, start.edition_id, start.dispatched, start.list_slug, day)
+
+
+@edition.command("drop")
+@EDITION
+@pass_app
+def edition_drop(app: App, edition_id: int) -> None:
+    """Delete EDITION and its unsent ledger rows; its day can then be sent afresh."""
+    app.db  # noqa: B018 - checks the schema first
+    slug, day, rows = app.core.drop_edition(edition_id)
+    click.echo(
+        f"edition {edition_id} ({slug}, {day}) dropped with {plural(rows, 'unsent recipient')}"
+        f"; `digest send --list {slug} --date {day}` builds it again"
+    )

@@ -16,6 +16,7 @@ import click
 from sqlalchemy import func, select
 
 from digest.cli.context import App, pass_app
+from digest.cli.output import plural
 from digest.errors import InputError
 from digest.ingest.run import IDENTITIES, parse_category_map
 from digest.ingest.text import one_line
@@ -282,8 +283,9 @@ def lists_list(app: App) -> None:
                 if on
             )
             click.echo(
-                f"{mailing_list.slug:<16} {count:>7} subscribers  {mailing_list.timezone} "
-                f"{mailing_list.send_at}  [{sections}]  {mailing_list.name}{flags}"
+                f"{mailing_list.slug:<16} {plural(count or 0, 'subscriber'):>18}  "
+                f"{mailing_list.timezone} {mailing_list.send_at}  [{sections}]  "
+                f"{mailing_list.name}{flags}"
             )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,9 +20,22 @@ from digest.edition.select import (
     edition_window,
     format_subject,
     group_sections,
+    local_today,
     preheader,
 )
-from digest.store.models import Article, Edition, EditionStatus, ListSection, MailingList, Section
+from digest.errors import DigestError, InputError, NotFoundError
+from digest.store.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    ListSection,
+    MailingList,
+    Section,
+    SoftBounce,
+    utcnow,
+)
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
 
@@ -124,22 +138,39 @@ def build_edition(
     day: dt.date,
     *,
     check: Callable[[Draft], None] | None = None,
+    today: dt.date | None = None,
 ) -> tuple[Edition, bool]:
     """The (list, day) edition, built and its ledger written if it did not exist yet.
 
-    Returns the edition and whether this call created it. Calling it twice,
+    Returns the edition and whether this call wrote its ledger. Calling it twice,
     even at the same moment from two processes, creates one edition: the
     unique (list, date) constraint decides, and the loser reads the winner's.
     ``check`` sees the draft first and may refuse it by raising (a broken template
     is reported before anything is stored); an existing edition still to be sent
     is checked again, since templates may have changed since its build.
+
+    An empty edition is a record that the day had no articles, not a verdict: nobody got
+    it, so once the day has articles it is built again in place. And an empty edition is
+    never stored for a day that has not started yet in the list's zone (``today``, default
+    the list's today): tomorrow's articles have simply not arrived.
     """
     existing = _find(session, mailing_list.id, day)
-    if existing is not None:
+    if existing is not None and existing.status != EditionStatus.EMPTY:
         if existing.status == EditionStatus.READY and check is not None:
             check(stored_draft(session, settings, existing))
         return existing, False
     draft = draft_edition(session, settings, mailing_list, day)
+    if existing is not None:
+        if not draft.sections:
+            return existing, False
+        if check is not None:
+            check(draft)
+        return _fill_empty(session, settings, existing, draft)
+    if not draft.sections and day > (today or local_today(mailing_list.timezone)):
+        raise InputError(
+            f"no articles for {mailing_list.slug} on {day} yet: nothing stored (the edition "
+            "is built when its articles are there)"
+        )
     if check is not None:
         check(draft)
     edition = Edition(
@@ -148,10 +179,7 @@ def build_edition(
         status=EditionStatus.READY if draft.sections else EditionStatus.EMPTY,
         subject=draft.subject,
         preheader=draft.preheader,
-        content=[
-            {"slug": s.slug, "article_ids": [a.id for a in s.articles], "more": s.more}
-            for s in draft.sections
-        ],
+        content=_content(draft),
     )
     try:
         with session.begin_nested():
@@ -166,6 +194,82 @@ def build_edition(
         return winner, False
     session.commit()
     return edition, True
+
+
+def _content(draft: Draft) -> list[dict[str, Any]]:
+    return [
+        {"slug": s.slug, "article_ids": [a.id for a in s.articles], "more": s.more}
+        for s in draft.sections
+    ]
+
+
+def _fill_empty(
+    session: Session, settings: Settings, edition: Edition, draft: Draft
+) -> tuple[Edition, bool]:
+    """Turn a stored empty edition into a ready one with ``draft``'s articles and its ledger.
+
+    The UPDATE is conditional on the row still being empty, so of two processes doing this
+    at once exactly one writes the ledger; the other reads the winner's edition.
+    """
+    edition_id = edition.id
+    filled = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.EMPTY)
+        .values(
+            status=EditionStatus.READY,
+            status_reason=None,
+            subject=draft.subject,
+            preheader=draft.preheader,
+            content=_content(draft),
+            created_at=utcnow(),
+            completed_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(edition)
+    if not filled.rowcount:  # type: ignore[attr-defined]
+        return edition, False
+    create_ledger(session, edition)
+    session.commit()
+    return edition, True
+
+
+def drop_edition(session: Session, edition_id: int) -> tuple[Edition, int]:
+    """Delete an edition nobody has received, with its pending ledger rows.
+
+    Allowed only while every row is pending or skipped: once a row is leased, sent,
+    deferred, bounced or failed, someone may have the message (or a server has it queued),
+    and the record of that must stay. Returns the (deleted) edition and the rows removed.
+    """
+    edition = session.get(Edition, edition_id)
+    if edition is None:
+        raise NotFoundError("edition", edition_id)
+    untouched = (DeliveryStatus.PENDING, DeliveryStatus.SKIPPED)
+    removed = session.execute(
+        delete(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.status.in_(untouched))
+        .execution_options(synchronize_session=False)
+    )
+    # Counted after the DELETE, not before: a batch that claimed rows in between has
+    # leased them, the DELETE left them, and they are found here.
+    kept = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id)
+    )
+    if kept:
+        session.rollback()
+        raise DigestError(
+            f"edition {edition_id} was already sent, or tried, to some recipients ({kept}): "
+            "it cannot be dropped or rebuilt (`digest cancel` stops it)"
+        )
+    session.execute(
+        update(SoftBounce)
+        .where(SoftBounce.last_edition_id == edition_id)
+        .values(last_edition_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(edition)
+    session.flush()
+    return edition, int(removed.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _find(session: Session, list_id: int, day: dt.date) -> Edition | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from digest.edition import ledger
+from digest.edition.state import OPERATOR_PAUSE
 from digest.errors import DigestError, NotFoundError
 from digest.store.models import Delivery, DeliveryStatus, Edition, EditionStatus, utcnow
 
@@ -20,7 +22,7 @@ def _edition(session: Session, edition_id: int) -> Edition:
     return edition
 
 
-def pause(session: Session, edition_id: int, reason: str = "paused by the operator") -> Edition:
+def pause(session: Session, edition_id: int, reason: str = OPERATOR_PAUSE) -> Edition:
     edition = _edition(session, edition_id)
     if edition.status != EditionStatus.READY:
         raise DigestError(f"edition {edition_id} is {edition.status.value}, not sending")
@@ -76,6 +78,22 @@ def retry_failed(session: Session, edition_id: int) -> tuple[Edition, int]:
         .execution_options(synchronize_session=False)
     )
     count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if count and edition.status == EditionStatus.DONE:
+        edition.status = EditionStatus.READY
+        edition.completed_at = None
+    return edition, count
+
+
+def include_late(session: Session, edition_id: int) -> tuple[Edition, int]:
+    """Add ledger rows for the subscribers who joined since the edition was built.
+
+    Returns (edition, rows added). A finished edition is sending again until they have it;
+    a paused one stays paused.
+    """
+    edition = _edition(session, edition_id)
+    if edition.status not in (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.DONE):
+        raise DigestError(f"edition {edition_id} is {edition.status.value}: nobody to add")
+    count = ledger.add_late(session, edition)
     if count and edition.status == EditionStatus.DONE:
         edition.status = EditionStatus.READY
         edition.completed_at = None

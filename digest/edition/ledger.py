@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
@@ -28,7 +28,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from digest.store.models import (
@@ -48,6 +50,43 @@ from digest.store.models import (
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.LEASED, DeliveryStatus.DEFERRED)
 
 
+def _eligible(list_id: int) -> Select[Any]:
+    """Subscriber ids the list's editions go to: confirmed, active, not suppressed."""
+    return (
+        select(Subscriber.id)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.list_id == list_id,
+            Subscription.status == SubscriptionStatus.CONFIRMED,
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            ~exists().where(Suppression.email == Subscriber.email),
+        )
+    )
+
+
+def _insert_rows(
+    session: Session, edition: Edition, eligible: Select[Any], *, counted: bool = False
+) -> int:
+    """Insert a pending row per subscriber ``eligible`` selects; returns how many when
+    ``counted`` (PostgreSQL reports no row count for INSERT ... SELECT through SQLAlchemy,
+    so the ids come back instead: fine for a few late joiners, not for a whole list)."""
+    rows = eligible.with_only_columns(
+        literal(edition.id),
+        Subscriber.id,
+        literal(DeliveryStatus.PENDING.value),
+        literal(0),
+    )
+    statement = insert(Delivery).from_select(
+        ["edition_id", "subscriber_id", "status", "attempts"], rows
+    )
+    if counted:
+        added = len(session.execute(statement.returning(Delivery.id)).all())
+    else:
+        added = int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    schedule_local_times(session, edition)
+    return added
+
+
 def create_ledger(session: Session, edition: Edition) -> int:
     """One pending row per confirmed, active, unsuppressed subscriber of the edition's list.
 
@@ -56,28 +95,38 @@ def create_ledger(session: Session, edition: Edition) -> int:
     would refuse a second run): no anti-join against the rows being inserted,
     which PostgreSQL plans badly on a freshly filled table.
     """
-    eligible = (
-        select(
-            literal(edition.id),
-            Subscriber.id,
-            literal(DeliveryStatus.PENDING.value),
-            literal(0),
-        )
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.list_id == edition.list_id,
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-            ~exists().where(Suppression.email == Subscriber.email),
-        )
+    return _insert_rows(session, edition, _eligible(edition.list_id))
+
+
+def _late(edition: Edition) -> Select[Any]:
+    has_row = (
+        select(Delivery.id)
+        .where(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id)
+        .exists()
     )
-    result = session.execute(
-        insert(Delivery).from_select(
-            ["edition_id", "subscriber_id", "status", "attempts"], eligible
-        )
-    )
-    schedule_local_times(session, edition)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return _eligible(edition.list_id).where(~has_row)
+
+
+def late_count(session: Session, edition: Edition) -> int:
+    """Eligible subscribers of the list with no row in the edition's ledger: those who
+    joined (or were confirmed) after it was built."""
+    return int(session.scalar(select(func.count()).select_from(_late(edition).subquery())) or 0)
+
+
+def add_late(session: Session, edition: Edition) -> int:
+    """Give everyone who joined since the build a pending row; returns how many.
+
+    The same INSERT ... SELECT as the build, less those already in the ledger; the unique
+    (edition, subscriber) constraint refuses a row two callers raced to add, so a
+    subscriber still gets the edition once.
+    """
+    try:
+        with session.begin_nested():
+            return _insert_rows(session, edition, _late(edition), counted=True)
+    except IntegrityError:
+        # Someone else added (some of) them in the meantime: the rest, once more.
+        with session.begin_nested():
+            return _insert_rows(session, edition, _late(edition), counted=True)
 
 
 def schedule_local_times(session: Session, edition: Edition) -> None:
@@ -271,3 +320,19 @@ def finish_if_done(session: Session, edition: Edition) -> bool:
         session.commit()
         return True
     return False
+
+
+def held_count(session: Session, edition_id: int, now: dt.datetime) -> int:
+    """Pending rows of the edition waiting for their subscriber's own send time."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.edition_id == edition_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at > now,
+            )
+        )
+        or 0
+    )

@@ -59,12 +59,16 @@ def edition_window(day: dt.date, tz_name: str) -> tuple[dt.datetime, dt.datetime
     Computed from local midnights, so a day with a DST change is 23 or 25 hours long.
     """
     tz = zone(tz_name)
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-    return (
-        start.astimezone(dt.UTC).replace(tzinfo=None),
-        end.astimezone(dt.UTC).replace(tzinfo=None),
-    )
+    try:
+        start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+        return (
+            start.astimezone(dt.UTC).replace(tzinfo=None),
+            end.astimezone(dt.UTC).replace(tzinfo=None),
+        )
+    except OverflowError as exc:
+        # The first and last days of the calendar: their local day reaches past year 1 or 9999.
+        raise InputError(f"date {day} is out of range") from exc
 
 
 def group_sections(

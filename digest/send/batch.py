@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import Draft, stored_draft
+from digest.edition.state import TRANSPORT_ERROR
 from digest.errors import DigestError, TransportError
 from digest.mail.mime import Recipient, message_id
 from digest.send.mailer import EditionMailer, mail_domain
@@ -110,8 +111,9 @@ def send_batch(
     # One connection for the whole batch: every outcome is committed on it,
     # without a trip through the pool (and its ping) per recipient.
     with db.engine.connect() as connection, db.sessionmaker(bind=connection) as session:
-        edition = session.get_one(Edition, edition_id)
-        if edition.status != EditionStatus.READY:
+        edition = session.get(Edition, edition_id)
+        # A task queued for an edition that was dropped (or rebuilt) since finds nothing.
+        if edition is None or edition.status != EditionStatus.READY:
             return report
         owner, ids = ledger.claim(
             session,
@@ -185,6 +187,9 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
         reason = streaks.after_transport_error(batch.session, batch.edition, str(exc), settings)
         if reason:
             _pause(batch.session, edition_id, reason)
+        else:
+            # Kept on the edition so `digest status` can say why it stopped.
+            _set_ready_reason(batch.session, edition_id, f"{TRANSPORT_ERROR}{exc}")
 
 
 def _send_one(batch: Batch, row: _Row) -> Outcome | None:
@@ -268,6 +273,7 @@ class _Streaks:
             if self.transport_errors or self.refusals:
                 self.transport_errors = self.refusals = 0
                 _set_streaks(session, edition.id, transport_error_streak=0, refusal_streak=0)
+                _set_ready_reason(session, edition.id, None)
             return None
         self.refusals = _bump(session, edition.id, "refusal_streak")
         if self.refusals >= settings.pause_after_refusals:
@@ -302,6 +308,16 @@ def _set_streaks(session: Session, edition_id: int, **values: int) -> None:
         update(Edition)
         .where(Edition.id == edition_id)
         .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _set_ready_reason(session: Session, edition_id: int, reason: str | None) -> None:
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.READY)
+        .values(status_reason=reason)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -417,4 +433,5 @@ def send_until_done(
 def is_sending(db: Database, edition_id: int) -> bool:
     """Whether the edition is still to be sent (not paused, cancelled or done)."""
     with db.session() as session:
-        return session.get_one(Edition, edition_id).status == EditionStatus.READY
+        edition = session.get(Edition, edition_id)
+        return edition is not None and edition.status == EditionStatus.READY

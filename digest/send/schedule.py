@@ -18,18 +18,29 @@ from digest.store.models import Delivery, DeliveryStatus, Edition, EditionStatus
 
 
 def due_lists(db: Database, now: dt.datetime) -> list[tuple[int, dt.date]]:
-    """(list id, local date) of every list whose send time has passed today in its zone."""
+    """(list id, local date) of every list whose send time has passed today in its zone.
+
+    A list created after today's send time starts tomorrow: sent at once, its first edition
+    would reach whoever was subscribed in that minute, and those imported a minute later
+    would never get the day.
+    """
     with db.session() as session:
         lists = session.execute(
-            select(MailingList.id, MailingList.timezone, MailingList.send_at).where(
-                MailingList.enabled
-            )
+            select(
+                MailingList.id, MailingList.timezone, MailingList.send_at, MailingList.created_at
+            ).where(MailingList.enabled)
         ).all()
     due = []
-    for list_id, tz_name, send_at in lists:
-        local_now = now.replace(tzinfo=dt.UTC).astimezone(zone(tz_name))
-        if local_now.strftime("%H:%M") >= send_at:
-            due.append((list_id, local_now.date()))
+    for list_id, tz_name, send_at, created_at in lists:
+        tz = zone(tz_name)
+        local_now = now.replace(tzinfo=dt.UTC).astimezone(tz)
+        if local_now.strftime("%H:%M") < send_at:
+            continue
+        if created_at is not None:
+            created = created_at.replace(tzinfo=dt.UTC).astimezone(tz)
+            if created.date() == local_now.date() and created.strftime("%H:%M") >= send_at:
+                continue
+        due.append((list_id, local_now.date()))
     return due
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import ipaddress
 import re
 import socket
@@ -15,7 +16,7 @@ import email_validator
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from digest.config import Settings
 from digest.edition.select import SUBJECT_FIELDS, zone
@@ -104,15 +105,20 @@ def normalise_email(raw: str) -> str:
 def get_section(session: Session, slug: str) -> Section:
     section = session.scalars(select(Section).where(Section.slug == slug)).first()
     if section is None:
-        raise NotFoundError("section", slug)
+        raise NotFoundError("section", slug, _closest(session, Section.slug, slug))
     return section
 
 
 def get_list(session: Session, slug: str) -> MailingList:
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     if found is None:
-        raise NotFoundError("list", slug)
+        raise NotFoundError("list", slug, _closest(session, MailingList.slug, slug))
     return found
+
+
+def _closest(session: Session, column: InstrumentedAttribute[str], name: str) -> list[str]:
+    """The existing name a typo most likely meant (the tables hold tens of names, not more)."""
+    return difflib.get_close_matches(name, session.scalars(select(column)).all(), n=1)
 
 
 def add_section(session: Session, slug: str, name: str) -> tuple[Section, bool]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,8 +19,15 @@ from sqlalchemy import select
 
 from digest.config import Settings
 from digest.edition import control, ledger
-from digest.edition.build import Draft, build_edition, draft_edition, stored_draft
+from digest.edition.build import (
+    Draft,
+    build_edition,
+    draft_edition,
+    drop_edition,
+    stored_draft,
+)
 from digest.edition.select import local_today
+from digest.edition.state import edition_state
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.mail.mime import Recipient, random_message_id
 from digest.send import schedule
@@ -45,18 +53,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Edition states whose ledger late subscribers can still join.
+LATE_STATES = (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.DONE)
+
 #: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
 IN_PROCESS_RETRIES = 3
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def parse_day(value: str | None) -> dt.date | None:
     """``YYYY-MM-DD`` or nothing; anything else is an InputError naming the value."""
     if not value:
         return None
+    if not _DAY.fullmatch(value):
+        raise InputError(f"date must be YYYY-MM-DD, not {value!r}")
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise InputError(f"date must be YYYY-MM-DD, not {value!r}") from exc
+        raise InputError(f"date {value} is not a real date ({exc})") from exc
+
+
+class NotYetError(InputError):
+    """A send asked for a day that has not started in the list's time zone."""
+
+    def __init__(self, list_slug: str, day: dt.date, today: dt.date, tz_name: str) -> None:
+        super().__init__(
+            f"{day} has not started yet for list {list_slug} (it is {today} in {tz_name}): "
+            "its edition is built on the day, when its articles are in"
+        )
+        self.list_slug = list_slug
+        self.day = day
 
 
 def sample_links(settings: Settings) -> dict[str, str]:
@@ -80,6 +108,10 @@ class SendStart:
     created: bool
     #: How the rows were handed on; None when the edition had nothing to send.
     dispatched: Dispatched | None = None
+    #: Subscribers who joined since an existing edition was built and are not in its ledger.
+    late: int = 0
+    #: Of those, how many this call added (``include_late``).
+    included: int = 0
 
     @property
     def sending(self) -> bool:
@@ -92,6 +124,24 @@ class SendStart:
     @property
     def batches(self) -> int:
         return self.dispatched.batches if self.dispatched else 0
+
+
+@dataclass(frozen=True)
+class EditionSummary:
+    """One edition as ``digest status`` and the dashboard show it."""
+
+    id: int
+    list_slug: str
+    day: dt.date
+    status: EditionStatus
+    #: The operator's name for the state (``digest.edition.state.edition_state``).
+    label: str
+    reason: str | None
+    counts: dict[str, int]
+    #: Pending rows waiting for their subscriber's own send time.
+    held: int
+    #: Subscribers who joined since the build and are not in the ledger.
+    late: int
 
 
 class Digest:
@@ -173,7 +223,8 @@ class Digest:
     # -- reading ------------------------------------------------------------------------
     def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, Edition | None]:
         """What the list's edition of ``day`` (default: today in its zone) holds: the stored
-        content if it was built, else a draft of what building it now would choose."""
+        content if it was built, else a draft of what building it now would choose. An empty
+        edition counts as not built: the next send builds it again from what is there now."""
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
             day = day or local_today(mailing_list.timezone)
@@ -182,7 +233,7 @@ class Digest:
                     Edition.list_id == mailing_list.id, Edition.edition_date == day
                 )
             ).first()
-            if edition is not None:
+            if edition is not None and edition.status != EditionStatus.EMPTY:
                 return stored_draft(session, self.settings, edition), edition
             return draft_edition(session, self.settings, mailing_list, day), None
 
@@ -228,19 +279,98 @@ class Digest:
         return address, result.detail
 
     def start(
-        self, list_slug: str, day: dt.date | None = None, on_batch: OnBatch | None = None
+        self,
+        list_slug: str,
+        day: dt.date | None = None,
+        on_batch: OnBatch | None = None,
+        *,
+        send_early: bool = False,
+        include_late: bool = False,
     ) -> SendStart:
         """Build the list's edition of ``day`` (once: a second call finds the first one's) and
-        send it to everyone who does not have it yet."""
-        self.check_ready()
+        send it to everyone who does not have it yet.
+
+        A day that has not started in the list's zone is refused unless ``send_early``: its
+        articles are not in yet, and what is built is what everyone gets. ``include_late``
+        first adds the subscribers who joined since an existing edition was built.
+        """
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
             catalog.check_list_enabled(mailing_list)
-            day = day or local_today(mailing_list.timezone)
+            today = local_today(mailing_list.timezone)
+            day = day or today
+            if day > today and not send_early:
+                raise NotYetError(list_slug, day, today, mailing_list.timezone)
+        self.check_ready()
+        with self.db.session() as session:
+            mailing_list = catalog.get_list(session, list_slug)
             edition, created = build_edition(
-                session, self.settings, mailing_list, day, check=self.mailer.check
+                session, self.settings, mailing_list, day, check=self.mailer.check, today=today
             )
-            start = SendStart(edition.id, list_slug, day, edition.status, created)
+            included = late = 0
+            if not created and edition.status in LATE_STATES:
+                if include_late:
+                    edition, included = control.include_late(session, edition.id)
+                else:
+                    late = ledger.late_count(session, edition)
+            start = SendStart(
+                edition.id, list_slug, day, edition.status, created, late=late, included=included
+            )
+        if start.status == EditionStatus.READY:
+            start.dispatched = self.continue_send(start.edition_id, on_batch=on_batch)
+        return start
+
+    def late_count(self, edition_id: int) -> int:
+        """Subscribers who joined since the edition was built and are not in its ledger."""
+        with self.db.session() as session:
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                raise NotFoundError("edition", edition_id)
+            if edition.status not in LATE_STATES:
+                return 0
+            return ledger.late_count(session, edition)
+
+    def include_late(self, edition_id: int) -> int:
+        """Add those who joined since the build to the edition's ledger, once each; returns how
+        many. A ready edition's new rows are sent by the next batch (``continue_send``, the
+        sweep, or ``start``); a paused one's when it is resumed."""
+        with self.db.session() as session:
+            _, count = control.include_late(session, edition_id)
+        return count
+
+    def drop_edition(self, edition_id: int) -> tuple[str, dt.date, int]:
+        """Delete an edition nobody has received (every row pending or skipped) and its rows.
+
+        Returns (list slug, date, rows removed): the day can then be built afresh.
+        """
+        with self.db.session() as session:
+            edition, rows = drop_edition(session, edition_id)
+            slug = session.get_one(MailingList, edition.list_id).slug
+            return slug, edition.edition_date, rows
+
+    def rebuild_edition(
+        self, edition_id: int, on_batch: OnBatch | None = None, *, send_early: bool = False
+    ) -> SendStart:
+        """Drop an edition nobody has received and build its day again from the articles there
+        are now, in one transaction (a template that fails keeps the old one); the new
+        edition is sent like ``start``'s."""
+        with self.db.session() as session:
+            old = session.get(Edition, edition_id)
+            if old is None:
+                raise NotFoundError("edition", edition_id)
+            mailing_list = session.get_one(MailingList, old.list_id)
+            slug, day = mailing_list.slug, old.edition_date
+            today = local_today(mailing_list.timezone)
+            if day > today and not send_early:
+                raise NotYetError(slug, day, today, mailing_list.timezone)
+        self.check_ready()
+        with self.db.session() as session:
+            mailing_list = session.get_one(MailingList, mailing_list.id)
+            drop_edition(session, edition_id)
+            edition, created = build_edition(
+                session, self.settings, mailing_list, day, check=self.mailer.check, today=today
+            )
+            start = SendStart(edition.id, slug, day, edition.status, created)
         if start.status == EditionStatus.READY:
             start.dispatched = self.continue_send(start.edition_id, on_batch=on_batch)
         return start
@@ -306,6 +436,43 @@ class Digest:
             return 0, None
         return count, self.continue_send(edition_id, on_batch=on_batch)
 
+    def overview(self, edition_id: int | None = None, limit: int = 50) -> list[EditionSummary]:
+        """The newest editions (or one) as an operator reads them: state label, reason, counts
+        and who joined since the build."""
+        now = utcnow()
+        with self.db.session() as session:
+            query = select(Edition, MailingList).join(MailingList).order_by(Edition.id.desc())
+            if edition_id is not None:
+                query = query.where(Edition.id == edition_id)
+            rows = session.execute(query.limit(limit)).all()
+            if edition_id is not None and not rows:
+                raise NotFoundError("edition", edition_id)
+            summaries = []
+            for edition, mailing_list in rows:
+                counts = ledger.counts(session, edition.id)
+                held = ledger.held_count(session, edition.id, now) if counts["pending"] else 0
+                # Only a recent edition (yesterday's, today's or a later day's) is worth sending
+                # to newcomers, and the anti-join over a big list is not free: older editions
+                # are not counted.
+                late = 0
+                recent = local_today(mailing_list.timezone, now) - dt.timedelta(days=1)
+                if edition.status in LATE_STATES and edition.edition_date >= recent:
+                    late = ledger.late_count(session, edition)
+                summaries.append(
+                    EditionSummary(
+                        edition.id,
+                        mailing_list.slug,
+                        edition.edition_date,
+                        edition.status,
+                        edition_state(edition.status, counts, edition.status_reason, held),
+                        edition.status_reason,
+                        counts,
+                        held,
+                        late,
+                    )
+                )
+            return summaries
+
     def counts(self, edition_id: int) -> dict[str, int]:
         with self.db.session() as session:
             return ledger.counts(session, edition_id)
@@ -324,7 +491,12 @@ class Digest:
                 with self.db.session() as session:
                     mailing_list = session.get_one(MailingList, list_id)
                     edition, created = build_edition(
-                        session, self.settings, mailing_list, day, check=self.mailer.check
+                        session,
+                        self.settings,
+                        mailing_list,
+                        day,
+                        check=self.mailer.check,
+                        today=day,
                     )
                     edition_id, ready = edition.id, edition.status == EditionStatus.READY
             except DigestError as exc:

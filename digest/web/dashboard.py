@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from digest.edition import ledger
 from digest.edition.select import local_today
+from digest.edition.state import edition_state
 from digest.errors import DigestError, NotFoundError
 from digest.service.identity import identity_warnings
 from digest.store.models import (
@@ -42,6 +43,7 @@ from digest.store.models import (
     Source,
     Subscription,
     SubscriptionStatus,
+    utcnow,
 )
 from digest.web import context, throttle
 from digest.web.auth import (
@@ -190,6 +192,8 @@ class EditionRow:
     counts: dict[str, int]
     total: int
     final: int
+    #: The operator's name for the state: scheduled, sending, paused, done, failed, ...
+    label: str = ""
 
     @property
     def sending(self) -> bool:
@@ -202,6 +206,7 @@ class EditionRow:
 
 def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) -> EditionRow:
     counts = ledger.counts(session, edition.id)
+    held = ledger.held_count(session, edition.id, utcnow()) if counts["pending"] else 0
     return EditionRow(
         id=edition.id,
         list_slug=mailing_list.slug,
@@ -212,6 +217,7 @@ def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) 
         counts=counts,
         total=sum(counts.values()),
         final=sum(counts[s.value] for s in FINAL_DELIVERY_STATUSES),
+        label=edition_state(edition.status, counts, edition.status_reason, held),
     )
 
 

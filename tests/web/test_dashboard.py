@@ -375,6 +375,25 @@ def test_cancel_button_skips_unsent_readers(
     assert _statuses(db, edition_id) == [DeliveryStatus.SKIPPED] * 2
 
 
+def test_overview_names_states_as_an_operator_would(
+    operator: tuple[FlaskClient, str], db: Database, web_settings: Settings
+) -> None:
+    """An edition built but not claimed yet is "scheduled", not "ready"; one stopped by
+    transport errors is "failed" with the reason beside it."""
+    client, _ = operator
+    edition_id = _build_today(db, web_settings)
+    row = client.get("/dashboard/").get_data(as_text=True).split(f'id="edition-{edition_id}"')[1]
+    assert '<span class="status status-scheduled">scheduled</span>' in row.split("</tr>")[0]
+    with db.session() as session:
+        edition = session.get_one(Edition, edition_id)
+        edition.status = EditionStatus.PAUSED
+        edition.status_reason = "paused: 5 transport errors in a row; last: connection refused"
+    row = client.get("/dashboard/").get_data(as_text=True).split(f'id="edition-{edition_id}"')[1]
+    row = row.split("</tr>")[0]
+    assert '<span class="status status-failed">failed</span>' in row
+    assert "connection refused" in row
+
+
 # -- in a real browser -------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """The API's editions: listing, progress, preview, send, test copy, pause, resume, cancel,
-retry-failed."""
+retry-failed, include-late, rebuild and drop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.edition import ledger
+from digest.edition.state import edition_state
 from digest.errors import InputError, NotFoundError
 from digest.service import catalog
 from digest.service.core import parse_day
@@ -17,6 +18,7 @@ from digest.service.dispatch import Dispatched
 from digest.store.models import (
     Edition,
     MailingList,
+    utcnow,
 )
 from digest.web import context
 from digest.web.api.base import (
@@ -35,11 +37,14 @@ def _edition(session: Session, edition: Edition, slug: str) -> dict[str, Any]:
     counts = ledger.counts(session, edition.id)
     total = sum(counts.values())
     open_rows = sum(counts[s.value] for s in ledger.OPEN_STATUSES)
+    held = ledger.held_count(session, edition.id, utcnow()) if counts["pending"] else 0
     return {
         "id": edition.id,
         "list": slug,
         "date": edition.edition_date.isoformat(),
         "status": edition.status.value,
+        # The operator's name for it: scheduled, sending, paused, done, failed, cancelled, empty.
+        "state": edition_state(edition.status, counts, edition.status_reason, held),
         "reason": edition.status_reason,
         "subject": edition.subject,
         "created_at": utc_iso(edition.created_at),
@@ -109,10 +114,20 @@ def editions_send() -> tuple[Response, int]:
     goes out (to the workers, or a thread here); a second call sends nobody twice."""
     data = json_body()
     ctx = context()
-    start = ctx.core.start(required_field(data, "list"), parse_day(text_field(data, "date")))
+    start = ctx.core.start(
+        required_field(data, "list"),
+        parse_day(text_field(data, "date")),
+        send_early=_flag(data, "send_early"),
+        include_late=_flag(data, "include_late"),
+    )
     with ctx.db.session() as session:
         edition = _edition_by_id(session, start.edition_id)
-    edition.update(created=start.created, **_sending(start.dispatched))
+    edition.update(
+        created=start.created,
+        late=start.late,
+        included=start.included,
+        **_sending(start.dispatched),
+    )
     return jsonify(edition), 202 if start.sending else 200
 
 
@@ -124,6 +139,13 @@ def editions_test_list() -> Response:
     draft, _ = core.draft(required_field(data, "list"), parse_day(text_field(data, "date")))
     address, detail = core.send_test(draft, required_field(data, "to"))
     return jsonify({"sent_to": address, "detail": detail})
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"{key!r} must be true or false")
+    return value
 
 
 @bp.post("/editions/<int:edition_id>/test")
@@ -170,3 +192,37 @@ def editions_retry_failed(edition_id: int) -> tuple[Response, int]:
         edition = _edition_by_id(session, edition_id)
     edition.update(requeued=count, **_sending(dispatched))
     return jsonify(edition), 202 if count else 200
+
+
+@bp.post("/editions/<int:edition_id>/include-late")
+def editions_include_late(edition_id: int) -> tuple[Response, int]:
+    """Add those who subscribed since the edition was built, once each, and send to them."""
+    ctx = context()
+    count = ctx.core.include_late(edition_id)
+    dispatched = (
+        ctx.core.continue_send(edition_id) if count and ctx.core.is_sending(edition_id) else None
+    )
+    with ctx.db.session() as session:
+        edition = _edition_by_id(session, edition_id)
+    edition.update(included=count, **_sending(dispatched))
+    return jsonify(edition), 202 if dispatched else 200
+
+
+@bp.post("/editions/<int:edition_id>/rebuild")
+def editions_rebuild(edition_id: int) -> tuple[Response, int]:
+    """Build the day of an edition nobody has received again, and send it (400 once anyone
+    was sent it, or tried)."""
+    data = request.get_json(silent=True) or {}
+    ctx = context()
+    start = ctx.core.rebuild_edition(edition_id, send_early=_flag(data, "send_early"))
+    with ctx.db.session() as session:
+        edition = _edition_by_id(session, start.edition_id)
+    edition.update(replaced=edition_id, **_sending(start.dispatched))
+    return jsonify(edition), 202 if start.sending else 200
+
+
+@bp.delete("/editions/<int:edition_id>")
+def editions_drop(edition_id: int) -> Response:
+    """Delete an edition nobody has received, with its unsent rows."""
+    slug, day, rows = context().core.drop_edition(edition_id)
+    return jsonify({"dropped": edition_id, "list": slug, "date": day.isoformat(), "rows": rows})

@@ -159,7 +159,10 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/api/editions/{edition_id}": {
-            "get": _op("One edition: status, reason and counts", params=("edition_id",)),
+            "get": _op("One edition: status, state, reason and counts", params=("edition_id",)),
+            "delete": _op(
+                "Drop an edition nobody has received, with its unsent rows", params=("edition_id",)
+            ),
         },
         "/api/editions/preview": {
             "get": _op(
@@ -197,6 +200,12 @@ OPENAPI: dict[str, Any] = {
         "/api/editions/{edition_id}/retry-failed": _edition_op(
             "Send again to the failed recipients only", ok="202"
         ),
+        "/api/editions/{edition_id}/include-late": _edition_op(
+            "Add and send to those who subscribed since the build", ok="202"
+        ),
+        "/api/editions/{edition_id}/rebuild": _edition_op(
+            "Build an edition nobody has received again, and send it", ok="202"
+        ),
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -228,7 +237,13 @@ OPENAPI: dict[str, Any] = {
             "NewSubscriber": _object(
                 ["email", "list"], email="string", name="string", list="string", timezone="string"
             ),
-            "Send": _object(["list"], list="string", date="string"),
+            "Send": _object(
+                ["list"],
+                list="string",
+                date="string",
+                send_early="boolean",
+                include_late="boolean",
+            ),
             "TestCopy": _object(["list", "to"], list="string", to="string", date="string"),
         },
     },
