@@ -324,9 +324,7 @@ class DigestContext:
 
     def fallback(self) -> dict[str, str]:
         """The stand-in of each tracked link: the article's own URL, a blank pixel."""
-        stand_ins = {
-            article_link(a.id): a.url for s in self.sections for a in s.articles
-        }
+        stand_ins = {article_link(a.id): a.url for s in self.sections for a in s.articles}
         stand_ins[PIXEL] = BLANK_PIXEL
         return {name: stand_ins[name] for name in self.personal if name in stand_ins}
 
