@@ -51,7 +51,8 @@ def click(token: str) -> BaseResponse | tuple[str, int]:
         except DigestError:
             return _message("Not found", "This article is no longer here.", 404)
         # Flask answers HEAD with the GET view: only a real GET is a reader (or scanner).
-        if request.method == "GET":
+        # Links mailed while tracking was on keep leading to their articles once it is off.
+        if request.method == "GET" and ctx.settings.track_clicks:
             clicks.record(session, link, clicks.ScannerRules.of(ctx.settings))
     response = redirect(url, 302)
     # Each fetch must reach us to be counted, and the article's address is nobody else's.
@@ -67,7 +68,7 @@ def opened(token: str) -> BaseResponse | tuple[str, int]:
     if link is None:
         return _invalid()
     ctx = context()
-    if request.method == "GET":
+    if request.method == "GET" and ctx.settings.track_opens:
         with ctx.db.session() as session:
             clicks.record(session, link, clicks.ScannerRules.of(ctx.settings))
     return Response(_PIXEL, 200, {"Content-Type": "image/gif", "Cache-Control": "no-store"})
