@@ -235,14 +235,19 @@ class EncodedPart:
         self.static = [_qp(text) + b"=\r\n" for text in segments[0::2]]
         self.names = list(segments[1::2])
 
-    def fill(self, links: Mapping[str, str]) -> bytes:
+    def fill(self, links: Mapping[str, str], encoded: dict[str, bytes] | None = None) -> bytes:
         """The encoded part with ``links`` in place (a tracked link not given: its stand-in);
-        TemplateError if one is missing."""
+        TemplateError if one is missing. ``encoded`` keeps each link's encoding for the
+        other uses of it (an article's link is in its image, headline and "Read more", and
+        in the text part)."""
         parts = [self.static[0]]
         value = self.template.value
+        done = {} if encoded is None else encoded
         for name, static in zip(self.names, self.static[1:], strict=True):
-            parts.append(_qp(value(name, links)))
-            parts.append(b"=\r\n")
+            link = done.get(name)
+            if link is None:
+                link = done[name] = _qp(value(name, links)) + b"=\r\n"
+            parts.append(link)
             parts.append(static)
         return b"".join(parts)
 
@@ -320,14 +325,15 @@ class MessageTemplate:
                 self._head,
             ]
         )
+        encoded: dict[str, bytes] = {}
         body = b"".join(
             [
                 b"\r\nThis is a multi-part message in MIME format.\r\n\r\n",
                 self._part_head["plain"],
-                self._encoded["plain"].fill(recipient.links),
+                self._encoded["plain"].fill(recipient.links, encoded),
                 b"\r\n",
                 self._part_head["html"],
-                self._encoded["html"].fill(recipient.links),
+                self._encoded["html"].fill(recipient.links, encoded),
                 self._end,
             ]
         )

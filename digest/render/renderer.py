@@ -177,6 +177,9 @@ class RenderedDigest:
 HTML_BUDGET = 100_000
 #: Room kept in the budget for the personal links that replace the placeholders.
 LINK_ALLOWANCE = 1_000
+#: Room kept for each tracked article link on top of that: ``BASE/c/`` and the token (three
+#: ids and a 22-character tag) in place of a 30-odd character placeholder.
+TRACKED_LINK_ALLOWANCE = 100
 
 #: The digest's own words per language; anything else falls back to English.
 #: Section names are the operator's and shown as configured.
@@ -440,19 +443,26 @@ class Renderer:
         to fewer articles, the rest counted in its "more" link, and rendered again.
         """
         placeholders = Placeholders.fresh(context.personal or LINK_NAMES)
+        tracked = (
+            re.compile(f"{PLACEHOLDER_PREFIX}{placeholders.nonce}{CLICK_PREFIX}[a-j]+0")
+            if context.track_clicks
+            else None
+        )
         while True:
             html = self.render_template("email/digest.html", context.as_dict(placeholders))
             # Inlining only adds: an edition already over budget is cut before paying for it.
-            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+            if _over(html, budget, tracked) and (smaller := _trim(context, html, budget, tracked)):
                 context = smaller
                 continue
             html = inline_css(html)
-            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+            if _over(html, budget, tracked) and (smaller := _trim(context, html, budget, tracked)):
                 context = smaller
                 continue
             break
-        if _over(html, budget):
-            log.warning("digest HTML is %d bytes even at one article per section", _size(html))
+        if _over(html, budget, tracked):
+            log.warning(
+                "digest HTML is %d bytes even at one article per section", _size(html, tracked)
+            )
         text = wrap_text(self.render_template("email/digest.txt", context.as_dict(placeholders)))
         fallback = context.fallback()
         return RenderedDigest(
@@ -461,22 +471,27 @@ class Renderer:
         )
 
 
-def _size(html: str) -> int:
-    return len(html.encode("utf-8")) + LINK_ALLOWANCE
+def _size(html: str, tracked: re.Pattern[str] | None = None) -> int:
+    """The bytes the HTML will have once personalised: ``tracked`` finds the placeholders of
+    tracked article links, each of which may grow by ``TRACKED_LINK_ALLOWANCE``."""
+    extra = len(tracked.findall(html)) * TRACKED_LINK_ALLOWANCE if tracked else 0
+    return len(html.encode("utf-8")) + LINK_ALLOWANCE + extra
 
 
-def _over(html: str, budget: int) -> bool:
-    return _size(html) > budget
+def _over(html: str, budget: int, tracked: re.Pattern[str] | None = None) -> bool:
+    return _size(html, tracked) > budget
 
 
-def _trim(context: DigestContext, html: str, budget: int) -> DigestContext | None:
+def _trim(
+    context: DigestContext, html: str, budget: int, tracked: re.Pattern[str] | None = None
+) -> DigestContext | None:
     """The context with fewer articles per section, about enough to fit ``budget``;
     None when every section is down to one article already."""
     shown = max((len(s.articles) for s in context.sections), default=0)
     if shown <= 1:
         return None
     # Proportional guess with a margin, and always at least one fewer.
-    cap = max(1, min(shown - 1, int(shown * budget * 0.9 / _size(html))))
+    cap = max(1, min(shown - 1, int(shown * budget * 0.9 / _size(html, tracked))))
     sections = [
         replace(s, articles=s.articles[:cap], more=s.more + max(0, len(s.articles) - cap))
         for s in context.sections
