@@ -16,13 +16,15 @@ from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.feedback import clicks
 from digest.mail.tracking import CLICK, OPEN, LinkSigner
+from digest.render.renderer import HTML_BUDGET
+from digest.send.mailer import EditionMailer
 from digest.service import catalog
 from digest.service.core import Digest
 from digest.store.db import Database
 from digest.store.models import Article, Click, Delivery, utcnow
 from digest.web import create_app
 from tests.conftest import SmtpSink
-from tests.render import htmlcheck
+from tests.render import cases, htmlcheck
 
 DAY = dt.date(2026, 11, 24)
 URLS = ["https://n.example/0", "https://n.example/1", "https://s.example/2"]
@@ -318,3 +320,20 @@ def test_link_tokens_are_purpose_scoped_and_exact() -> None:
     ]:
         with pytest.raises(Exception, match="not valid"):
             signer.verify(purpose, candidate)
+
+
+def test_a_tracked_oversized_edition_still_fits_under_gmails_clip_size() -> None:
+    """With every article link tracked (a long base URL, large ids), an edition far over
+    budget is cut so the message a reader gets, links filled in, stays under 100 KB."""
+    settings = cases.settings().replace(
+        track_clicks=True, track_opens=True, base_url="https://newsletters.a-rather-long.example"
+    )
+    mailer = EditionMailer(settings)
+    template = mailer.message_template(cases.draft(200, per_section=200))
+    links = mailer.personal_links(
+        10**9, 10**6, template=template, edition_id=10**7, delivery_id=10**12
+    )
+    html = template.html.fill(links)
+    assert len(template.tracked_links) > 6
+    assert len(html.encode("utf-8")) < HTML_BUDGET
+    assert html.count("/c/") == 2 * len(template.tracked_links) + html.count('class="dg-thumb"')
