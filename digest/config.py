@@ -129,6 +129,9 @@ class Settings:
     click_burst_links: int = 3
     #: The window of a scanner's burst of fetches, in seconds.
     click_burst_seconds: float = 5.0
+    #: Days clicks and opens are kept (13 months: a year's figures beside last year's); the
+    #: sweep deletes older ones. 0 keeps them for good.
+    click_retention_days: int = 395
 
     @property
     def secret(self) -> str:

@@ -337,3 +337,22 @@ def test_a_tracked_oversized_edition_still_fits_under_gmails_clip_size() -> None
     assert len(template.tracked_links) > 6
     assert len(html.encode("utf-8")) < HTML_BUDGET
     assert html.count("/c/") == 2 * len(template.tracked_links) + html.count('class="dg-thumb"')
+
+
+def test_the_sweep_deletes_clicks_past_their_retention(db: Database, tracked: Settings) -> None:
+    """Clicks older than DIGEST_CLICK_RETENTION_DAYS go at the next sweep; newer ones stay,
+    and 0 keeps everything."""
+    edition_id = site(db, tracked, readers=1)
+    with db.session() as session:
+        delivery = session.scalars(select(Delivery)).one()
+        delivery.sent_at = utcnow() - dt.timedelta(days=500)
+        article_id = min(clicks.edition_article_ids(session.get_one(clicks.Edition, edition_id)))
+        for age in (400, 10):
+            at = utcnow() - dt.timedelta(days=age)
+            session.add(Click(delivery_id=delivery.id, article_id=article_id, at=at))
+    Digest(tracked.replace(click_retention_days=0), db=db).sweep()
+    assert len(click_rows(db)) == 2
+    Digest(tracked.replace(click_retention_days=30), db=db).sweep()
+    with db.session() as session:
+        ages = [(utcnow() - c.at).days for c in session.scalars(select(Click))]
+    assert ages == [10]

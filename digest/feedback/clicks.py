@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
@@ -104,6 +104,15 @@ def record(
     if article_id is not None:
         _mark_burst(session, delivery, click, rules)
     return click
+
+
+def prune(session: Session, retention_days: int, now: dt.datetime | None = None) -> int:
+    """Delete clicks and opens older than ``retention_days`` (0: none); returns how many."""
+    if retention_days <= 0:
+        return 0
+    before = (now or utcnow()) - dt.timedelta(days=retention_days)
+    result = session.execute(delete(Click).where(Click.at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _mark_burst(session: Session, delivery: Delivery, click: Click, rules: ScannerRules) -> None:
