@@ -356,3 +356,18 @@ def test_the_sweep_deletes_clicks_past_their_retention(db: Database, tracked: Se
     with db.session() as session:
         ages = [(utcnow() - c.at).days for c in session.scalars(select(Click))]
     assert ages == [10]
+
+
+def test_forgetting_a_reader_deletes_their_clicks(db: Database, tracked: Settings) -> None:
+    """`subscribers forget` erases what the person clicked and opened, and nobody else's."""
+    from digest.feedback.privacy import forget
+
+    edition_id = site(db, tracked, readers=2)
+    with db.session() as session:
+        article_id = min(clicks.edition_article_ids(session.get_one(clicks.Edition, edition_id)))
+        for delivery in session.scalars(select(Delivery)):
+            session.add(Click(delivery_id=delivery.id, article_id=article_id))
+            session.add(Click(delivery_id=delivery.id, article_id=None))
+    with db.session() as session:
+        assert forget(session, "reader0@example.com").found
+    assert len(click_rows(db)) == 2
