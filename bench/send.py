@@ -562,6 +562,8 @@ def send_benchmark(args: argparse.Namespace, workdir: Path) -> None:
             settings = bench_settings(url, args.batch_size)
             if args.dkim:
                 settings = dkim_settings(settings, args.dkim, workdir)
+            if args.track_clicks:
+                settings = settings.replace(track_clicks=True, track_opens=True)
             db = prepare_site(url, args.subscribers, args.batch_size, workdir)
             try:
                 measure_send(args, db, settings, sink, workdir)
@@ -637,6 +639,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         const="rsa",
         choices=["rsa", "ed25519"],
         help="sign every message: RSA, or RSA and Ed25519",
+    )
+    parser.add_argument(
+        "--track-clicks",
+        action="store_true",
+        help="track clicks and opens: a signed link per article and a pixel in every message",
     )
     return parser.parse_args(argv)
 

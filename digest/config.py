@@ -148,6 +148,24 @@ class Settings:
     #: demo cannot mail the sample subscribers through a real relay.
     demo_smtp_url: str | None = None
 
+    # -- clicks and statistics (issue 14): both off by default ------------------------------
+    #: Article links in the digest go through ``BASE/c/TOKEN``, which counts the click and
+    #: redirects to the article. Off: the links are the articles' own, byte for byte.
+    track_clicks: bool = False
+    #: A 1x1 image per message (``BASE/o/TOKEN``) counts opens; shown as unreliable, since
+    #: Apple Mail Privacy Protection and many scanners fetch every image.
+    track_opens: bool = False
+    #: Clicks this many seconds after the message was accepted are a scanner's, not a reader's.
+    click_scanner_delay_seconds: float = 5.0
+    #: This many distinct links of one message fetched within ``click_burst_seconds`` of each
+    #: other are a scanner's (fewer if the edition has fewer, never fewer than 2).
+    click_burst_links: int = 3
+    #: The window of a scanner's burst of fetches, in seconds.
+    click_burst_seconds: float = 5.0
+    #: Days clicks and opens are kept (13 months: a year's figures beside last year's); the
+    #: sweep deletes older ones. 0 keeps them for good.
+    click_retention_days: int = 395
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -162,6 +180,10 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
 def _coerce(name: str, raw: object, type_name: str) -> Any:
     """Turn a TOML or environment value into the field's type, or say which setting is wrong."""
     if type_name in ("int", "float"):
@@ -169,6 +191,11 @@ def _coerce(name: str, raw: object, type_name: str) -> Any:
             return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type,call-overload]
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from exc
+    if type_name == "bool":
+        flag = str(raw).strip().lower()
+        if isinstance(raw, bool) or flag in _TRUE | _FALSE:
+            return raw if isinstance(raw, bool) else flag in _TRUE
+        raise ConfigError(f"setting {name}: expected 1/0, true/false, yes/no, got {raw!r}")
     if not isinstance(raw, str | int | float):
         raise ConfigError(f"setting {name}: expected a string, got {raw!r}")
     text = str(raw).strip()

@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "preview": ("sending", "preview", "Render a list's digest to an HTML file."),
     "send": ("sending", "send", "Build a list's edition for a day and send it."),
     "status": ("sending", "status", "Show editions with their counts and state."),
+    "stats": (
+        "stats",
+        "stats",
+        "Show an edition's deliveries, bounces, complaints, unsubscribes and clicks.",
+    ),
     "pause": ("sending", "pause", "Pause a send."),
     "resume": ("sending", "resume", "Continue a paused send from where it stopped."),
     "cancel": ("sending", "cancel", "Stop a send for good."),

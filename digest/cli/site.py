@@ -238,6 +238,12 @@ def lists_group() -> None:
     help="Folder with this list's email/digest.html and email/digest.txt "
     '(missing files come from the default templates; "" resets).',
 )
+@click.option(
+    "--order-sections-by-clicks/--order-sections-as-listed",
+    default=None,
+    help="Show sections in the order of their click-through over the last 28 days (once "
+    "enough readers clicked), or in the --sections order (the default).",
+)
 @pass_app
 def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) -> None:
     """Add a list, or change an existing one."""

@@ -58,7 +58,12 @@ def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str
         .where(ListSection.list_id == mailing_list.id)
         .order_by(ListSection.position)
     ).all()
-    return [(slug, name) for slug, name in rows]
+    order = [(slug, name) for slug, name in rows]
+    if mailing_list.order_sections_by_clicks:
+        from digest.edition.popularity import by_recent_clicks
+
+        order = by_recent_clicks(session, mailing_list.id, order)
+    return order
 
 
 def _views(session: Session, query_filter: object) -> list[ArticleView]:

@@ -15,6 +15,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from digest.store.models import (
+    ConsentEvent,
     Delivery,
     DeliveryStatus,
     SoftBounce,
@@ -206,4 +207,10 @@ def _unsubscribe(session: Session, subscriber: Subscriber | None, list_id: int |
     if subscription is None or subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         return False
     subscription.status = SubscriptionStatus.UNSUBSCRIBED
+    # In the consent history like the web's unsubscribes, so statistics count all of them.
+    session.add(
+        ConsentEvent(
+            subscriber_id=subscriber.id, list_id=list_id, action="unsubscribe", source="mailto"
+        )
+    )
     return True

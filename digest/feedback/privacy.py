@@ -4,7 +4,7 @@ What stays: the subscriber row under a placeholder address (so the ledger's
 counts per edition still add up), their ledger rows' statuses and times, and
 the suppression of the address, as a salted-by-prefix SHA-256 of it. What goes:
 the address, the name, the consent record (IP address, wording, source), section
-choices, SMTP replies quoting the address, and soft-bounce runs.
+choices, SMTP replies quoting the address, soft-bounce runs, and their clicks and opens.
 
 The hash is not anonymous: anyone holding an address can hash it and look. It
 is what lets "never mail this address again" outlive the address itself.
@@ -19,6 +19,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from digest.store.models import (
+    Click,
     Delivery,
     DeliveryStatus,
     SoftBounce,
@@ -104,6 +105,9 @@ def forget(session: Session, email: str) -> ForgetReport:
         update(Delivery).where(Delivery.subscriber_id == sid).values(last_error=None)
     )
     session.execute(delete(SoftBounce).where(SoftBounce.subscriber_id == sid))
+    # What they clicked is about them, not about the edition's delivery: it goes too.
+    theirs = select(Delivery.id).where(Delivery.subscriber_id == sid)
+    session.execute(delete(Click).where(Click.delivery_id.in_(theirs)))
     session.flush()
     return ForgetReport(
         found=True,

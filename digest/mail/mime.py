@@ -20,7 +20,13 @@ from email.utils import formatdate
 from urllib.parse import quote
 
 from digest.ingest.text import inert
-from digest.render.renderer import PersonalTemplate, RenderedDigest, missing_link
+from digest.render.renderer import (
+    PIXEL,
+    PersonalTemplate,
+    RenderedDigest,
+    article_of,
+    missing_link,
+)
 
 CRLF = b"\r\n"
 #: RFC 5322 2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
@@ -225,19 +231,24 @@ class EncodedPart:
 
     def __init__(self, template: PersonalTemplate) -> None:
         segments = template.segments
+        self.template = template
         self.static = [_qp(text) + b"=\r\n" for text in segments[0::2]]
         self.names = list(segments[1::2])
 
-    def fill(self, links: Mapping[str, str]) -> bytes:
-        """The encoded part with ``links`` in place; TemplateError if one is missing."""
+    def fill(self, links: Mapping[str, str], encoded: dict[str, bytes] | None = None) -> bytes:
+        """The encoded part with ``links`` in place (a tracked link not given: its stand-in);
+        TemplateError if one is missing. ``encoded`` keeps each link's encoding for the
+        other uses of it (an article's link is in its image, headline and "Read more", and
+        in the text part)."""
         parts = [self.static[0]]
-        try:
-            for name, static in zip(self.names, self.static[1:], strict=True):
-                parts.append(_qp(links[name]))
-                parts.append(b"=\r\n")
-                parts.append(static)
-        except KeyError as exc:
-            raise missing_link(exc.args[0]) from None
+        value = self.template.value
+        done = {} if encoded is None else encoded
+        for name, static in zip(self.names, self.static[1:], strict=True):
+            link = done.get(name)
+            if link is None:
+                link = done[name] = _qp(value(name, links)) + b"=\r\n"
+            parts.append(link)
+            parts.append(static)
         return b"".join(parts)
 
 
@@ -267,6 +278,13 @@ class MessageTemplate:
         self.html: PersonalTemplate = rendered.html
         self.text: PersonalTemplate = rendered.text
         self._encoded = {"plain": EncodedPart(rendered.text), "html": EncodedPart(rendered.html)}
+        names = rendered.html.names | rendered.text.names
+        #: (article id, link name) of each tracked article link: one token each per recipient.
+        self.tracked_links: tuple[tuple[int, str], ...] = tuple(
+            sorted((i, n) for n in names if (i := article_of(n)) is not None)
+        )
+        #: Whether the message carries the open pixel.
+        self.has_pixel = PIXEL in names
         self.unsubscribe_mailto = unsubscribe_mailto
         self.signer = signer
         self.boundary = "=_digest_" + secrets.token_hex(12)
@@ -307,14 +325,15 @@ class MessageTemplate:
                 self._head,
             ]
         )
+        encoded: dict[str, bytes] = {}
         body = b"".join(
             [
                 b"\r\nThis is a multi-part message in MIME format.\r\n\r\n",
                 self._part_head["plain"],
-                self._encoded["plain"].fill(recipient.links),
+                self._encoded["plain"].fill(recipient.links, encoded),
                 b"\r\n",
                 self._part_head["html"],
-                self._encoded["html"].fill(recipient.links),
+                self._encoded["html"].fill(recipient.links, encoded),
                 self._end,
             ]
         )

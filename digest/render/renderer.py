@@ -40,6 +40,33 @@ PLACEHOLDER_PREFIX = "DGSTLINK"
 _NAME = re.compile(r"[a-z]+")
 TEXT_WIDTH = 78
 
+#: The open pixel's link (DIGEST_TRACK_OPENS): a personal link that, unlike ``LINK_NAMES``,
+#: has a stand-in where there is no recipient (a preview, the archive, a test copy).
+PIXEL = "pixel"
+#: A transparent 1x1 GIF: the pixel's stand-in, which counts nothing.
+BLANK_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+#: Tracked article links (DIGEST_TRACK_CLICKS) are named ``click`` + the article id with its
+#: digits spelt a-j: link names stay letters only, so a token's closing 0 still ends it.
+CLICK_PREFIX = "click"
+_CLICK_NAME = re.compile(r"click([a-j]+)")
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+_LETTERS_AS_DIGITS = str.maketrans("abcdefghij", "0123456789")
+
+
+def article_link(article_id: int) -> str:
+    """The personal link name of article ``article_id``'s tracked link."""
+    return CLICK_PREFIX + str(int(article_id)).translate(_DIGITS_AS_LETTERS)
+
+
+def article_of(name: str) -> int | None:
+    """The article id a tracked link's name stands for; None for any other link."""
+    found = _CLICK_NAME.fullmatch(name)
+    return int(found.group(1).translate(_LETTERS_AS_DIGITS)) if found else None
+
+
+def is_link_name(name: str) -> bool:
+    return name in LINK_NAMES or name == PIXEL or _CLICK_NAME.fullmatch(name) is not None
+
 
 @dataclass(frozen=True)
 class Placeholders:
@@ -81,21 +108,42 @@ class Placeholders:
 class PersonalTemplate:
     """Rendered output split on placeholders: even items are text, odd items link names.
 
-    Every link name is one of ``LINK_NAMES``, checked when the template is made,
-    so filling it needs only the recipient's links.
+    Every link name is one of ``LINK_NAMES`` or a tracked link (an article's, the open
+    pixel), checked when the template is made, so filling it needs only the recipient's
+    links. Each tracked link has a stand-in in ``fallback`` (the article's own URL, a blank
+    pixel) for a fill without a recipient: previews, the archive, test copies.
     """
 
     segments: tuple[str, ...]
+    fallback: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.segments[1::2]) - set(LINK_NAMES)
+        names = set(self.segments[1::2])
+        unknown = {n for n in names if not is_link_name(n)}
         if unknown:
             raise ValueError(f"unknown personal links in a template: {sorted(unknown)}")
+        unbacked = names - set(LINK_NAMES) - set(self.fallback)
+        if unbacked:
+            raise ValueError(f"tracked links without a stand-in: {sorted(unbacked)}")
 
     @classmethod
-    def split(cls, rendered: str, placeholders: Placeholders) -> PersonalTemplate:
+    def split(
+        cls,
+        rendered: str,
+        placeholders: Placeholders,
+        fallback: Mapping[str, str] | None = None,
+    ) -> PersonalTemplate:
         """Split ``rendered`` on the tokens of ``placeholders``, the ones its render used."""
-        return cls(tuple(placeholders.pattern.split(rendered)))
+        return cls(tuple(placeholders.pattern.split(rendered)), dict(fallback or {}))
+
+    def value(self, name: str, values: Mapping[str, str]) -> str:
+        """The link ``name`` from ``values``, else its stand-in; TemplateError if neither."""
+        found = values.get(name)
+        if found is None:
+            found = self.fallback.get(name)
+            if found is None:
+                raise missing_link(name)
+        return found
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The text with each placeholder replaced by its value in ``values``.
@@ -104,11 +152,8 @@ class PersonalTemplate:
         and goes on) if ``values`` lacks a link this template has.
         """
         parts = list(self.segments)
-        try:
-            for i in range(1, len(parts), 2):
-                parts[i] = values[parts[i]]
-        except KeyError as exc:
-            raise missing_link(exc.args[0]) from None
+        for i in range(1, len(parts), 2):
+            parts[i] = self.value(parts[i], values)
         return "".join(parts)
 
     @property
@@ -131,6 +176,9 @@ class RenderedDigest:
 HTML_BUDGET = 100_000
 #: Room kept in the budget for the personal links that replace the placeholders.
 LINK_ALLOWANCE = 1_000
+#: Room kept for each tracked article link on top of that: ``BASE/c/`` and the token (three
+#: ids and a 22-character tag) in place of a 30-odd character placeholder.
+TRACKED_LINK_ALLOWANCE = 100
 
 #: The digest's own words per language; anything else falls back to English.
 #: Section names are the operator's and shown as configured.
@@ -229,20 +277,41 @@ class DigestContext:
     language: Language = field(default_factory=lambda: Language.of("en"))
     #: The links left to each recipient: rendered as placeholder tokens.
     personal: tuple[str, ...] = ()
+    #: Article links go through the click counter (DIGEST_TRACK_CLICKS): each article's URL
+    #: is rendered as the placeholder of its tracked link.
+    track_clicks: bool = False
 
     def as_dict(self, placeholders: Placeholders | None = None) -> dict[str, Any]:
         """The template variables; personal links as the tokens of ``placeholders``
         (fresh ones if not given)."""
         lang = self.language
         links = dict(self.links)
+        sections = self.sections
         if self.personal:
             placeholders = placeholders or Placeholders.fresh(self.personal)
-            links.update((name, placeholders.token(name)) for name in self.personal)
+            links.update(
+                (name, placeholders.token(name))
+                for name in self.personal
+                if article_of(name) is None
+            )
+            if self.track_clicks:
+                # Every use of an article's URL, whatever the template, becomes its tracked
+                # link: an operator's own template cannot leave one untracked by accident.
+                sections = [
+                    replace(
+                        s,
+                        articles=[
+                            replace(a, url=placeholders.token(article_link(a.id)))
+                            for a in s.articles
+                        ],
+                    )
+                    for s in sections
+                ]
         return {
             "site": self.site,
             "mailing_list": self.mailing_list,
             "edition": self.edition,
-            "sections": self.sections,
+            "sections": sections,
             "links": links,
             "why_text": self.why_text,
             "lang": lang.tag,
@@ -254,6 +323,12 @@ class DigestContext:
             "t": lang.messages,
             "more_text": self.more_text,
         }
+
+    def fallback(self) -> dict[str, str]:
+        """The stand-in of each tracked link: the article's own URL, a blank pixel."""
+        stand_ins = {article_link(a.id): a.url for s in self.sections for a in s.articles}
+        stand_ins[PIXEL] = BLANK_PIXEL
+        return {name: stand_ins[name] for name in self.personal if name in stand_ins}
 
     def more_text(self, section: SectionBlock) -> str:
         """``12 more in Business``, in the list's language."""
@@ -276,6 +351,12 @@ def digest_context(
     }
     all_links.update(links or {})
     personal = tuple(name for name in LINK_NAMES if name not in all_links)
+    if settings.track_opens and PIXEL not in all_links:
+        personal += (PIXEL,)
+    if settings.track_clicks:
+        personal += tuple(
+            dict.fromkeys(article_link(a.id) for s in draft.sections for a in s.articles)
+        )
     return DigestContext(
         site={
             "name": settings.site_name,
@@ -293,6 +374,7 @@ def digest_context(
         why_text=language.messages["why"].format(list=lst.name, site=settings.site_name),
         language=language,
         personal=personal,
+        track_clicks=settings.track_clicks,
     )
 
 
@@ -360,41 +442,55 @@ class Renderer:
         to fewer articles, the rest counted in its "more" link, and rendered again.
         """
         placeholders = Placeholders.fresh(context.personal or LINK_NAMES)
+        tracked = (
+            re.compile(f"{PLACEHOLDER_PREFIX}{placeholders.nonce}{CLICK_PREFIX}[a-j]+0")
+            if context.track_clicks
+            else None
+        )
         while True:
             html = self.render_template("email/digest.html", context.as_dict(placeholders))
             # Inlining only adds: an edition already over budget is cut before paying for it.
-            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+            if _over(html, budget, tracked) and (smaller := _trim(context, html, budget, tracked)):
                 context = smaller
                 continue
             html = inline_css(html)
-            if _over(html, budget) and (smaller := _trim(context, html, budget)):
+            if _over(html, budget, tracked) and (smaller := _trim(context, html, budget, tracked)):
                 context = smaller
                 continue
             break
-        if _over(html, budget):
-            log.warning("digest HTML is %d bytes even at one article per section", _size(html))
+        if _over(html, budget, tracked):
+            log.warning(
+                "digest HTML is %d bytes even at one article per section", _size(html, tracked)
+            )
         text = wrap_text(self.render_template("email/digest.txt", context.as_dict(placeholders)))
+        fallback = context.fallback()
         return RenderedDigest(
-            PersonalTemplate.split(html, placeholders), PersonalTemplate.split(text, placeholders)
+            PersonalTemplate.split(html, placeholders, fallback),
+            PersonalTemplate.split(text, placeholders, fallback),
         )
 
 
-def _size(html: str) -> int:
-    return len(html.encode("utf-8")) + LINK_ALLOWANCE
+def _size(html: str, tracked: re.Pattern[str] | None = None) -> int:
+    """The bytes the HTML will have once personalised: ``tracked`` finds the placeholders of
+    tracked article links, each of which may grow by ``TRACKED_LINK_ALLOWANCE``."""
+    extra = len(tracked.findall(html)) * TRACKED_LINK_ALLOWANCE if tracked else 0
+    return len(html.encode("utf-8")) + LINK_ALLOWANCE + extra
 
 
-def _over(html: str, budget: int) -> bool:
-    return _size(html) > budget
+def _over(html: str, budget: int, tracked: re.Pattern[str] | None = None) -> bool:
+    return _size(html, tracked) > budget
 
 
-def _trim(context: DigestContext, html: str, budget: int) -> DigestContext | None:
+def _trim(
+    context: DigestContext, html: str, budget: int, tracked: re.Pattern[str] | None = None
+) -> DigestContext | None:
     """The context with fewer articles per section, about enough to fit ``budget``;
     None when every section is down to one article already."""
     shown = max((len(s.articles) for s in context.sections), default=0)
     if shown <= 1:
         return None
     # Proportional guess with a margin, and always at least one fewer.
-    cap = max(1, min(shown - 1, int(shown * budget * 0.9 / _size(html))))
+    cap = max(1, min(shown - 1, int(shown * budget * 0.9 / _size(html, tracked))))
     sections = [
         replace(s, articles=s.articles[:cap], more=s.more + max(0, len(s.articles) - cap))
         for s in context.sections

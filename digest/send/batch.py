@@ -207,7 +207,13 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
             Recipient(
                 row.email,
                 row.name,
-                mailer.personal_links(row.subscriber_id, edition.list_id),
+                mailer.personal_links(
+                    row.subscriber_id,
+                    edition.list_id,
+                    template=template,
+                    edition_id=edition.id,
+                    delivery_id=row.delivery_id,
+                ),
                 msg_id,
             ),
             batch.date,

@@ -17,8 +17,9 @@ from digest.edition.build import Draft
 from digest.edition.select import for_preferences
 from digest.mail.mime import MessageTemplate, format_address
 from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.mail.tracking import CLICK, OPEN, LinkSigner
 from digest.mail.verp import return_path
-from digest.render.renderer import DigestContext, Renderer, digest_context
+from digest.render.renderer import PIXEL, DigestContext, Renderer, digest_context
 from digest.send.ratelimit import NoLimit, RateLimiter
 from digest.store.models import MailingList
 
@@ -44,6 +45,7 @@ class EditionMailer:
         self.settings = settings
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.tokens = TokenSigner(settings.secret)
+        self.tracking = LinkSigner(settings.secret)
         self.dkim_signer = signer
         self.rate_limiter: RateLimiter = rate_limiter or NoLimit()
         # Bounded: a worker lives for months, and yesterday's editions are not sent again.
@@ -99,13 +101,30 @@ class EditionMailer:
         domain it names the delivery (VERP), so a bounce says whose it is."""
         return return_path(self.settings, delivery_id, template.from_address)
 
-    def personal_links(self, subscriber_id: int, list_id: int) -> dict[str, str]:
+    def personal_links(
+        self,
+        subscriber_id: int,
+        list_id: int,
+        *,
+        template: MessageTemplate | None = None,
+        edition_id: int = 0,
+        delivery_id: int = 0,
+    ) -> dict[str, str]:
+        """The recipient's own links; with ``template``, also a tracked link for each article
+        it tracks (and its open pixel), naming ``delivery_id`` of ``edition_id``."""
         base = self.settings.base_url.rstrip("/")
-        return {
+        links = {
             "unsubscribe": f"{base}/unsubscribe/"
             + self.tokens.sign(UNSUBSCRIBE, subscriber_id, list_id),
             "preferences": f"{base}/preferences/" + self.tokens.sign(PREFERENCES, subscriber_id),
         }
+        if template is not None:
+            sign = self.tracking.sign
+            for article_id, name in template.tracked_links:
+                links[name] = f"{base}/c/{sign(CLICK, edition_id, article_id, delivery_id)}"
+            if template.has_pixel:
+                links[PIXEL] = f"{base}/o/{sign(OPEN, edition_id, 0, delivery_id)}"
+        return links
 
 
 def make_mailer(settings: Settings) -> EditionMailer:

@@ -355,6 +355,7 @@ def add_list(
     language: str | None = None,
     subject: str | None = None,
     template_dir: str | None = None,
+    order_sections_by_clicks: bool | None = None,
 ) -> tuple[MailingList, bool]:
     """Create or update a list; its sections appear in the digest in the order given.
 
@@ -400,6 +401,8 @@ def add_list(
         mailing_list.subject_template = one_line(subject, 300) or None
     if template_dir is not None:
         mailing_list.template_dir = template_dir or None
+    if order_sections_by_clicks is not None:
+        mailing_list.order_sections_by_clicks = order_sections_by_clicks
     if created:
         session.add(mailing_list)
     mailing_list.list_sections = [

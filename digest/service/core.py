@@ -514,6 +514,11 @@ class Digest:
     def sweep(self, now: dt.datetime | None = None) -> dict[int, int]:
         """Dispatch the due rows nobody is working on; returns {edition id: batches}."""
         stalled = schedule.stalled_rows(self.db, self.settings.stall_seconds, now or utcnow())
+        from digest.feedback.clicks import prune
+
+        with self.db.session() as session:
+            # Clicks name deliveries, so readers' habits are not kept longer than they serve.
+            prune(session, self.settings.click_retention_days, now)
         return {
             edition_id: self.continue_send(edition_id, rows).batches
             for edition_id, rows in stalled.items()

@@ -175,6 +175,12 @@ class MailingList(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     #: False: not offered on the public index page (its subscribe link still works).
     public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    #: Show sections in the order of their recent click-through (when there is enough data),
+    #: instead of the order they were added in.
+    order_sections_by_clicks: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     list_sections: Mapped[list[ListSection]] = relationship(
@@ -364,3 +370,21 @@ class OperatorSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class Click(Base):
+    """One fetch of a tracked link (an article) or of the open pixel (no article) from one
+    delivered message. Fetches a scanner made (at delivery, or a burst of links at once) are
+    kept, marked, so the figures can leave them out and the marking can be audited."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_delivery_at", "delivery_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    #: None: the open pixel.
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    is_scanner: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -68,9 +68,10 @@ def create_app(settings: Settings | None = None, *, core: Digest | None = None) 
     )
     app.extensions["digest"] = WebContext(core, TokenSigner(settings.secret))
 
-    from digest.web import metrics, public
+    from digest.web import clicks, metrics, public
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(clicks.bp)
     from digest.web import api, dashboard
 
     app.register_blueprint(api.bp)

@@ -292,6 +292,23 @@ def preview(slug: str) -> tuple[str, int, dict[str, str]]:
     return html, status, {"Content-Security-Policy": PREVIEW_CSP}
 
 
+@bp.get("/editions/<int:edition_id>/stats")
+def edition_stats(edition_id: int) -> tuple[str, int]:
+    """An edition's figures and charts (inline SVG drawn on the server, no script)."""
+    from digest.service.stats import edition_stats as figures
+    from digest.web.charts import edition_charts
+
+    ctx = context()
+    with ctx.db.session() as session:
+        try:
+            stats = figures(session, edition_id)
+        except NotFoundError:
+            abort(404)
+    return _render(
+        "stats.html", stats=stats, charts=edition_charts(stats), tracking=ctx.settings.track_clicks
+    )
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from werkzeug.routing import Rule
 from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
+from digest.mail.tracking import CLICK, OPEN, LinkSigner
 from digest.send.batch import EditionMailer, send_until_done
 from digest.service import catalog
 from digest.store.db import Database
@@ -24,6 +25,7 @@ from digest.store.models import (
     Article,
     Base,
     ConsentEvent,
+    Delivery,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -80,6 +82,12 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
     transport = RecordingTransport()
     send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
     signer = TokenSigner(settings.secret)
+    links = LinkSigner(settings.secret)
+    with db.session() as session:
+        delivery_id = session.scalars(
+            select(Delivery.id).where(Delivery.edition_id == edition_id).limit(1)
+        ).one()
+        article_id = session.scalars(select(Article.id)).one()
     return {
         "slug": "daily",
         "day": DAY.isoformat(),
@@ -92,6 +100,9 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
             "public.confirm": signer.sign(CONFIRM, ids["pen"], ids["list"]),
             "public.unsubscribe": signer.sign(UNSUBSCRIBE, ids["ann"], ids["list"]),
             "public.preferences": signer.sign(PREFERENCES, ids["ann"]),
+            # Tracking is off in these settings: the links still lead on, and count nothing.
+            "clicks.click": links.sign(CLICK, edition_id, article_id, delivery_id),
+            "clicks.opened": links.sign(OPEN, edition_id, 0, delivery_id),
         },
     }
 
