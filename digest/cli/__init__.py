@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("sending", "resume", "Continue a paused send from where it stopped."),
     "cancel": ("sending", "cancel", "Stop a send for good."),
     "retry-failed": ("sending", "retry_failed", "Send again to the failed recipients only."),
-    "edition": ("sending", "edition", "Rebuild or drop an edition nobody has received yet."),
+    "edition": ("sending", "edition", "Fix an edition nobody has yet: rebuild or drop it."),
     "worker": ("serve", "worker", "Run a Celery worker (needs DIGEST_BROKER_URL)."),
     "beat": ("serve", "beat", "Run the Celery beat scheduler (needs DIGEST_BROKER_URL)."),
     "web": ("serve", "web", "Serve the subscriber pages, the API and the dashboard."),
