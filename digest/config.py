@@ -135,7 +135,7 @@ def _coerce(name: str, raw: object, type_name: str) -> Any:
         try:
             return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type,call-overload]
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from exc
+            raise ConfigError(f"setting {name}: expected a number, got {raw!r:.40}") from exc
     if not isinstance(raw, str | int | float):
         raise ConfigError(f"setting {name}: expected a string, got {raw!r}")
     text = str(raw).strip()
@@ -182,13 +182,87 @@ def load_settings(
     return settings
 
 
+#: The range each number setting must fall in, inclusive. Beyond these a value is a typo or a
+#: unit mix-up (milliseconds for seconds): refused at start, naming the variable, rather than
+#: found later as a send that never sleeps, never times out or overflows a database column.
+_DAY = 24 * 3600
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 100_000),
+    "lease_seconds": (1, 7 * _DAY),
+    "stall_seconds": (0, 7 * _DAY),
+    "max_attempts": (1, 1000),
+    "retry_base_seconds": (0, 7 * _DAY),
+    "rate_limit": (0, 1_000_000),
+    "rate_limit_per_domain": (0, 1_000_000),
+    "pause_after_errors": (1, 1_000_000),
+    "pause_after_refusals": (1, 1_000_000),
+    "fetch_timeout": (0.001, 3600),
+    "fetch_max_bytes": (1, 2**31 - 1),
+    "soft_bounce_limit": (1, 1000),
+    "inbound_max_bytes": (1, 2**31 - 1),
+    "confirm_mail_hours": (0, 24 * 366),
+    "signups_per_ip_per_hour": (1, 1_000_000),
+    "login_attempts_per_ip": (1, 1_000_000),
+    "login_attempts_overall": (1, 1_000_000),
+    "login_lockout_seconds": (1, 366 * _DAY),
+}
+
+
+#: Brokers Digest's queue works with (Celery's Redis and RabbitMQ transports).
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+
+
+def _scheme(url: str, *, host: bool = False) -> str:
+    """The URL's scheme in lower case; "" if it has none, cannot be parsed (``http://[::1``),
+    or ``host`` is asked for and missing."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return ""
+    if host and not hostname:
+        return ""
+    return parts.scheme.lower()
+
+
+def _check_numbers(settings: Settings) -> None:
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = getattr(settings, name)
+        # NaN compares false with everything, so "not low <= value <= high" catches it too.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
+        ):
+            shown = f"{low:g} to {high:g}" if isinstance(low, float) else f"{low} to {high:,}"
+            raise ConfigError(f"DIGEST_{name.upper()} must be {shown}, not {value!r:.40}")
+
+
+def _check_text(settings: Settings) -> None:
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        # A control character in a setting would end up in a header, a path or a URL.
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ConfigError(f"DIGEST_{f.name.upper()} contains a control character")
+
+
 def _validate(settings: Settings) -> None:
+    _check_text(settings)
+    _check_numbers(settings)
     for name in ("base_url", "site_url"):
-        parts = urlsplit(getattr(settings, name))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if _scheme(getattr(settings, name), host=True) not in ("http", "https"):
             raise ConfigError(f"DIGEST_{name.upper()} must be an absolute http(s) URL")
-    if settings.smtp_url and urlsplit(settings.smtp_url).scheme not in ("smtp", "smtps"):
-        raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://")
+    if settings.smtp_url and _scheme(settings.smtp_url, host=True) not in ("smtp", "smtps"):
+        raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps:// and name a host")
+    if settings.broker_url and _scheme(settings.broker_url) not in BROKER_SCHEMES:
+        raise ConfigError(
+            f"DIGEST_BROKER_URL must start with {' or '.join(s + '://' for s in BROKER_SCHEMES)}"
+        )
+    if "://" not in settings.database_url or not _scheme(settings.database_url):
+        raise ConfigError(
+            "DIGEST_DATABASE_URL must be a SQLAlchemy URL, e.g. sqlite:///digest.db or "
+            "postgresql+psycopg://user@host/db"
+        )
     dkim = (settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file)
     if any(dkim) and not all(dkim):
         raise ConfigError(
@@ -206,20 +280,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.log_format not in ("text", "json"):
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
-    if settings.batch_size < 1:
-        raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
     if settings.bounce_domain and not _DOMAIN.match(settings.bounce_domain):
         raise ConfigError("DIGEST_BOUNCE_DOMAIN must be a bare domain name, e.g. bounces.example")
-    if settings.soft_bounce_limit < 1:
-        raise ConfigError("DIGEST_SOFT_BOUNCE_LIMIT must be at least 1")
-
-    for name in ("signups_per_ip_per_hour", "login_attempts_per_ip", "login_attempts_overall"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"DIGEST_{name.upper()} must be at least 1")
-    if settings.confirm_mail_hours < 0 or settings.login_lockout_seconds < 1:
-        raise ConfigError(
-            "DIGEST_CONFIRM_MAIL_HOURS must be 0 or more, DIGEST_LOGIN_LOCKOUT_SECONDS at least 1"
-        )
 
 
 #: The placeholders shipped in ``.env.example``: a deployment that copied them as they are.

@@ -141,7 +141,11 @@ def lists_group() -> None:
 )
 @click.option("--timezone", help="IANA zone whose calendar day an edition covers (default UTC).")
 @click.option("--send-at", help="Local time HH:MM the scheduler sends at (default 07:00).")
-@click.option("--per-section", type=int, help="Most articles per section (default 5).")
+@click.option(
+    "--per-section",
+    type=click.IntRange(1, catalog.MAX_PER_SECTION),
+    help="Most articles per section (default 5).",
+)
 @click.option("--from-address", help="From address for this list (default: DIGEST_FROM_ADDRESS).")
 @click.option("--from-name", help="From name for this list (default: the site name).")
 @click.option(

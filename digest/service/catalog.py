@@ -32,13 +32,40 @@ from digest.store.models import (
     utcnow,
 )
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_SEND_AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# ASCII digits only: \d would also take Arabic-Indic ones, which nothing downstream reads.
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_SEND_AT = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+# C0 and C1 controls (NUL among them: PostgreSQL refuses it in text) and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: Most articles per section a list may ask for: more would not be a digest.
+MAX_PER_SECTION = 500
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """``value`` quoted for an error message, cut so a megabyte of input stays one short line."""
+    return repr(value[:limit] + "..." if len(value) > limit else value)
+
+
+def check_text(value: str, what: str, limit: int) -> str:
+    """``value`` if it fits its column (``limit`` characters) and holds no control character
+    or lone surrogate; else an InputError naming ``what``. Applied before anything is stored,
+    so the CLI and the API refuse the same input with the same words."""
+    if _CONTROL.search(value):
+        raise InputError(f"{what} contains a control character (NUL, newline, ...)")
+    if len(value) > limit:
+        raise InputError(f"{what} is {len(value):,} characters long; at most {limit} fit")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode (a lone surrogate)") from exc
+    return value
 
 
 def check_slug(slug: str) -> str:
-    if not _SLUG.match(slug):
-        raise InputError(f"bad slug {slug!r}: use lower-case letters, digits and '-'")
+    # fullmatch: with match and "$", "news\n" would pass.
+    if not _SLUG.fullmatch(slug):
+        raise InputError(f"bad slug {_shown(slug)}: use lower-case letters, digits and '-'")
     return slug
 
 
@@ -51,11 +78,14 @@ def normalise_email(raw: str) -> str:
     try:
         result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InputError(f"invalid email address {raw.strip()!r}: {exc}") from exc
+        raise InputError(f"invalid email address {_shown(raw.strip())}: {exc}") from exc
     return str(result.ascii_email or result.normalized).lower()
 
 
 def get_section(session: Session, slug: str) -> Section:
+    # A malformed slug names nothing; asking the database would pass it NUL bytes and worse.
+    if not _SLUG.fullmatch(slug):
+        raise NotFoundError("section", _shown(slug))
     section = session.scalars(select(Section).where(Section.slug == slug)).first()
     if section is None:
         raise NotFoundError("section", slug)
@@ -63,6 +93,8 @@ def get_section(session: Session, slug: str) -> Section:
 
 
 def get_list(session: Session, slug: str) -> MailingList:
+    if not _SLUG.fullmatch(slug):
+        raise NotFoundError("list", _shown(slug))
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     if found is None:
         raise NotFoundError("list", slug)
@@ -72,7 +104,7 @@ def get_list(session: Session, slug: str) -> MailingList:
 def add_section(session: Session, slug: str, name: str) -> tuple[Section, bool]:
     """Create the section, or rename it if it exists; returns (section, created)."""
     check_slug(slug)
-    name = one_line(name, 200)
+    name = one_line(check_text(name, "the section's name", 200), 200)
     if not name:
         raise InputError("a section needs a name")
     existing = session.scalars(select(Section).where(Section.slug == slug)).first()
@@ -99,17 +131,27 @@ def add_source(
 
     Options left as None keep an existing source's setting (or the default).
     """
-    location = location.strip()
-    path = local_path(location)
+    location = check_text(location.strip(), "the feed's URL", 2000)
+    if name is not None:
+        check_text(name, "the source's name", 200)
+    try:
+        path = local_path(location)
+    except ValueError as exc:  # urlsplit: "http://[::1" and the like
+        raise InputError(f"not a URL: {_shown(location)} ({exc})") from exc
     if path is not None:
         if not path.is_file():
-            raise InputError(f"no such feed file: {path}")
+            raise InputError(f"no such feed file: {_shown(str(path), 200)}")
         # Stored absolute, so ingest works from any working directory.
         location = str(path.resolve()) if "://" not in location else location
+        check_text(location, "the feed file's absolute path", 2000)
     elif not is_http_url(location):
-        raise InputError(f"a source is an http(s):// or file:// URL or a path, not {location!r}")
+        raise InputError(
+            f"a source is an http(s):// or file:// URL or a path, not {_shown(location)}"
+        )
     section = get_section(session, section_slug)
     if category_map:
+        for category in category_map:
+            check_text(category, "a category in the category map", 100)
         for slug in set(category_map.values()):
             get_section(session, slug)  # a typo in the map is caught now, not at ingest
     if identity is not None and identity not in IDENTITIES:
@@ -159,6 +201,18 @@ def add_list(
     ``email/digest.html`` and ``email/digest.txt`` replace the default ones
     (empty: back to the default)."""
     check_slug(slug)
+    check_text(name, "the list's name", 200)
+    for label, value, limit in (
+        ("--timezone", timezone, 64),
+        ("--send-at", send_at, 5),
+        ("--from-address", from_address, 320),
+        ("--from-name", from_name, 200),
+        ("--language", language, 16),
+        ("--subject", subject, 300),
+        ("--template-dir", template_dir, 1000),
+    ):
+        if value is not None:
+            check_text(value, label, limit)
     if not section_slugs:
         raise InputError("a list needs at least one section (--sections a,b,c)")
     if len(set(section_slugs)) != len(section_slugs):
@@ -166,10 +220,10 @@ def add_list(
     sections = [get_section(session, s) for s in section_slugs]
     if timezone is not None:
         zone(timezone)
-    if send_at is not None and not _SEND_AT.match(send_at):
+    if send_at is not None and not _SEND_AT.fullmatch(send_at):
         raise InputError(f"--send-at must be HH:MM (24-hour), not {send_at!r}")
-    if per_section is not None and per_section < 1:
-        raise InputError("--per-section must be at least 1")
+    if per_section is not None and not 1 <= per_section <= MAX_PER_SECTION:
+        raise InputError(f"--per-section must be 1 to {MAX_PER_SECTION}, not {per_section}")
     if language is not None:
         language = check_language(language)
     if subject:
@@ -210,7 +264,9 @@ def check_language(code: str) -> str:
     try:
         return str(Locale.parse(code.strip().replace("-", "_"))).replace("_", "-")
     except (UnknownLocaleError, ValueError) as exc:
-        raise InputError(f"unknown language: {code!r} (use a code such as en, ur, ar)") from exc
+        raise InputError(
+            f"unknown language: {_shown(code, 20)} (use a code such as en, ur, ar)"
+        ) from exc
 
 
 def check_subject_template(template: str) -> None:
@@ -225,10 +281,13 @@ def check_subject_template(template: str) -> None:
 
 def check_template_dir(path: str) -> str:
     """An existing folder, as an absolute path (workers may run from another directory)."""
-    folder = Path(path).expanduser().resolve()
+    try:
+        folder = Path(path).expanduser().resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody", a loop of links
+        raise InputError(f"--template-dir: cannot use {_shown(path)}: {exc}") from exc
     if not folder.is_dir():
-        raise InputError(f"--template-dir: no such folder: {path}")
-    return str(folder)
+        raise InputError(f"--template-dir: no such folder: {_shown(path, 200)}")
+    return check_text(str(folder), "--template-dir's absolute path", 1000)
 
 
 def subscribe(

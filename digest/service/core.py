@@ -49,14 +49,26 @@ log = logging.getLogger(__name__)
 IN_PROCESS_RETRIES = 3
 
 
+#: Edition dates accepted. Outside them a date is a typo, and at the ends of ``datetime``'s
+#: range the edition window (the day in the list's zone, in UTC) would overflow.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+
+
 def parse_day(value: str | None) -> dt.date | None:
-    """``YYYY-MM-DD`` or nothing; anything else is an InputError naming the value."""
+    """``YYYY-MM-DD`` from FIRST_DAY to LAST_DAY, or nothing; anything else is an InputError
+    naming the value."""
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        # fromisoformat also takes 20261124 and 2026-W48-2: an operator means YYYY-MM-DD.
+        if len(value) != 10 or not value.isascii():
+            raise ValueError(value)
+        day = dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise InputError(f"date must be YYYY-MM-DD, not {value!r}") from exc
+        raise InputError(f"date must be YYYY-MM-DD, not {value[:40]!r}") from exc
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError(f"date must be from {FIRST_DAY} to {LAST_DAY}, not {value}")
+    return day
 
 
 def sample_links(settings: Settings) -> dict[str, str]:
