@@ -79,6 +79,10 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            # A file the operator named cannot be read or written (too long a name, no
+            # permission, a directory): their environment, not a bug, so one line.
+            raise click.ClickException(str(exc)) from exc
         except Exception as exc:
             # Imported only when something failed: SQLAlchemy is heavy for --help.
             from sqlalchemy.exc import OperationalError, ProgrammingError

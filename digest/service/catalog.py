@@ -139,7 +139,11 @@ def add_source(
     except ValueError as exc:  # urlsplit: "http://[::1" and the like
         raise InputError(f"not a URL: {_shown(location)} ({exc})") from exc
     if path is not None:
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name too long for the file system, and the like
+            raise InputError(f"cannot use {_shown(str(path))} as a feed file: {exc}") from exc
+        if not found:
             raise InputError(f"no such feed file: {_shown(str(path), 200)}")
         # Stored absolute, so ingest works from any working directory.
         location = str(path.resolve()) if "://" not in location else location
@@ -283,9 +287,10 @@ def check_template_dir(path: str) -> str:
     """An existing folder, as an absolute path (workers may run from another directory)."""
     try:
         folder = Path(path).expanduser().resolve()
-    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody", a loop of links
+        found = folder.is_dir()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody", a name too long, a loop
         raise InputError(f"--template-dir: cannot use {_shown(path)}: {exc}") from exc
-    if not folder.is_dir():
+    if not found:
         raise InputError(f"--template-dir: no such folder: {_shown(path, 200)}")
     return check_text(str(folder), "--template-dir's absolute path", 1000)
 
