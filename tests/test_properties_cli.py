@@ -202,6 +202,13 @@ def test_number_settings(digest: Invoke, name: str, value: str) -> None:
     result = digest("status", extra_env={variable: value})
     if result.exit_code != 0:
         assert variable in result.output
+    try:
+        number = float(value)
+    except ValueError:
+        return
+    low, high = NUMBER_RANGES[name]
+    if not low <= number <= high:  # NaN included
+        assert result.exit_code == 1, (variable, value, result.output)
 
 
 @PROPERTY
