@@ -20,7 +20,15 @@ from digest.cli import cli
 from digest.config import NUMBER_RANGES, Settings, load_settings
 from digest.errors import ConfigError
 from digest.store.db import Database
-from tests.properties import PROPERTY, build_site, dates, huge_numbers, nasty_text, snapshot
+from tests.properties import (
+    DAY,
+    PROPERTY,
+    build_site,
+    dates,
+    huge_numbers,
+    nasty_text,
+    snapshot,
+)
 
 #: Arguments as a shell can pass them: no NUL (argv cannot hold one) and no lone surrogate
 #: (the shell passes bytes; Python turns undecodable ones into surrogateescape, tested apart).
@@ -153,6 +161,17 @@ def test_preview_and_dry_run_dates(
 
 
 @PROPERTY
+@given(address=arg_text, forget=st.booleans())
+def test_addresses(digest: Invoke, address: str, forget: bool) -> None:
+    """`digest send --to ADDRESS` (a test copy) and `digest subscribers forget ADDRESS` with
+    any text: sent or forgotten, or one line and no change."""
+    if forget:
+        digest("subscribers", "forget", address, "--yes")
+    else:
+        digest("send", "--list", "weekly", "--date", DAY.isoformat(), "--to", address)
+
+
+@PROPERTY
 @given(
     command=st.sampled_from(
         [
@@ -242,6 +261,8 @@ def test_load_settings_checks_every_number(name: str, value: str) -> None:
         (["sections", "add", "emoji-😀", "--name", "E"], {}, "bad slug"),
         (["sections", "add", "long", "--name", "x" * 201], {}, "at most 200"),
         (["sections", "add", "ctl", "--name", "a\x1bb"], {}, "control character"),
+        (["inbound", "--imap", "imaps://[::1", "--once"], {}, "--imap: Invalid IPv6 URL"),
+        (["inbound", "--port", "0"], {}, "0 is not in the range 1<=x<=65535"),
         (["status"], {"DIGEST_RATE_LIMIT": "-1"}, "DIGEST_RATE_LIMIT must be 0 to"),
         (["status"], {"DIGEST_FETCH_TIMEOUT": "-1"}, "DIGEST_FETCH_TIMEOUT must be"),
         (["status"], {"DIGEST_FETCH_TIMEOUT": "nan"}, "DIGEST_FETCH_TIMEOUT must be"),

@@ -58,7 +58,10 @@ def inbound(
             err=True,
         )
     if imap_url:
-        config = ImapConfig.from_url(imap_url)
+        try:
+            config = ImapConfig.from_url(imap_url)
+        except ValueError as exc:  # urlsplit's own refusals: "imaps://[::1"
+            raise ConfigError(f"--imap: {exc}") from exc
         if once:
             counts = poll_imap(app.db, settings, config)
             click.echo(" ".join(f"{k.value}={v}" for k, v in counts.items()))
