@@ -78,6 +78,8 @@ nasty_text = st.one_of(
     st.text(alphabet=st.characters(categories=["Cc"]), max_size=5),
     st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=3),
     st.integers(min_value=60, max_value=5000).map(lambda n: "x" * n),
+    # Valid but long: past a column's size (200 for names, 2,000 for URLs) without a check.
+    st.integers(min_value=180, max_value=2100).map(lambda n: "https://x.example/" + "a" * n),
     st.sampled_from(["http://[::1", "http://", "https://x.example/\x00", "file:///etc/passwd"]),
 )
 #: The same in a URL: a query can carry any bytes, which the server decodes as UTF-8 with

@@ -165,7 +165,8 @@ def add_source(
     if source is None:
         source = Source(
             url=location,
-            name=one_line(name or "", 200) or (path.stem if path else location),
+            # The fallback is cut too: a 2,000-character URL does not fit the name's column.
+            name=one_line(name or (path.stem if path else location), 200),
             section_id=section.id,
         )
         session.add(source)

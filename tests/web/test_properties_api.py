@@ -308,3 +308,35 @@ def test_a_bug_is_a_logged_json_500(
     assert "secret detail" not in response.get_data(as_text=True)
     assert response.get_json()["error"].startswith("internal error")
     assert records and records[0].exc_info is not None
+
+
+def test_subject_repeating_a_long_headline_fits_its_column(
+    client: FlaskClient, auth: dict[str, str], db: Database
+) -> None:
+    """A subject template repeating a 500-character headline still builds an edition (its
+    subject cut to the 500 the column holds), on PostgreSQL too, rather than a 500."""
+    import datetime as dt
+
+    from digest.service import catalog
+    from digest.store.models import Article
+
+    with db.session() as session:
+        news = catalog.get_section(session, "news")
+        session.add(
+            Article(
+                url="https://n.example/long",
+                section_id=news.id,
+                headline="word " * 99 + "end",
+                teaser="Teaser.",
+                published_at=dt.datetime(2026, 11, 25, 9),
+            )
+        )
+    body = {"slug": "long", "name": "Long", "sections": ["news"]}
+    assert post(client, auth, "/api/lists", body).status_code == 201
+    with db.session() as session:
+        catalog.add_list(
+            session, "long", "Long", ["news"], subject="{top headline} {top headline} {list}"
+        )
+    response = post(client, auth, "/api/editions/send", {"list": "long", "date": "2026-11-25"})
+    assert response.status_code in (200, 202), response.get_data(as_text=True)
+    assert len(response.get_json()["subject"]) <= 500
