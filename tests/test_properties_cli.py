@@ -74,7 +74,11 @@ def digest(db: Database, settings: Settings, tmp_path: Path) -> Invoke:
         reported = output.rstrip().rsplit("\n", 1)[-1].startswith("imported ")
         if result.exit_code != 0 and not reported:
             errors = [line for line in output.splitlines() if line.startswith("Error:")]
-            assert len(errors) == 1, (args, output)
+            # One line: the error is the last thing said, with no continuation after it.
+            assert len(errors) == 1 and output.rstrip().splitlines()[-1] == errors[0], (
+                args,
+                output,
+            )
             assert snapshot(db) == before, (args, output)
         return result
 
@@ -268,6 +272,10 @@ def test_load_settings_checks_every_number(name: str, value: str) -> None:
         (["status"], {"DIGEST_FETCH_TIMEOUT": "nan"}, "DIGEST_FETCH_TIMEOUT must be"),
         (["status"], {"DIGEST_BASE_URL": "http://[::1"}, "DIGEST_BASE_URL must be"),
         (["status"], {"DIGEST_BROKER_URL": "http://x"}, "DIGEST_BROKER_URL must start"),
+        (["status"], {"DIGEST_DATABASE_URL": "postgresql+psycopg://[::1"},
+         "DIGEST_DATABASE_URL must be a SQLAlchemy URL"),
+        (["status"], {"DIGEST_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"},
+         "database error: connection failed"),
     ],
 )  # fmt: skip
 def test_known_bad_values_give_one_line(

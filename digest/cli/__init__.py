@@ -88,7 +88,9 @@ class DigestGroup(click.Group):
             from sqlalchemy.exc import OperationalError, ProgrammingError
 
             if isinstance(exc, OperationalError | ProgrammingError):
-                raise click.ClickException(f"database error: {exc.orig}") from exc
+                # psycopg's messages run over several lines ("Is the server running...").
+                reason = " ".join(str(exc.orig).split())
+                raise click.ClickException(f"database error: {reason}") from exc
             raise
 
 
