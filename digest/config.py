@@ -238,12 +238,23 @@ def _check_numbers(settings: Settings) -> None:
             raise ConfigError(f"DIGEST_{name.upper()} must be {shown}, not {value!r:.40}")
 
 
+#: Settings that may run over lines (a TOML multi-line string): shown in a page's body only.
+_MULTILINE = frozenset({"postal_address"})
+
+
 def _check_text(settings: Settings) -> None:
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
+        if not isinstance(value, str):
+            continue
+        if f.name in _MULTILINE:
+            value = value.replace("\n", " ").replace("\r", " ").replace("\t", " ")
         # A control character in a setting would end up in a header, a path or a URL.
-        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise ConfigError(f"DIGEST_{f.name.upper()} contains a control character")
+        # Bytes of the environment that are not UTF-8 arrive as lone surrogates.
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            raise ConfigError(f"DIGEST_{f.name.upper()} is not valid UTF-8")
 
 
 def _validate(settings: Settings) -> None:

@@ -4,6 +4,7 @@ to have changed nothing), Hypothesis settings, and strategies for hostile input.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -21,8 +22,9 @@ DAY = dt.date(2026, 11, 24)
 
 #: One fixture database per test function, shared by its examples: each example compares
 #: the tables before and after itself, so sharing is safe and keeps the suite fast.
+#: ``DIGEST_PROPERTY_EXAMPLES`` raises the count for a deeper hunt (60 keeps CI fast).
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("DIGEST_PROPERTY_EXAMPLES", "60")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

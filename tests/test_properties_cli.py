@@ -299,3 +299,30 @@ def test_negative_number_after_an_option_stays_its_value(digest: Invoke) -> None
     result = digest("status", "--interval", "-1")
     assert result.exit_code == 2
     assert "'--interval': -1.0 is not in the range" in result.output
+
+
+@PROPERTY
+@given(
+    name=st.sampled_from(["site_name", "from_address", "queue", "outbox_dir", "secret_key"]),
+    value=nasty_text,
+)
+def test_text_settings_with_controls_are_refused(name: str, value: str) -> None:
+    """A control character (it would reach a header, a path or a URL) or a lone surrogate
+    (environment bytes that are not UTF-8) in a text setting is a ConfigError naming the
+    variable; other text is kept as given."""
+    variable = f"DIGEST_{name.upper()}"
+    try:
+        loaded = load_settings(environ={variable: value}, ensure_secret=False)
+    except ConfigError as exc:
+        assert variable in str(exc)
+        return
+    kept = str(getattr(loaded, name) or "")
+    assert not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in kept)
+
+
+def test_postal_address_may_run_over_lines() -> None:
+    """The postal address, shown in the body only, may be a TOML multi-line string."""
+    loaded = load_settings(
+        environ={"DIGEST_POSTAL_ADDRESS": "1 Test Street\nTestville"}, ensure_secret=False
+    )
+    assert loaded.postal_address == "1 Test Street\nTestville"
