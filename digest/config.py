@@ -190,7 +190,7 @@ def _coerce(name: str, raw: object, type_name: str) -> Any:
         try:
             return int(raw) if type_name == "int" else float(raw)  # type: ignore[arg-type,call-overload]
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"setting {name}: expected a number, got {raw!r}") from exc
+            raise ConfigError(f"setting {name}: expected a number, got {raw!r:.40}") from exc
     if type_name == "bool":
         flag = str(raw).strip().lower()
         if isinstance(raw, bool) or flag in _TRUE | _FALSE:
@@ -242,15 +242,102 @@ def load_settings(
     return settings
 
 
+#: The range each number setting must fall in, inclusive. Beyond these a value is a typo or a
+#: unit mix-up (milliseconds for seconds): refused at start, naming the variable, rather than
+#: found later as a send that never sleeps, never times out or overflows a database column.
+_DAY = 24 * 3600
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 100_000),
+    "lease_seconds": (1, 7 * _DAY),
+    "stall_seconds": (0, 7 * _DAY),
+    "max_attempts": (1, 1000),
+    "retry_base_seconds": (0, 7 * _DAY),
+    "rate_limit": (0, 1_000_000),
+    "rate_limit_per_domain": (0, 1_000_000),
+    "pause_after_errors": (1, 1_000_000),
+    "pause_after_refusals": (1, 1_000_000),
+    "fetch_timeout": (0.001, 3600),
+    "fetch_max_bytes": (1, 2**31 - 1),
+    "soft_bounce_limit": (1, 1000),
+    "inbound_max_bytes": (1, 2**31 - 1),
+    "confirm_mail_hours": (0, 24 * 366),
+    "signups_per_ip_per_hour": (1, 1_000_000),
+    "login_attempts_per_ip": (1, 1_000_000),
+    "login_attempts_overall": (1, 1_000_000),
+    "login_lockout_seconds": (1, 366 * _DAY),
+}
+
+
+#: Brokers Digest's queue works with (Celery's Redis and RabbitMQ transports).
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+
+
+def _scheme(url: str, *, host: bool = False) -> str:
+    """The URL's scheme in lower case; "" if it has none, cannot be parsed (``http://[::1``),
+    or ``host`` is asked for and missing."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return ""
+    if host and not hostname:
+        return ""
+    return parts.scheme.lower()
+
+
+def _check_numbers(settings: Settings) -> None:
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = getattr(settings, name)
+        # NaN compares false with everything, so "not low <= value <= high" catches it too.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
+        ):
+            shown = f"{low:g} to {high:g}" if isinstance(low, float) else f"{low} to {high:,}"
+            raise ConfigError(f"DIGEST_{name.upper()} must be {shown}, not {value!r:.40}")
+
+
+#: Settings that may run over lines (a TOML multi-line string): shown in a page's body only.
+_MULTILINE = frozenset({"postal_address"})
+
+
+def _check_text(settings: Settings) -> None:
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if not isinstance(value, str):
+            continue
+        if f.name in _MULTILINE:
+            value = value.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+        # A control character in a setting would end up in a header, a path or a URL.
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ConfigError(f"DIGEST_{f.name.upper()} contains a control character")
+        # Bytes of the environment that are not UTF-8 arrive as lone surrogates.
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            raise ConfigError(f"DIGEST_{f.name.upper()} is not valid UTF-8")
+
+
 def _validate(settings: Settings) -> None:
+    _check_text(settings)
+    _check_numbers(settings)
     for name in ("base_url", "site_url"):
-        parts = urlsplit(getattr(settings, name))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if _scheme(getattr(settings, name), host=True) not in ("http", "https"):
             raise ConfigError(f"DIGEST_{name.upper()} must be an absolute http(s) URL")
     for name in ("smtp_url", "demo_smtp_url"):
         url = getattr(settings, name)
-        if url and urlsplit(url).scheme not in ("smtp", "smtps"):
-            raise ConfigError(f"DIGEST_{name.upper()} must start with smtp:// or smtps://")
+        if url and _scheme(url, host=True) not in ("smtp", "smtps"):
+            raise ConfigError(
+                f"DIGEST_{name.upper()} must start with smtp:// or smtps:// and name a host"
+            )
+    if settings.broker_url and _scheme(settings.broker_url) not in BROKER_SCHEMES:
+        raise ConfigError(
+            f"DIGEST_BROKER_URL must start with {' or '.join(s + '://' for s in BROKER_SCHEMES)}"
+        )
+    if "://" not in settings.database_url or not _scheme(settings.database_url):
+        raise ConfigError(
+            "DIGEST_DATABASE_URL must be a SQLAlchemy URL, e.g. sqlite:///digest.db or "
+            "postgresql+psycopg://user@host/db"
+        )
     dkim = (settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file)
     if any(dkim) and not all(dkim):
         raise ConfigError(
@@ -268,8 +355,6 @@ def _validate(settings: Settings) -> None:
         )
     if settings.log_format not in ("text", "json"):
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
-    if settings.batch_size < 1:
-        raise ConfigError("DIGEST_BATCH_SIZE must be at least 1")
     if settings.bounce_domain and not _DOMAIN.match(settings.bounce_domain):
         raise ConfigError("DIGEST_BOUNCE_DOMAIN must be a bare domain name, e.g. bounces.example")
     if settings.soft_bounce_limit < 1:

@@ -95,12 +95,18 @@ class DigestGroup(click.Group):
                 f"cannot write{where}: permission denied (run from a folder you can write to, "
                 "such as the data folder)"
             ) from exc
+        except OSError as exc:
+            # A file the operator named cannot be read or written (too long a name, no
+            # permission, a directory): their environment, not a bug, so one line.
+            raise click.ClickException(str(exc)) from exc
         except Exception as exc:
             # Imported only when something failed: SQLAlchemy is heavy for --help.
             from sqlalchemy.exc import OperationalError, ProgrammingError
 
             if isinstance(exc, OperationalError | ProgrammingError):
-                raise click.ClickException(f"database error: {exc.orig}") from exc
+                # psycopg's messages run over several lines ("Is the server running...").
+                reason = " ".join(str(exc.orig).split())
+                raise click.ClickException(f"database error: {reason}") from exc
             raise
 
 

@@ -5,6 +5,7 @@ use, the settings and the core. Nothing heavy is imported until a command needs 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -58,6 +59,41 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+#: A row id (edition, token): the columns are PostgreSQL INTEGER, so a larger number names
+#: nothing and would only overflow the query.
+ROW_ID = click.IntRange(1, 2**31 - 1)
+
+_NEGATIVE = re.compile(r"-[0-9][0-9_.eE+-]*")
+
+
+class NumberArgs(click.Command):
+    """A command with a number argument: ``digest status -1`` is refused for its range
+    ("-1 is not in the range 1<=x<...") rather than taken for an unknown option ``-1``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for name in param.opts
+        }
+        kept: list[str] = []
+        numbers: list[str] = []
+        after_value_option = False
+        for arg in args:
+            if arg == "--":
+                break
+            if not after_value_option and _NEGATIVE.fullmatch(arg):
+                numbers.append(arg)
+            else:
+                kept.append(arg)
+            after_value_option = arg in takes_value
+        rest = args[len(kept) + len(numbers) :]
+        if numbers:
+            # After "--" click reads them as arguments whatever they look like.
+            args = [*kept, "--", *numbers, *rest[1:]]
+        return super().parse_args(ctx, args)
 
 
 def parse_date(value: str | None) -> dt.date | None:

@@ -14,14 +14,26 @@ from digest.errors import ConfigError
 
 @click.command("inbound")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=2525, show_default=True, type=int, help="SMTP port to listen on.")
+@click.option(
+    "--port",
+    default=2525,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="SMTP port to listen on.",
+)
 @click.option(
     "--imap",
     "imap_url",
     metavar="URL",
     help="Instead of listening, poll a hosted mailbox: imaps://user:password@host/INBOX.",
 )
-@click.option("--interval", default=60.0, show_default=True, help="Seconds between IMAP polls.")
+@click.option(
+    "--interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(1, 86400),
+    help="Seconds between IMAP polls.",
+)
 @click.option("--once", is_flag=True, help="With --imap: poll once and exit.")
 @click.pass_obj
 def inbound(
@@ -47,7 +59,10 @@ def inbound(
             err=True,
         )
     if imap_url:
-        config = ImapConfig.from_url(imap_url)
+        try:
+            config = ImapConfig.from_url(imap_url)
+        except ValueError as exc:  # urlsplit's own refusals: "imaps://[::1"
+            raise ConfigError(f"--imap: {exc}") from exc
         if once:
             counts = poll_imap(app.db, settings, config)
             click.echo(" ".join(f"{k.value}={v}" for k, v in counts.items()))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy import func, select
 
-from digest.cli.context import App, parse_date, pass_app
+from digest.cli.context import ROW_ID, App, NumberArgs, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
 from digest.edition import ledger
 from digest.edition.build import Draft
@@ -292,8 +292,8 @@ def _progress(app: App) -> Iterator[Callable[[BatchReport], None]]:
         yield on_batch
 
 
-@click.command()
-@click.argument("edition_id", type=click.IntRange(min=1), required=False)
+@click.command(cls=NumberArgs)
+@click.argument("edition_id", type=ROW_ID, required=False, metavar="[EDITION]")
 @click.option("--watch", is_flag=True, help="Follow EDITION live: progress, rate and ETA.")
 @click.option(
     "--interval",
@@ -389,10 +389,10 @@ def watch_edition(app: App, edition_id: int, interval: float) -> None:
         click.echo()
 
 
-EDITION = click.argument("edition_id", type=click.IntRange(min=1))
+EDITION = click.argument("edition_id", type=ROW_ID, metavar="EDITION")
 
 
-@click.command()
+@click.command(cls=NumberArgs)
 @EDITION
 @pass_app
 def pause(app: App, edition_id: int) -> None:
@@ -402,7 +402,7 @@ def pause(app: App, edition_id: int) -> None:
     click.echo(f"edition {edition_id} paused")
 
 
-@click.command()
+@click.command(cls=NumberArgs)
 @EDITION
 @pass_app
 def resume(app: App, edition_id: int) -> None:
@@ -414,7 +414,7 @@ def resume(app: App, edition_id: int) -> None:
     _say_dispatched(app, edition_id, dispatched)
 
 
-@click.command()
+@click.command(cls=NumberArgs)
 @EDITION
 @pass_app
 def cancel(app: App, edition_id: int) -> None:
@@ -424,7 +424,7 @@ def cancel(app: App, edition_id: int) -> None:
     click.echo(f"edition {edition_id} cancelled; {plural(skipped, 'unsent recipient')} skipped")
 
 
-@click.command("retry-failed")
+@click.command("retry-failed", cls=NumberArgs)
 @EDITION
 @pass_app
 def retry_failed(app: App, edition_id: int) -> None:

@@ -104,7 +104,8 @@ def sources_add(
 
     The feed is fetched and parsed once (nothing stored) to say what it holds; a feed that
     cannot be read is still added, with a warning, unless --strict."""
-    location = url_or_path.strip()
+    # A location that is no URL or file is one line now, before anything is fetched.
+    location, _ = catalog.check_location(url_or_path)
     if allow_private is None:
         with app.db.session() as session:
             known = catalog.find_source(session, location)
@@ -222,7 +223,11 @@ def lists_group() -> None:
 )
 @click.option("--timezone", help="IANA zone whose calendar day an edition covers (default UTC).")
 @click.option("--send-at", help="Local time HH:MM the scheduler sends at (default 07:00).")
-@click.option("--per-section", type=int, help="Most articles per section (default 5).")
+@click.option(
+    "--per-section",
+    type=click.IntRange(1, catalog.MAX_PER_SECTION),
+    help="Most articles per section (default 5).",
+)
 @click.option("--from-address", help="From address for this list (default: DIGEST_FROM_ADDRESS).")
 @click.option("--from-name", help="From name for this list (default: the site name).")
 @click.option(

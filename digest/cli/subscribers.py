@@ -43,7 +43,7 @@ def subscribers_add(app: App, email: str, list_slug: str, name: str, timezone: s
 
 
 @subscribers.command("import")
-@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--list", "list_slug", required=True, help="The list to subscribe them to.")
 @pass_app
 def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from digest.cli.context import App
+from digest.cli.context import ROW_ID, App, NumberArgs
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -50,8 +50,8 @@ def tokens_list(app: App) -> None:
         )
 
 
-@tokens.command("revoke")
-@click.argument("token_id", type=int)
+@tokens.command("revoke", cls=NumberArgs)
+@click.argument("token_id", type=ROW_ID)
 @click.pass_obj
 def tokens_revoke(app: App, token_id: int) -> None:
     """Refuse the token TOKEN_ID from now on (the row stays, for the record)."""

@@ -24,6 +24,7 @@ from digest.edition.select import (
     preheader,
 )
 from digest.errors import DigestError, InputError, NotFoundError
+from digest.ingest.text import cut_at_word
 from digest.store.models import (
     Article,
     Delivery,
@@ -99,6 +100,10 @@ def draft_edition(
     return _draft(settings, mailing_list, day, sections)
 
 
+#: Longest subject stored (``Edition.subject`` is VARCHAR(500)).
+SUBJECT_LENGTH = 500
+
+
 def _draft(
     settings: Settings, mailing_list: MailingList, day: dt.date, sections: list[SectionBlock]
 ) -> Draft:
@@ -110,6 +115,8 @@ def _draft(
         top_headline=top,
         list_name=mailing_list.name,
     )
+    # A template may repeat {top headline} (500 characters each): keep to the column's size.
+    subject = cut_at_word(subject, SUBJECT_LENGTH)
     return Draft(mailing_list, day, sections, subject, preheader(sections, skip=top))
 
 

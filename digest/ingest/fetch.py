@@ -244,8 +244,12 @@ class FetchResult:
 
 
 def local_path(location: str) -> Path | None:
-    """The filesystem path a source location names, or None for a URL with another scheme."""
-    parts = urlsplit(location)
+    """The filesystem path a source location names, or None for a URL with another scheme
+    (or for text that is not a URL at all, such as ``http://[::1``)."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        return None
     if parts.scheme == "file":
         return Path(unquote(parts.path))
     # "C:\feeds\x.xml" parses with scheme "c": one letter is a drive, not a scheme.
@@ -340,7 +344,10 @@ def fetch(
 def _check_scheme(location: str, url: str) -> None:
     # A redirect to file://, ftp:// or gopher:// must not reach a local file or
     # another protocol: only the operator may name a file, by adding it.
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # "http://[::1": not a URL at all
+        raise FeedError(location, f"not a URL: {url[:200]}") from exc
     if scheme not in ("http", "https"):
         raise FeedError(location, f"refused: {scheme or 'relative'} URL {url[:200]}")
 

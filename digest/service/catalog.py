@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import email_validator
 from babel import Locale, UnknownLocaleError
@@ -47,13 +47,40 @@ from digest.store.models import (
 # Re-exported: the CSV faces (CLI export, API) reach them through the catalog.
 __all__ = ["ImportReport", "csv_safe_cell", "import_subscribers", "read_subscriber_csv"]
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_SEND_AT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# ASCII digits only: \d would also take Arabic-Indic ones, which nothing downstream reads.
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_SEND_AT = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+# C0 and C1 controls (NUL among them: PostgreSQL refuses it in text) and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: Most articles per section a list may ask for: more would not be a digest.
+MAX_PER_SECTION = 500
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """``value`` quoted for an error message, cut so a megabyte of input stays one short line."""
+    return repr(value[:limit] + "..." if len(value) > limit else value)
+
+
+def check_text(value: str, what: str, limit: int) -> str:
+    """``value`` if it fits its column (``limit`` characters) and holds no control character
+    or lone surrogate; else an InputError naming ``what``. Applied before anything is stored,
+    so the CLI and the API refuse the same input with the same words."""
+    if _CONTROL.search(value):
+        raise InputError(f"{what} contains a control character (NUL, newline, ...)")
+    if len(value) > limit:
+        raise InputError(f"{what} is {len(value):,} characters long; at most {limit} fit")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode (a lone surrogate)") from exc
+    return value
 
 
 def check_slug(slug: str) -> str:
-    if not _SLUG.match(slug):
-        raise InputError(f"bad slug {slug!r}: use lower-case letters, digits and '-'")
+    # fullmatch: with match and "$", "news\n" would pass.
+    if not _SLUG.fullmatch(slug):
+        raise InputError(f"bad slug {_shown(slug)}: use lower-case letters, digits and '-'")
     return slug
 
 
@@ -103,6 +130,9 @@ def normalise_email(raw: str) -> str:
 
 
 def get_section(session: Session, slug: str) -> Section:
+    # A malformed slug names nothing; asking the database would pass it NUL bytes and worse.
+    if not _SLUG.fullmatch(slug):
+        raise NotFoundError("section", _shown(slug))
     section = session.scalars(select(Section).where(Section.slug == slug)).first()
     if section is None:
         raise NotFoundError("section", slug, _closest(session, Section.slug, slug))
@@ -110,6 +140,8 @@ def get_section(session: Session, slug: str) -> Section:
 
 
 def get_list(session: Session, slug: str) -> MailingList:
+    if not _SLUG.fullmatch(slug):
+        raise NotFoundError("list", _shown(slug))
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     if found is None:
         raise NotFoundError("list", slug, _closest(session, MailingList.slug, slug))
@@ -124,7 +156,7 @@ def _closest(session: Session, column: InstrumentedAttribute[str], name: str) ->
 def add_section(session: Session, slug: str, name: str) -> tuple[Section, bool]:
     """Create the section, or rename it if it exists; returns (section, created)."""
     check_slug(slug)
-    name = one_line(name, 200)
+    name = one_line(check_text(name, "the section's name", 200), 200)
     if not name:
         raise InputError("a section needs a name")
     existing = session.scalars(select(Section).where(Section.slug == slug)).first()
@@ -151,17 +183,13 @@ def add_source(
 
     Options left as None keep an existing source's setting (or the default).
     """
-    location = location.strip()
-    path = local_path(location)
-    if path is not None:
-        if not path.is_file():
-            raise InputError(f"no such feed file: {path}")
-        # Stored absolute, so ingest works from any working directory.
-        location = str(path.resolve()) if "://" not in location else location
-    elif not is_http_url(location):
-        raise InputError(f"a source is an http(s):// or file:// URL or a path, not {location!r}")
+    location, path = check_location(location)
+    if name is not None:
+        check_text(name, "the source's name", 200)
     section = get_section(session, section_slug)
     if category_map:
+        for category in category_map:
+            check_text(category, "a category in the category map", 100)
         for slug in set(category_map.values()):
             get_section(session, slug)  # a typo in the map is caught now, not at ingest
     if identity is not None and identity not in IDENTITIES:
@@ -171,7 +199,8 @@ def add_source(
     if source is None:
         source = Source(
             url=location,
-            name=one_line(name or "", 200) or (path.stem if path else location),
+            # The fallback is cut too: a 2,000-character URL does not fit the name's column.
+            name=one_line(name or (path.stem if path else location), 200),
             section_id=section.id,
         )
         session.add(source)
@@ -187,6 +216,39 @@ def add_source(
         source.allow_private = allow_private
     session.flush()
     return source, created
+
+
+def check_location(location: str) -> tuple[str, Path | None]:
+    """A feed's location as it is stored (a path made absolute) and, for a file, its path;
+    InputError for anything that is neither an http(s) URL nor a readable feed file. Called
+    before anything is fetched or written."""
+    location = check_text(location.strip(), "the feed's URL", 2000)
+    if "://" in location and urlsplit_or_none(location) is None:
+        raise InputError(f"not a URL: {_shown(location)}")
+    path = local_path(location)
+    if path is not None:
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name too long for the file system, and the like
+            raise InputError(f"cannot use {_shown(str(path))} as a feed file: {exc}") from exc
+        if not found:
+            raise InputError(f"no such feed file: {_shown(str(path), 200)}")
+        # Stored absolute, so ingest works from any working directory.
+        location = str(path.resolve()) if "://" not in location else location
+        check_text(location, "the feed file's absolute path", 2000)
+    elif not is_http_url(location):
+        raise InputError(
+            f"a source is an http(s):// or file:// URL or a path, not {_shown(location)}"
+        )
+    return location, path
+
+
+def urlsplit_or_none(location: str) -> SplitResult | None:
+    """``urlsplit`` of a location, or None where it cannot be split ("http://[::1")."""
+    try:
+        return urlsplit(location)
+    except ValueError:
+        return None
 
 
 def find_source(session: Session, location: str) -> Source | None:
@@ -364,6 +426,18 @@ def add_list(
     ``email/digest.html`` and ``email/digest.txt`` replace the default ones
     (empty: back to the default)."""
     check_slug(slug)
+    check_text(name, "the list's name", 200)
+    for label, value, limit in (
+        ("--timezone", timezone, 64),
+        ("--send-at", send_at, 5),
+        ("--from-address", from_address, 320),
+        ("--from-name", from_name, 200),
+        ("--language", language, 16),
+        ("--subject", subject, 300),
+        ("--template-dir", template_dir, 1000),
+    ):
+        if value is not None:
+            check_text(value, label, limit)
     if not section_slugs:
         raise InputError("a list needs at least one section (--sections a,b,c)")
     if len(set(section_slugs)) != len(section_slugs):
@@ -371,10 +445,10 @@ def add_list(
     sections = [get_section(session, s) for s in section_slugs]
     if timezone is not None:
         zone(timezone)
-    if send_at is not None and not _SEND_AT.match(send_at):
+    if send_at is not None and not _SEND_AT.fullmatch(send_at):
         raise InputError(f"--send-at must be HH:MM (24-hour), not {send_at!r}")
-    if per_section is not None and per_section < 1:
-        raise InputError("--per-section must be at least 1")
+    if per_section is not None and not 1 <= per_section <= MAX_PER_SECTION:
+        raise InputError(f"--per-section must be 1 to {MAX_PER_SECTION}, not {per_section}")
     if language is not None:
         language = check_language(language)
     if subject:
@@ -417,7 +491,9 @@ def check_language(code: str) -> str:
     try:
         return str(Locale.parse(code.strip().replace("-", "_"))).replace("_", "-")
     except (UnknownLocaleError, ValueError) as exc:
-        raise InputError(f"unknown language: {code!r} (use a code such as en, ur, ar)") from exc
+        raise InputError(
+            f"unknown language: {_shown(code, 20)} (use a code such as en, ur, ar)"
+        ) from exc
 
 
 def check_subject_template(template: str) -> None:
@@ -432,10 +508,14 @@ def check_subject_template(template: str) -> None:
 
 def check_template_dir(path: str) -> str:
     """An existing folder, as an absolute path (workers may run from another directory)."""
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise InputError(f"--template-dir: no such folder: {path}")
-    return str(folder)
+    try:
+        folder = Path(path).expanduser().resolve()
+        found = folder.is_dir()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody", a name too long, a loop
+        raise InputError(f"--template-dir: cannot use {_shown(path)}: {exc}") from exc
+    if not found:
+        raise InputError(f"--template-dir: no such folder: {_shown(path, 200)}")
+    return check_text(str(folder), "--template-dir's absolute path", 1000)
 
 
 def clean_name(name: str) -> str:

@@ -60,19 +60,27 @@ LATE_STATES = (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.DONE)
 IN_PROCESS_RETRIES = 3
 
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: Edition dates accepted. Outside them a date is a typo, and at the ends of ``datetime``'s
+#: range the edition window (the day in the list's zone, in UTC) would overflow.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
 def parse_day(value: str | None) -> dt.date | None:
-    """``YYYY-MM-DD`` or nothing; anything else is an InputError naming the value."""
+    """``YYYY-MM-DD`` from FIRST_DAY to LAST_DAY, or nothing; anything else is an InputError
+    naming the value."""
     if not value:
         return None
+    # fromisoformat also takes 20261124 and 2026-W48-2: an operator means YYYY-MM-DD.
     if not _DAY.fullmatch(value):
-        raise InputError(f"date must be YYYY-MM-DD, not {value!r}")
+        raise InputError(f"date must be YYYY-MM-DD, not {value[:40]!r}")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError as exc:
         raise InputError(f"date {value} is not a real date ({exc})") from exc
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError(f"date {value} is out of range: from {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 class NotYetError(InputError):

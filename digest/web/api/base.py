@@ -9,6 +9,7 @@ operator's browser cannot make calls on their behalf (no CSRF to defend against)
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -19,9 +20,15 @@ from digest.web import context
 from digest.web.auth import TokenRefused, check_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 #: Most rows one GET returns; ``limit`` asks for fewer, ``offset`` pages on.
 MAX_PAGE = 1000
+#: Largest row id or offset: ids are PostgreSQL INTEGER columns, so a larger number names
+#: nothing, and passed on it would overflow the query (a 500 rather than a 404).
+MAX_ROW_ID = 2**31 - 1
+#: Longest error message returned; the input it quotes is already cut, this is the backstop.
+MAX_ERROR_LENGTH = 500
 
 
 # -- authentication and errors -------------------------------------------------------------
@@ -29,7 +36,7 @@ MAX_PAGE = 1000
 
 def error_response(status: int, message: str, **headers: str) -> Response:
     # One line, whatever the exception said: clients log it, people read it.
-    response = jsonify({"error": " ".join(message.split())})
+    response = jsonify({"error": " ".join(message.split())[:MAX_ERROR_LENGTH]})
     response.status_code = status
     response.headers.update(headers)
     return response
@@ -56,6 +63,10 @@ def require_token() -> Response | None:
             check_token(session, token)
     except TokenRefused as exc:
         return _unauthorized(str(exc))
+    # Checked after the token, so a caller without one learns nothing but "401".
+    for key, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not 1 <= value <= MAX_ROW_ID:
+            raise NotFoundError(key.removesuffix("_id"), value)
     return None
 
 
@@ -83,11 +94,28 @@ def http_error(exc: HTTPException) -> Response | HTTPException:
     return error_response(exc.code or 500, exc.description or exc.name)
 
 
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception) -> Response | HTTPException:
+    """A bug: the traceback goes to the log, the client gets JSON that says so (never the
+    traceback, which could name files and values). Input errors never come here: they are
+    DigestErrors, answered 400 above."""
+    if isinstance(exc, HTTPException):  # this handler is found before the app's one
+        return http_error(exc)
+    log.exception("unexpected error in %s %s", request.method, request.path)
+    return error_response(500, "internal error; the server's log has the details")
+
+
 # -- request helpers -------------------------------------------------------------------------
 
 
 def json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The body as a JSON object, or an InputError: not JSON, not an object, or nested so
+    deep that the parser gives up (a few kilobytes of ``[`` reach Python's recursion limit:
+    that is a 400, not a crash). Bodies over MAX_CONTENT_LENGTH are a 413 before this."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError as exc:
+        raise InputError("the request body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise InputError("the request body must be a JSON object")
     return data
@@ -116,8 +144,8 @@ def page_args() -> tuple[int, int]:
         offset = int(request.args.get("offset", 0))
     except ValueError as exc:
         raise InputError("limit and offset must be whole numbers") from exc
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise InputError(f"limit must be 1 to {MAX_PAGE} and offset at least 0")
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_ROW_ID:
+        raise InputError(f"limit must be 1 to {MAX_PAGE} and offset 0 to {MAX_ROW_ID}")
     return limit, offset
 
 

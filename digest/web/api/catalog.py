@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Response, jsonify, request
 from sqlalchemy import func, select
@@ -13,6 +12,7 @@ from werkzeug.utils import secure_filename
 
 from digest.edition.select import zone
 from digest.errors import InputError, NotFoundError
+from digest.ingest.fetch import is_http_url
 from digest.service import catalog
 from digest.store.models import (
     MailingList,
@@ -86,7 +86,7 @@ def sources_create() -> tuple[Response, int]:
     url = required_field(data, "url").strip()
     # The CLI also takes files on the server's disk; over the network that would let a token
     # holder read local files as feeds, so only web feeds are accepted here.
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+    if not is_http_url(url):
         raise InputError("url must be an http:// or https:// feed address")
     section_slug = required_field(data, "section")
     with context().db.session() as session:
@@ -209,7 +209,10 @@ def subscribers_create() -> tuple[Response, int]:
     data = json_body()
     timezone = text_field(data, "timezone")
     if timezone is not None:
-        zone(timezone)
+        zone(catalog.check_text(timezone, "'timezone'", 64))
+    # catalog.subscribe shortens a long name and drops controls; the API refuses them instead,
+    # like every other text field, so a client learns its input was not stored as sent.
+    catalog.check_text(text_field(data, "name") or "", "'name'", 200)
     with context().db.session() as session:
         mailing_list = catalog.get_list(session, required_field(data, "list"))
         subscriber, added = catalog.subscribe(

@@ -27,8 +27,11 @@ def _op(
             "400": {"$ref": "#/components/responses/Error"},
             "401": {"$ref": "#/components/responses/Unauthorized"},
             "404": {"$ref": "#/components/responses/Error"},
+            "500": {"$ref": "#/components/responses/Bug"},
         },
     }
+    if body:
+        described["responses"]["413"] = {"$ref": "#/components/responses/Error"}
     if params:
         described["parameters"] = [_PARAMS[p] for p in params]
     if body:
@@ -211,7 +214,13 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "responses": {
             "Error": {
-                "description": "bad input (400) or unknown object (404)",
+                "description": "bad input (400), an unknown object or an id out of range (404), "
+                "a body over 5 MB (413)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+            "Bug": {
+                "description": "a bug in Digest (never bad input): the server's log has the "
+                "traceback, the answer only says so",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
             "Unauthorized": {
