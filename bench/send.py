@@ -254,9 +254,9 @@ def fresh_database(base_url: str | None, workdir: Path) -> Iterator[str]:
         server.dispose()
 
 
-def bench_settings(url: str, batch_size: int) -> Settings:
+def bench_settings(url: str, batch_size: int, **extra: object) -> Settings:
     site = sample.load_site()
-    return Settings(
+    return Settings(  # type: ignore[arg-type]
         database_url=url,
         base_url="https://news.example",
         secret_key="bench-secret-key",
@@ -265,6 +265,7 @@ def bench_settings(url: str, batch_size: int) -> Settings:
         postal_address=site.postal_address,
         from_address="digest@meridian.example",
         batch_size=batch_size,
+        **extra,
     )
 
 
@@ -411,6 +412,9 @@ def broker_environment(settings: Settings, sink_url: str, workdir: Path) -> dict
         "DIGEST_POSTAL_ADDRESS": settings.postal_address,
         "DIGEST_FROM_ADDRESS": settings.from_address,
         "DIGEST_BATCH_SIZE": str(settings.batch_size),
+        "DIGEST_COMMIT_EVERY": str(settings.commit_every),
+        "DIGEST_COMMIT_INTERVAL": str(settings.commit_interval),
+        "DIGEST_SYNCHRONOUS_COMMIT": settings.synchronous_commit,
     }
 
 
@@ -516,7 +520,7 @@ def send_benchmark(args: argparse.Namespace, workdir: Path) -> None:
     sink = Sink()
     try:
         with fresh_database(base_url, workdir) as url:
-            settings = bench_settings(url, args.batch_size)
+            settings = bench_settings(url, args.batch_size, **commit_options(args))
             db = prepare_site(url, args.subscribers, args.batch_size, workdir)
             try:
                 measure_send(args, db, settings, sink, workdir)
@@ -534,6 +538,8 @@ def measure_send(
     show("subscribers", str(count))
     show("database", db.engine.dialect.name)
     show("batch size", str(settings.batch_size))
+    show("commits", f"every {settings.commit_every} / {settings.commit_interval} s, "
+         f"synchronous_commit={settings.synchronous_commit}")  # fmt: skip
     show("edition build", f"{build_seconds:.2f} s")
     mailer = EditionMailer(settings)
     before = sink.count
@@ -574,6 +580,14 @@ def build_scaling(args: argparse.Namespace, workdir: Path) -> None:
     show("growth", f"{(large / small - 1) * 100:.0f} %   (target: < 10 %)")
 
 
+def commit_options(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "commit_every": args.commit_every,
+        "commit_interval": args.commit_interval,
+        "synchronous_commit": args.synchronous_commit,
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--subscribers", type=int, default=20_000, metavar="N")
@@ -584,6 +598,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--build-scaling", action="store_true", help="time build_edition only")
     parser.add_argument("--broker", action="store_true", help="send with two Celery workers")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE")
+    defaults = Settings()
+    parser.add_argument(
+        "--commit-every", type=int, default=defaults.commit_every, metavar="K",
+        help="outcomes per ledger commit (DIGEST_COMMIT_EVERY)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--commit-interval", type=float, default=defaults.commit_interval, metavar="S",
+        help="seconds an outcome may wait for its commit (DIGEST_COMMIT_INTERVAL)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--synchronous-commit", choices=("on", "off"), default=defaults.synchronous_commit,
+        help="PostgreSQL: wait for the WAL flush at each commit (DIGEST_SYNCHRONOUS_COMMIT)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 

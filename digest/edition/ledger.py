@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -198,7 +199,8 @@ def record(
     error: str | None = None,
     retry_at: dt.datetime | None = None,
 ) -> None:
-    """Record one row's outcome and commit at once: what the server accepted is never lost."""
+    """Record one row's outcome in the session's transaction; the caller commits (a batch
+    commits every few messages: see ``digest.send.batch.OutcomeLog``)."""
     session.connection().execute(
         _RECORD,
         {
@@ -211,7 +213,33 @@ def record(
             "retry_at": retry_at,
         },
     )
-    session.commit()
+
+
+def renew(
+    connection: Connection, edition_id: int, owner: str, ids: Sequence[int], lease: dt.timedelta
+) -> int:
+    """Extend the lease of the rows ``owner`` still holds among ``ids`` and commit; returns
+    how many it still holds.
+
+    Runs beside the batch's own transaction: on PostgreSQL, rows that transaction has already
+    recorded (and so locked) are skipped rather than waited for, so the two never deadlock, and
+    they need no renewal anyway.
+    """
+    held = select(_deliveries.c.id).where(
+        _deliveries.c.id.in_(list(ids)),
+        _deliveries.c.edition_id == edition_id,
+        _deliveries.c.lease_owner == owner,
+        _deliveries.c.status == DeliveryStatus.LEASED,
+    )
+    if connection.dialect.name == "postgresql":
+        held = held.with_for_update(skip_locked=True)
+    result = connection.execute(
+        update(_deliveries)
+        .where(_deliveries.c.id.in_(held.scalar_subquery()))
+        .values(lease_until=utcnow() + lease)
+    )
+    connection.commit()
+    return int(result.rowcount or 0)
 
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:
