@@ -200,9 +200,7 @@ class OutcomeLog:
         self.interval = interval
         # SET LOCAL, not a session SET: it ends with the transaction, so it never leaks into
         # the pool, and it is safe behind a PgBouncer in transaction mode.
-        self.asynchronous = (
-            not synchronous and session.get_bind().dialect.name == "postgresql"
-        )
+        self.asynchronous = not synchronous and session.get_bind().dialect.name == "postgresql"
         self.pending: list[int] = []
         self._oldest = 0.0
 
@@ -271,9 +269,7 @@ class Heartbeat:
         self.renewed_at = now
         self._progress_at = now
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lease-{owner[:8]}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"lease-{owner[:8]}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -317,9 +313,12 @@ class Heartbeat:
                     extra={"edition_id": self.edition_id, "batch_id": self.owner},
                 )
                 continue
-            self.renewed_at = started
             if not held:
+                # None of the rows still to send is ours any more (the lease lapsed and another
+                # batch took them over): this batch must not send them too.
+                self.renewed_at = float("-inf")
                 return
+            self.renewed_at = started
 
 
 def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
