@@ -190,6 +190,33 @@ _RECORD = (
 _TRIED = (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED)
 
 
+def outcome(
+    delivery_id: int,
+    status: DeliveryStatus,
+    *,
+    message_id: str | None = None,
+    error: str | None = None,
+    retry_at: dt.datetime | None = None,
+) -> dict[str, object]:
+    """One row's outcome, as ``record_all`` writes it."""
+    return {
+        "row_id": delivery_id,
+        "new_status": status,
+        "error": error,
+        "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
+        "message_id": message_id,
+        "tried": 1 if status in _TRIED else 0,
+        "retry_at": retry_at,
+    }
+
+
+def record_all(session: Session, outcomes: Sequence[dict[str, object]]) -> None:
+    """Write outcomes in the session's transaction, in one round trip however many; the caller
+    commits (a batch commits every few messages: see ``digest.send.batch.OutcomeLog``)."""
+    if outcomes:
+        session.connection().execute(_RECORD, list(outcomes))
+
+
 def record(
     session: Session,
     delivery_id: int,
@@ -199,20 +226,12 @@ def record(
     error: str | None = None,
     retry_at: dt.datetime | None = None,
 ) -> None:
-    """Record one row's outcome in the session's transaction; the caller commits (a batch
-    commits every few messages: see ``digest.send.batch.OutcomeLog``)."""
-    session.connection().execute(
-        _RECORD,
-        {
-            "row_id": delivery_id,
-            "new_status": status,
-            "error": error,
-            "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
-            "message_id": message_id,
-            "tried": 1 if status in _TRIED else 0,
-            "retry_at": retry_at,
-        },
+    """Record one row's outcome and commit."""
+    record_all(
+        session,
+        [outcome(delivery_id, status, message_id=message_id, error=error, retry_at=retry_at)],
     )
+    session.commit()
 
 
 def renew(

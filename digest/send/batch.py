@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import cast
 
 from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session
@@ -182,8 +183,9 @@ def send_batch(
 
 
 class OutcomeLog:
-    """Commits recorded outcomes in groups: after ``every`` messages or ``interval`` seconds
-    since the oldest uncommitted one, whichever comes first.
+    """Writes and commits outcomes in groups: after ``every`` messages or ``interval`` seconds
+    since the oldest uncommitted one, whichever comes first. The group's UPDATEs go in one
+    round trip at commit time: until the commit they would be lost in a crash anyway.
 
     A commit per message is what made the database, not SMTP, the limit of the send loop. The
     price of grouping: a worker killed between commits loses up to ``every`` recorded
@@ -201,38 +203,39 @@ class OutcomeLog:
         # SET LOCAL, not a session SET: it ends with the transaction, so it never leaks into
         # the pool, and it is safe behind a PgBouncer in transaction mode.
         self.asynchronous = not synchronous and session.get_bind().dialect.name == "postgresql"
-        self.pending: list[int] = []
+        self.pending: list[dict[str, object]] = []
         self._oldest = 0.0
 
-    def recorded(self, delivery_id: int) -> None:
-        """One outcome was written in the open transaction; commit if the group is full."""
+    def add(self, outcome: dict[str, object]) -> None:
+        """One outcome to record; the group is written and committed once it is full."""
         if not self.pending:
             self._oldest = time.monotonic()
-        self.pending.append(delivery_id)
+        self.pending.append(outcome)
         if len(self.pending) >= self.every or time.monotonic() - self._oldest >= self.interval:
             self.commit()
 
     def commit(self) -> None:
-        if self.asynchronous and self.pending:
-            # Read at COMMIT time, so setting it after the UPDATEs still applies.
-            self.session.execute(_NO_WAL_FLUSH)
+        """Write the group's outcomes (one round trip) and commit them."""
+        if self.pending:
+            ledger.record_all(self.session, self.pending)
+            if self.asynchronous:
+                # Read at COMMIT time, so setting it after the UPDATEs still applies.
+                self.session.execute(_NO_WAL_FLUSH)
         self.session.commit()
         self.pending.clear()
 
     def save_or_forget(self) -> list[int]:
         """After a crash in the batch: commit what was recorded if the database still lets us;
         else roll back and return the rows whose outcomes were lost."""
+        lost = [cast(int, outcome["row_id"]) for outcome in self.pending]
         try:
-            self.session.commit()
+            self.commit()
         except Exception:
-            log.warning("batch: %s recorded outcomes lost; their rows will be resent",
-                        len(self.pending))  # fmt: skip
+            log.warning("batch: %s recorded outcomes lost; their rows will be resent", len(lost))
             self.session.rollback()
-            lost = list(self.pending)
-        else:
-            lost = []
-        self.pending.clear()
-        return lost
+            self.pending.clear()
+            return lost
+        return []
 
 
 class Heartbeat:
@@ -337,7 +340,6 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
                 return
             outcome = _send_one(batch, row)
             remaining.remove(row.delivery_id)
-            batch.outcomes.recorded(row.delivery_id)
             batch.lease.progress()
             reason = streaks.after(batch.session, batch.edition, outcome, settings)
             if reason:
@@ -361,7 +363,9 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
     session, report, mailer = batch.session, batch.report, batch.mailer
     if row.reason_to_skip:
-        ledger.record(session, row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
+        batch.outcomes.add(
+            ledger.outcome(row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
+        )
         report.skipped += 1
         return None
     edition = batch.edition
@@ -378,7 +382,7 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
             batch.date,
         )
     except DigestError as exc:
-        ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=str(exc))
+        batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.FAILED, error=str(exc)))
         report.failed += 1
         return None
     mailer.rate_limiter.wait(row.email.rpartition("@")[2])
@@ -386,30 +390,30 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         Envelope(mailer.return_path(template, row.delivery_id), row.email, batch.label), message
     )
     if result.outcome == Outcome.SENT:
-        ledger.record(session, row.delivery_id, DeliveryStatus.SENT, message_id=msg_id)
+        batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.SENT, message_id=msg_id))
         report.sent += 1
     elif result.outcome == Outcome.DEFERRED:
         attempts = _attempts(session, row.delivery_id) + 1
         if attempts >= batch.settings.max_attempts:
-            ledger.record(
-                session,
-                row.delivery_id,
-                DeliveryStatus.FAILED,
-                error=_why(result.code, result.detail),
+            batch.outcomes.add(
+                ledger.outcome(
+                    row.delivery_id, DeliveryStatus.FAILED, error=_why(result.code, result.detail)
+                )
             )
             report.failed += 1
         else:
             retry_at = utcnow() + ledger.retry_delay(attempts, batch.settings.retry_base_seconds)
-            ledger.record(
-                session,
-                row.delivery_id,
-                DeliveryStatus.DEFERRED,
-                error=_why(result.code, result.detail),
-                retry_at=retry_at,
+            batch.outcomes.add(
+                ledger.outcome(
+                    row.delivery_id,
+                    DeliveryStatus.DEFERRED,
+                    error=_why(result.code, result.detail),
+                    retry_at=retry_at,
+                )
             )
             report.deferred += 1
     else:
-        _bounce(session, row, _why(result.code, result.detail))
+        _bounce(batch, row, _why(result.code, result.detail))
         report.bounced += 1
     return result.outcome
 
@@ -489,14 +493,15 @@ def _attempts(session: Session, delivery_id: int) -> int:
     return int(session.scalar(select(Delivery.attempts).where(Delivery.id == delivery_id)) or 0)
 
 
-def _bounce(session: Session, row: _Row, reason: str) -> None:
+def _bounce(batch: Batch, row: _Row, reason: str) -> None:
     """A permanent refusal: the address is suppressed and the subscriber marked bounced."""
+    session = batch.session
     if session.scalar(select(Suppression.id).where(Suppression.email == row.email)) is None:
         session.add(Suppression(email=row.email, reason=f"bounced: {reason}"[:500]))
     subscriber = session.get_one(Subscriber, row.subscriber_id)
     subscriber.status = SubscriberStatus.BOUNCED
     session.flush()
-    ledger.record(session, row.delivery_id, DeliveryStatus.BOUNCED, error=reason)
+    batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.BOUNCED, error=reason))
 
 
 def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_Row]:
