@@ -110,7 +110,7 @@ class Settings:
     #: PostgreSQL: "off" commits outcomes without waiting for the WAL flush (per transaction,
     #: safe behind PgBouncer). A killed worker loses nothing by it; a crash of the database
     #: server itself may forget the last fraction of a second of outcomes (sent again).
-    synchronous_commit: str = "on"
+    synchronous_commit: str = "off"
     #: Redis Sentinel: the monitored master's name, needed with a broker URL of the form
     #: ``sentinel://host1:26379;sentinel://host2:26379``.
     broker_master_name: str | None = None
