@@ -619,6 +619,8 @@ def compare_pipelines(
     count = args.subscribers
     variants = args.compare or [(settings.commit_every, settings.synchronous_commit)]
     times: dict[str, list[float]] = {}
+    # CPU seconds of this process (all its threads): what the machine's load does not change.
+    cpu_times: dict[str, list[float]] = {}
     floor: list[float] = []
     message = b""
     for round_ in range(args.repeat):
@@ -629,23 +631,34 @@ def compare_pipelines(
             mailer = EditionMailer(
                 settings.replace(commit_every=every, synchronous_commit=synchronous)
             )
-            before = sink.count
+            before, cpu = sink.count, time.process_time()
             sent, seconds = run_pipeline(db, mailer, edition_id, sink.url, args.profile)
+            cpu_times.setdefault(label, []).append(time.process_time() - cpu)
             expect_count(sink, before, count, label)
             if sent != count:
                 raise BenchError(f"{label}: {sent} messages sent, expected {count}")
             times.setdefault(label, []).append(seconds)
         sender, recipient, message = one_message(db, EditionMailer(settings), edition_id)
-        before = sink.count
+        before, cpu = sink.count, time.process_time()
         floor.append(run_floor(sink, count, sender, recipient, message))
+        cpu_times.setdefault("smtplib floor", []).append(time.process_time() - cpu)
         expect_count(sink, before, count, "smtplib floor")
     show("message size", f"{len(message)} bytes")
     show("rounds", f"{args.repeat} (best / median of each; load {os.getloadavg()[0]:.1f})")
     show_best("smtplib floor", count, floor)
+    show_cpu(count, cpu_times["smtplib floor"])
     for label, runs in times.items():
         show_best(label, count, runs)
+        show_cpu(count, cpu_times[label])
         show("  ratio to floor", f"{min(floor) / min(runs):.2f} (medians: "
              f"{statistics.median(floor) / statistics.median(runs):.2f})")  # fmt: skip
+
+
+def show_cpu(count: int, seconds: list[float]) -> None:
+    show(
+        "  sender CPU",
+        f"{min(seconds) / count * 1e6:.0f} µs/msg (best; the database's own not counted)",
+    )
 
 
 def show_best(label: str, count: int, seconds: list[float]) -> None:
