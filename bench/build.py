@@ -2,7 +2,7 @@
 
 The list's subscribers are made by the database itself (``generate_series``), so the setup
 costs seconds and no client memory: N subscribers, each confirmed on the list; one in ten
-has a time zone of their own (spread over a few zones, so ``schedule_local_times`` works),
+has a time zone of their own (spread over a few zones, so local send times are computed),
 one in a hundred is suppressed. Then ``build_edition`` runs in this process, timed, and the
 process's peak RSS is read before and after it (``ru_maxrss``): a build whose cost is the
 database's leaves the peak where it was.

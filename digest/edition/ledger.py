@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
@@ -20,10 +20,12 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -52,74 +54,72 @@ OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.LEASED, DeliveryStatus.D
 def create_ledger(session: Session, edition: Edition) -> int:
     """One pending row per confirmed, active, unsuppressed subscriber of the edition's list.
 
-    A single INSERT ... SELECT: the cost is the database's, not a Python loop's.
-    Called once, for a new edition (the unique (edition, subscriber) constraint
-    would refuse a second run): no anti-join against the rows being inserted,
-    which PostgreSQL plans badly on a freshly filled table.
+    A single INSERT ... SELECT: the cost is the database's, not a Python loop's, and the
+    memory of this process does not grow with the list. Rows of subscribers with a time zone
+    of their own get their send time in that same statement (see ``local_send_times``).
+    Called once, for a new edition (the unique (edition, subscriber) constraint would refuse
+    a second run): no anti-join against the rows being inserted, which PostgreSQL plans
+    badly on a freshly filled table.
     """
+    mailing_list = session.get_one(MailingList, edition.list_id)
+    eligible_where = (
+        Subscription.list_id == edition.list_id,
+        Subscription.status == SubscriptionStatus.CONFIRMED,
+        Subscriber.status == SubscriberStatus.ACTIVE,
+    )
+    zones = session.scalars(
+        select(Subscriber.timezone)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            *eligible_where,
+            Subscriber.timezone.is_not(None),
+            Subscriber.timezone != mailing_list.timezone,
+        )
+        .distinct()
+    ).all()
+    send_times = local_send_times(mailing_list, edition.edition_date, zones)
+    next_attempt: ColumnElement[Any] = (
+        case(send_times, value=Subscriber.timezone, else_=null()) if send_times else null()
+    )
     eligible = (
         select(
             literal(edition.id),
             Subscriber.id,
             literal(DeliveryStatus.PENDING.value),
             literal(0),
+            next_attempt,
         )
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.list_id == edition.list_id,
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-            ~exists().where(Suppression.email == Subscriber.email),
-        )
+        .where(*eligible_where, ~exists().where(Suppression.email == Subscriber.email))
     )
     result = session.execute(
         insert(Delivery).from_select(
-            ["edition_id", "subscriber_id", "status", "attempts"], eligible
+            ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at"], eligible
         )
     )
-    schedule_local_times(session, edition)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def schedule_local_times(session: Session, edition: Edition) -> None:
-    """Hold back the rows of subscribers with a time zone of their own until the list's send
-    time in their zone on the edition's date (already past: due at once).
+def local_send_times(
+    mailing_list: MailingList, day: dt.date, zones: Sequence[str | None]
+) -> dict[str, dt.datetime]:
+    """{zone: the list's send time on ``day`` in that zone, as naive UTC} for the zones given.
 
-    One UPDATE per distinct zone, so the cost follows the number of zones, not subscribers.
+    Subscribers in those zones are held back until then (already past: due at once). An
+    unknown zone was refused on input; if one slipped in, it is left out: sent at once.
     """
-    mailing_list = session.get_one(MailingList, edition.list_id)
-    zones = session.scalars(
-        select(Subscriber.timezone)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(
-            Delivery.edition_id == edition.id,
-            Subscriber.timezone.is_not(None),
-            Subscriber.timezone != mailing_list.timezone,
-        )
-        .distinct()
-    ).all()
     hour, minute = (int(part) for part in mailing_list.send_at.split(":"))
+    times = {}
     for name in zones:
         if not name:
             continue
         try:
             tz = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            continue  # an unknown zone was refused on input; if one slipped in, send at once
-        local = dt.datetime.combine(edition.edition_date, dt.time(hour, minute), tzinfo=tz)
-        send_at = local.astimezone(dt.UTC).replace(tzinfo=None)
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.edition_id == edition.id,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.subscriber_id.in_(
-                    select(Subscriber.id).where(Subscriber.timezone == name)
-                ),
-            )
-            .values(next_attempt_at=send_at)
-            .execution_options(synchronize_session=False)
-        )
+            continue
+        local = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
+        times[name] = local.astimezone(dt.UTC).replace(tzinfo=None)
+    return times
 
 
 def due_condition(now: dt.datetime) -> ColumnElement[bool]:
