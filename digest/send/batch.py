@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import cast
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
@@ -44,7 +44,7 @@ from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
 
-_NO_WAL_FLUSH = text("SET LOCAL synchronous_commit TO off")
+_NO_WAL_FLUSH = "SET LOCAL synchronous_commit TO off"
 
 
 @dataclass
@@ -220,7 +220,7 @@ class OutcomeLog:
             ledger.record_all(self.session, self.pending)
             if self.asynchronous:
                 # Read at COMMIT time, so setting it after the UPDATEs still applies.
-                self.session.execute(_NO_WAL_FLUSH)
+                self.session.connection().exec_driver_sql(_NO_WAL_FLUSH)
         self.session.commit()
         self.pending.clear()
 
