@@ -42,6 +42,7 @@ import os
 import selectors
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, insert, select, text, update
 
@@ -68,11 +70,12 @@ from digest.ingest import ingest_all
 from digest.mail.dkim import make_signer
 from digest.mail.mime import Recipient, message_id
 from digest.send.batch import send_until_done
-from digest.send.mailer import EditionMailer, mail_domain
+from digest.send.mailer import EditionMailer, mail_domain, make_mailer
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,
+    DeliveryStatus,
     Edition,
     EditionStatus,
     Subscriber,
@@ -258,7 +261,7 @@ def fresh_database(base_url: str | None, workdir: Path) -> Iterator[str]:
         server.dispose()
 
 
-def bench_settings(url: str, batch_size: int) -> Settings:
+def bench_settings(url: str, batch_size: int, **extra: Any) -> Settings:
     site = sample.load_site()
     return Settings(
         database_url=url,
@@ -269,6 +272,7 @@ def bench_settings(url: str, batch_size: int) -> Settings:
         postal_address=site.postal_address,
         from_address="digest@meridian.example",
         batch_size=batch_size,
+        **extra,
     )
 
 
@@ -454,14 +458,17 @@ def broker_environment(settings: Settings, sink_url: str, workdir: Path) -> dict
             )
             if (value := getattr(settings, name))
         },
+        "DIGEST_COMMIT_EVERY": str(settings.commit_every),
+        "DIGEST_COMMIT_INTERVAL": str(settings.commit_interval),
+        "DIGEST_SYNCHRONOUS_COMMIT": settings.synchronous_commit,
     }
 
 
-def start_workers(env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(env: dict[str, str], workdir: Path, count: int) -> list[subprocess.Popen[bytes]]:
     """The Celery workers, their output in ``workdir/worker-N.log``."""
     command = [sys.executable, "-m", "celery", "-A", "digest.worker.app", "worker"]
     workers = []
-    for i in range(1, BROKER_WORKERS + 1):
+    for i in range(1, count + 1):
         with (workdir / f"worker-{i}.log").open("wb") as log:
             workers.append(
                 subprocess.Popen(
@@ -494,13 +501,13 @@ def worker_logs(workdir: Path, lines: int = 10) -> str:
     return "\n".join(tails)
 
 
-def wait_for_workers(deadline: float) -> None:
+def wait_for_workers(deadline: float, count: int) -> None:
     from digest.worker.app import app
 
     if app.conf.task_always_eager:
         raise BenchError("digest.celery_app was loaded without the broker settings")
     while time.monotonic() < deadline:
-        if len(app.control.ping(timeout=1.0)) >= BROKER_WORKERS:
+        if len(app.control.ping(timeout=1.0)) >= count:
             return
     raise BenchError("the Celery workers did not answer a ping")
 
@@ -511,10 +518,40 @@ def open_rows(db: Database, edition_id: int) -> int:
     return sum(found[status.value] for status in ledger.OPEN_STATUSES)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM (the peak resident set) of a process, 0 if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def worker_peaks(workers: list[subprocess.Popen[bytes]]) -> dict[str, int]:
+    """Peak RSS of each worker's main process and of its pool process (the one that sends)."""
+    peaks = {}
+    for i, worker in enumerate(workers, 1):
+        peaks[f"worker {i} main"] = peak_rss_kib(worker.pid)
+        for child in _children(worker.pid):
+            peaks[f"worker {i} pool"] = max(peaks.get(f"worker {i} pool", 0), peak_rss_kib(child))
+    return peaks
+
+
 def run_broker(
-    db: Database, settings: Settings, edition_id: int, sink: Sink, workdir: Path
-) -> float:
-    """Queue the edition's batches for two Celery workers; seconds until no row is open."""
+    db: Database, settings: Settings, edition_id: int, sink: Sink, workdir: Path, count: int
+) -> tuple[float, dict[str, int]]:
+    """Queue the edition's batches for ``count`` Celery workers; seconds until no row is open,
+    and each worker's peak memory."""
     import redis
 
     redis.Redis.from_url(BROKER_URL).flushdb()
@@ -525,16 +562,16 @@ def run_broker(
     from digest.service.core import Digest
 
     core = Digest(load_settings(), db=db)
-    workers = start_workers(env, workdir)
+    workers = start_workers(env, workdir, count)
     try:
-        wait_for_workers(time.monotonic() + 60)
+        wait_for_workers(time.monotonic() + 120, count)
         started = time.perf_counter()
         core.continue_send(edition_id)
         while open_rows(db, edition_id):
             if time.perf_counter() - started > BROKER_TIMEOUT:
                 raise BenchError("the broker send did not finish in time")
-            time.sleep(0.1)
-        return time.perf_counter() - started
+            time.sleep(0.5)
+        return time.perf_counter() - started, worker_peaks(workers)
     except BenchError as exc:
         raise BenchError(f"{exc}\n{worker_logs(workdir)}") from exc
     finally:
@@ -559,7 +596,7 @@ def send_benchmark(args: argparse.Namespace, workdir: Path) -> None:
     sink = Sink()
     try:
         with fresh_database(base_url, workdir) as url:
-            settings = bench_settings(url, args.batch_size)
+            settings = bench_settings(url, args.batch_size, **commit_options(args))
             if args.dkim:
                 settings = dkim_settings(settings, args.dkim, workdir)
             if args.track_clicks:
@@ -581,21 +618,23 @@ def measure_send(
     show("subscribers", str(count))
     show("database", db.engine.dialect.name)
     show("batch size", str(settings.batch_size))
+    show("commits", f"every {settings.commit_every} / {settings.commit_interval} s, "
+         f"synchronous_commit={settings.synchronous_commit}")  # fmt: skip
     show("edition build", f"{build_seconds:.2f} s")
     signer = make_signer(settings)
     mailer = EditionMailer(settings, signer=signer)
     show("dkim", ", ".join(signer.algorithms) if signer else "off")
+    if not args.broker:
+        compare_pipelines(args, db, settings, edition_id, sink)
+        return
     before = sink.count
-    if args.broker:
-        sent, seconds = count, run_broker(db, settings, edition_id, sink, workdir)
-        label = f"broker ({BROKER_WORKERS} workers)"
-    else:
-        sent, seconds = run_pipeline(db, mailer, edition_id, sink.url, args.profile)
-        label = "pipeline"
+    workers = args.workers
+    seconds, peaks = run_broker(db, settings, edition_id, sink, workdir, workers)
+    label = f"broker ({workers} workers)"
     expect_count(sink, before, count, label)
-    if sent != count:
-        raise BenchError(f"{label}: {sent} messages sent, expected {count}")
     show_rate(label, count, seconds)
+    for name, kib in peaks.items():
+        show(f"peak RSS {name}", f"{kib / 1024:.0f} MiB")
     sender, recipient, message = one_message(db, mailer, edition_id)
     before = sink.count
     floor_seconds = run_floor(sink, count, sender, recipient, message)
@@ -603,6 +642,78 @@ def measure_send(
     show_rate("smtplib floor", count, floor_seconds)
     show("message size", f"{len(message)} bytes")
     show("ratio", f"{floor_seconds / seconds:.2f}")
+
+
+def reset_ledger(db: Database, edition_id: int) -> None:
+    """Make the edition unsent again, so the next variant sends the same rows."""
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition_id)
+            .values(status=DeliveryStatus.PENDING, lease_owner=None, lease_until=None,
+                    sent_at=None, message_id=None, attempts=0, next_attempt_at=None)
+        )  # fmt: skip
+        session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id)
+            .values(status=EditionStatus.READY, completed_at=None)
+        )
+
+
+def compare_pipelines(
+    args: argparse.Namespace, db: Database, settings: Settings, edition_id: int, sink: Sink
+) -> None:
+    """Each commit variant and the smtplib floor, interleaved round after round so that all
+    see the same machine load; best and median of each, and each best against the floor's."""
+    count = args.subscribers
+    variants = args.compare or [(settings.commit_every, settings.synchronous_commit)]
+    times: dict[str, list[float]] = {}
+    # CPU seconds of this process (all its threads): what the machine's load does not change.
+    cpu_times: dict[str, list[float]] = {}
+    floor: list[float] = []
+    message = b""
+    for round_ in range(args.repeat):
+        for every, synchronous in variants:
+            label = f"pipeline K={every} sync={synchronous}"
+            if round_ or len(times):
+                reset_ledger(db, edition_id)
+            # make_mailer: signed with --dkim, as every face of Digest signs.
+            mailer = make_mailer(
+                settings.replace(commit_every=every, synchronous_commit=synchronous)
+            )
+            before, cpu = sink.count, time.process_time()
+            sent, seconds = run_pipeline(db, mailer, edition_id, sink.url, args.profile)
+            cpu_times.setdefault(label, []).append(time.process_time() - cpu)
+            expect_count(sink, before, count, label)
+            if sent != count:
+                raise BenchError(f"{label}: {sent} messages sent, expected {count}")
+            times.setdefault(label, []).append(seconds)
+        sender, recipient, message = one_message(db, make_mailer(settings), edition_id)
+        before, cpu = sink.count, time.process_time()
+        floor.append(run_floor(sink, count, sender, recipient, message))
+        cpu_times.setdefault("smtplib floor", []).append(time.process_time() - cpu)
+        expect_count(sink, before, count, "smtplib floor")
+    show("message size", f"{len(message)} bytes")
+    show("rounds", f"{args.repeat} (best / median of each; load {os.getloadavg()[0]:.1f})")
+    show_best("smtplib floor", count, floor)
+    show_cpu(count, cpu_times["smtplib floor"])
+    for label, runs in times.items():
+        show_best(label, count, runs)
+        show_cpu(count, cpu_times[label])
+        show("  ratio to floor", f"{min(floor) / min(runs):.2f} (medians: "
+             f"{statistics.median(floor) / statistics.median(runs):.2f})")  # fmt: skip
+
+
+def show_cpu(count: int, seconds: list[float]) -> None:
+    show(
+        "  sender CPU",
+        f"{min(seconds) / count * 1e6:.0f} µs/msg (best; the database's own not counted)",
+    )
+
+
+def show_best(label: str, count: int, seconds: list[float]) -> None:
+    best, median = min(seconds), statistics.median(seconds)
+    show(label, f"{count / best:.0f} msg/s best, {count / median:.0f} median")
 
 
 def build_scaling(args: argparse.Namespace, workdir: Path) -> None:
@@ -623,6 +734,21 @@ def build_scaling(args: argparse.Namespace, workdir: Path) -> None:
     show("growth", f"{(large / small - 1) * 100:.0f} %   (target: < 10 %)")
 
 
+def variant(text_: str) -> tuple[int, str]:
+    every, _, synchronous = text_.partition(":")
+    if synchronous not in ("on", "off") or not every.isdigit() or int(every) < 1:
+        raise argparse.ArgumentTypeError(f"expected K:on or K:off, got {text_!r}")
+    return int(every), synchronous
+
+
+def commit_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "commit_every": args.commit_every,
+        "commit_interval": args.commit_interval,
+        "synchronous_commit": args.synchronous_commit,
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--subscribers", type=int, default=20_000, metavar="N")
@@ -631,7 +757,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=200, metavar="B")
     parser.add_argument("--build-scaling", action="store_true", help="time build_edition only")
-    parser.add_argument("--broker", action="store_true", help="send with two Celery workers")
+    parser.add_argument("--broker", action="store_true", help="send with Celery workers")
+    parser.add_argument("--workers", type=int, default=BROKER_WORKERS, metavar="W",
+                        help="Celery worker processes with --broker")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, metavar="R",
+                        help="rounds of the in-process variants and the floor")  # fmt: skip
+    parser.add_argument(
+        "--compare", type=variant, nargs="+", metavar="K:SYNC",
+        help="commit variants to compare side by side, e.g. 1:on 1:off 20:on",
+    )  # fmt: skip
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE")
     parser.add_argument(
         "--dkim",
@@ -645,6 +779,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="track clicks and opens: a signed link per article and a pixel in every message",
     )
+    defaults = Settings()
+    parser.add_argument(
+        "--commit-every", type=int, default=defaults.commit_every, metavar="K",
+        help="outcomes per ledger commit (DIGEST_COMMIT_EVERY)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--commit-interval", type=float, default=defaults.commit_interval, metavar="S",
+        help="seconds an outcome may wait for its commit (DIGEST_COMMIT_INTERVAL)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--synchronous-commit", choices=("on", "off"), default=defaults.synchronous_commit,
+        help="PostgreSQL: wait for the WAL flush at each commit (DIGEST_SYNCHRONOUS_COMMIT)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 

@@ -56,8 +56,10 @@ class Settings:
     templates_dir: str = str(PROJECT_ROOT / "templates")
     #: Recipients claimed by one batch (one SMTP connection).
     batch_size: int = 200
-    #: Seconds a claimed batch is leased before another worker may take it over.
-    lease_seconds: int = 600
+    #: Seconds a claimed batch is leased before another worker may take it over. A working
+    #: batch renews it every third of this (see ``batch_stuck_seconds``), so this is how long
+    #: a dead worker's rows wait before another worker sends them.
+    lease_seconds: int = 45
     #: An edition with due rows, no live lease and no claim for this many seconds is stalled
     #: (its tasks were lost, or rows were given back): the sweep queues batches for it.
     stall_seconds: float = 30.0
@@ -166,6 +168,24 @@ class Settings:
     #: sweep deletes older ones. 0 keeps them for good.
     click_retention_days: int = 395
 
+    # -- the send loop, recovery and scale (issue 13) --------------------------------------------
+    #: Seconds a batch may spend on one message (SMTP timeout plus rate-limit wait) before it is
+    #: presumed hung: its lease is no longer renewed, so another worker takes its rows over.
+    batch_stuck_seconds: float = 600.0
+    #: Outcomes committed together: a worker killed between commits has up to this many
+    #: messages sent again (their rows are still leased to it and come back with the lease).
+    #: 1: a commit per message, so only the message in flight can be sent twice.
+    commit_every: int = 1
+    #: Seconds an outcome may wait for its group's commit (a slow send commits each message).
+    commit_interval: float = 0.25
+    #: PostgreSQL: "off" commits outcomes without waiting for the WAL flush (per transaction,
+    #: safe behind PgBouncer). A killed worker loses nothing by it; a crash of the database
+    #: server itself may forget the last fraction of a second of outcomes (sent again).
+    synchronous_commit: str = "off"
+    #: Redis Sentinel: the monitored master's name, needed with a broker URL of the form
+    #: ``sentinel://host1:26379;sentinel://host2:26379``.
+    broker_master_name: str | None = None
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -269,7 +289,7 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
 
 
 #: Brokers Digest's queue works with (Celery's Redis and RabbitMQ transports).
-BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps")
 
 
 def _scheme(url: str, *, host: bool = False) -> str:
@@ -357,6 +377,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_LOG_FORMAT must be text or json")
     if settings.bounce_domain and not _DOMAIN.match(settings.bounce_domain):
         raise ConfigError("DIGEST_BOUNCE_DOMAIN must be a bare domain name, e.g. bounces.example")
+    if settings.commit_every < 1:
+        raise ConfigError("DIGEST_COMMIT_EVERY must be at least 1")
+    if settings.lease_seconds < 3:
+        raise ConfigError("DIGEST_LEASE_SECONDS must be at least 3")
+    if settings.synchronous_commit not in ("on", "off"):
+        raise ConfigError("DIGEST_SYNCHRONOUS_COMMIT must be on or off")
+    if (settings.broker_url or "").startswith("sentinel://") and not settings.broker_master_name:
+        raise ConfigError("a sentinel:// DIGEST_BROKER_URL needs DIGEST_BROKER_MASTER_NAME")
     if settings.soft_bounce_limit < 1:
         raise ConfigError("DIGEST_SOFT_BOUNCE_LIMIT must be at least 1")
     for name in ("signups_per_ip_per_hour", "login_attempts_per_ip", "login_attempts_overall"):

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -32,6 +39,9 @@ from digest.store.models import (
     utcnow,
 )
 from digest.transports import RecordingTransport
+from digest.transports.base import Envelope, SendResult
+from digest.transports.smtp import SmtpConfig, SmtpTransport
+from tests.conftest import SmtpSink
 
 DAY = dt.date(2026, 11, 24)
 
@@ -333,3 +343,139 @@ def test_sent_digest_links_to_what_the_section_limit_left_out(
     send_until_done(db, EditionMailer(settings), edition_id, lambda: transport)
     ((_, data),) = transport.sent
     assert "2 more in National" in _text_part(data)
+
+
+class _Paced(RecordingTransport):
+    """Records like RecordingTransport, taking ``pause`` seconds per message; ``hang`` maps a
+    message's position (1-based) to a longer pause, ``on_send`` runs before each message."""
+
+    def __init__(
+        self,
+        pause: float = 0.0,
+        hang: dict[int, float] | None = None,
+        on_send: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.pause = pause
+        self.hang = hang or {}
+        self.on_send = on_send
+        self.calls = 0
+
+    def send(self, envelope: Envelope, message: bytes) -> SendResult:
+        self.calls += 1
+        if self.on_send:
+            self.on_send(self.calls)
+        time.sleep(self.hang.get(self.calls, self.pause))
+        return super().send(envelope, message)
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_rows(db: Database, settings: Settings) -> None:
+    """The heartbeat renews a working batch's lease: a claim made after the first lease ran out
+    gets none of its rows, and every row is sent once."""
+    _, edition_id = _site(db, settings, subscribers=10)
+    mailer = EditionMailer(settings.replace(lease_seconds=3, commit_every=4))
+    stolen: list[int] = []
+
+    def rival_claims(position: int) -> None:
+        if position == 9:  # about 4 s in: past the 3 s the claim leased the rows for
+            with db.sessionmaker() as session:
+                stolen.extend(ledger.claim(session, edition_id, 10, dt.timedelta(seconds=60))[1])
+
+    transport = _Paced(pause=0.5, on_send=rival_claims)
+    report = send_batch(db, mailer, edition_id, transport)
+    assert stolen == []
+    assert report.sent == 10 and not report.error
+    assert _statuses(db, edition_id) == {"sent": 10}
+
+
+def test_a_hung_batch_lets_its_lease_go_and_stops(db: Database, settings: Settings) -> None:
+    """A batch stuck on one message longer than batch_stuck_seconds stops renewing its lease
+    and, once it may have lapsed, sends nothing more: its unsent rows are given back."""
+    _, edition_id = _site(db, settings, subscribers=6)
+    mailer = EditionMailer(settings.replace(lease_seconds=3, batch_stuck_seconds=0.5))
+    transport = _Paced(hang={2: 2.5})
+    report = send_batch(db, mailer, edition_id, transport)
+    assert transport.calls == 2
+    assert report.error and "lease" in report.error
+    assert _statuses(db, edition_id) == {"sent": 2, "pending": 4}
+
+
+class _DiesAfter(SmtpTransport):
+    """An SMTP transport whose process is SIGKILLed as it is about to send message n + 1."""
+
+    def __init__(self, config: SmtpConfig, n: int) -> None:
+        super().__init__(config)
+        self.left = n
+
+    def send(self, envelope: Envelope, message: bytes) -> SendResult:
+        if self.left == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.left -= 1
+        return super().send(envelope, message)
+
+
+def _send_then_die(settings: Settings, edition_id: int, smtp_url: str, n: int) -> None:
+    db = Database.from_settings(settings)
+    send_batch(
+        db, EditionMailer(settings), edition_id, _DiesAfter(SmtpConfig.from_url(smtp_url), n)
+    )
+
+
+def test_worker_killed_between_commits_resends_only_the_uncommitted_group(
+    db: Database, settings: Settings, smtp_server: SmtpSink
+) -> None:
+    """commit_every=5: a sender SIGKILLed after 13 accepted messages had committed 10; the rows
+    of the other 3 come back with the lease and are sent again: fewer than 5 resends."""
+    _, edition_id = _site(db, settings, subscribers=20)
+    grouped = settings.replace(commit_every=5, commit_interval=60.0, smtp_url=smtp_server.url)
+    child = mp.get_context("spawn").Process(
+        target=_send_then_die, args=(grouped, edition_id, smtp_server.url, 13)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert _statuses(db, edition_id) == {"sent": 10, "leased": 10}
+    with db.session() as session:  # the dead sender's lease runs out
+        session.execute(update(Delivery).values(lease_until=utcnow() - dt.timedelta(seconds=1)))
+    mailer = EditionMailer(grouped)
+    send_until_done(
+        db, mailer, edition_id, partial(SmtpTransport, SmtpConfig.from_url(smtp_server.url))
+    )
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert set(copies) == {f"reader{i}@example.com" for i in range(20)}
+    assert {a for a, n in copies.items() if n > 1} == {
+        f"reader{i}@example.com" for i in (10, 11, 12)
+    }
+    assert _statuses(db, edition_id) == {"sent": 20}
+
+
+def test_a_crash_inside_a_batch_keeps_outcomes_not_yet_committed(
+    db: Database, settings: Settings
+) -> None:
+    """An exception after 13 messages with commit_every=5: the 3 outcomes recorded since the
+    last commit are saved, the unsent rows given back, and the exception raised."""
+    _, edition_id = _site(db, settings, subscribers=20)
+    mailer = EditionMailer(settings.replace(commit_every=5, commit_interval=60.0))
+
+    def crash(position: int) -> None:
+        if position == 14:
+            raise RuntimeError("a bug in the middle of a batch")
+
+    with pytest.raises(RuntimeError):
+        send_batch(db, mailer, edition_id, _Paced(on_send=crash))
+    assert _statuses(db, edition_id) == {"sent": 13, "pending": 7}
+
+
+def test_asynchronous_commit_records_outcomes_and_does_not_leak(
+    db: Database, settings: Settings
+) -> None:
+    """synchronous_commit=off (PostgreSQL): every outcome is recorded, and the pooled
+    connections are left with the server's own setting."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    _, edition_id = _site(db, settings, subscribers=7)
+    mailer = EditionMailer(settings.replace(synchronous_commit="off", commit_every=3))
+    report = send_batch(db, mailer, edition_id, RecordingTransport())
+    assert report.sent == 7 and _statuses(db, edition_id) == {"sent": 7}
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

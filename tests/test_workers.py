@@ -27,7 +27,7 @@ from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import build_edition
 from digest.service import catalog
-from digest.service.queue import make_celery
+from digest.service.queue import SWEEP_EVERY, make_celery
 from digest.store.db import Database
 from digest.store.models import (
     Article,
@@ -286,3 +286,46 @@ def test_four_workers_share_one_edition_without_overlap(
 def test_subscription_status_defaults_are_confirmed() -> None:
     """Bulk-inserted subscriptions in these tests default to confirmed, as senders require."""
     assert Subscription.__table__.c.status.default.arg == SubscriptionStatus.CONFIRMED
+
+
+def test_worker_killed_at_default_settings_is_recovered_within_90_seconds(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """At the default lease, stall and commit settings, with the sweep at beat's own cadence:
+    batches that outlast their lease keep their rows (heartbeat), and one SIGKILLed mid-batch
+    has its rows sent by the survivor within 90 s, at most one recipient twice."""
+    for name in ("DIGEST_LEASE_SECONDS", "DIGEST_STALL_SECONDS", "DIGEST_BATCH_SIZE"):
+        cluster.env.pop(name)
+    defaults = Settings()
+    batch = 100
+    cluster.env["DIGEST_BATCH_SIZE"] = str(batch)
+    # Each batch takes longer than a lease, so without renewal the sweep would hand the
+    # survivor's own rows to another batch.
+    smtp_server.delay = (defaults.lease_seconds + 10) / batch
+    edition_id = _site(pg_db, 2 * batch)
+    victim = cluster.start_worker("victim")
+    cluster.start_worker("survivor")
+    cluster.sweep()
+    deadline = time.monotonic() + 120
+    # Killed about 70 messages into its batch: past two renewals, 30 rows left to recover.
+    while len(smtp_server.received) < 1.4 * batch and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(smtp_server.received) >= 1.4 * batch, "the send never got going"
+    assert "send_batch" in (cluster.logs / "victim.log").read_text(), "the victim had no batch"
+    cluster.kill(victim)
+    killed_at = time.monotonic()
+    done = None
+    while done is None and time.monotonic() - killed_at < 120:
+        cluster.sweep()
+        sweep_due = time.monotonic() + SWEEP_EVERY
+        while time.monotonic() < sweep_due:
+            with pg_db.session() as session:
+                counts = ledger.counts(session, edition_id)
+            if not any(counts[s.value] for s in ledger.OPEN_STATUSES):
+                done = time.monotonic() - killed_at
+                break
+            time.sleep(0.5)
+    assert done is not None and done < 90, f"not done 90 s after the kill: {counts}"
+    copies = Counter(r.recipients[0] for r in smtp_server.received)
+    assert set(copies) == {f"r{i:05d}@example.com" for i in range(2 * batch)}
+    assert sum(1 for n in copies.values() if n > 1) <= 1

@@ -20,14 +20,17 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -70,30 +73,42 @@ def _insert_rows(
     """Insert a pending row per subscriber ``eligible`` selects; returns how many when
     ``counted`` (PostgreSQL reports no row count for INSERT ... SELECT through SQLAlchemy,
     so the ids come back instead: fine for a few late joiners, not for a whole list)."""
+    mailing_list = session.get_one(MailingList, edition.list_id)
+    zones = session.scalars(
+        eligible.with_only_columns(Subscriber.timezone)
+        .where(Subscriber.timezone.is_not(None), Subscriber.timezone != mailing_list.timezone)
+        .distinct()
+    ).all()
+    # Subscribers with a time zone of their own are held until the list's send time there:
+    # one CASE in the same statement, not an UPDATE per zone afterwards.
+    send_times = local_send_times(mailing_list, edition.edition_date, zones)
+    next_attempt: ColumnElement[Any] = (
+        case(send_times, value=Subscriber.timezone, else_=null()) if send_times else null()
+    )
     rows = eligible.with_only_columns(
         literal(edition.id),
         Subscriber.id,
         literal(DeliveryStatus.PENDING.value),
         literal(0),
+        next_attempt,
     )
     statement = insert(Delivery).from_select(
-        ["edition_id", "subscriber_id", "status", "attempts"], rows
+        ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at"], rows
     )
     if counted:
-        added = len(session.execute(statement.returning(Delivery.id)).all())
-    else:
-        added = int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
-    schedule_local_times(session, edition)
-    return added
+        return len(session.execute(statement.returning(Delivery.id)).all())
+    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def create_ledger(session: Session, edition: Edition) -> int:
     """One pending row per confirmed, active, unsuppressed subscriber of the edition's list.
 
-    A single INSERT ... SELECT: the cost is the database's, not a Python loop's.
-    Called once, for a new edition (the unique (edition, subscriber) constraint
-    would refuse a second run): no anti-join against the rows being inserted,
-    which PostgreSQL plans badly on a freshly filled table.
+    A single INSERT ... SELECT: the cost is the database's, not a Python loop's, and the
+    memory of this process does not grow with the list. Rows of subscribers with a time zone
+    of their own get their send time in that same statement (see ``local_send_times``).
+    Called once, for a new edition (the unique (edition, subscriber) constraint would refuse
+    a second run): no anti-join against the rows being inserted, which PostgreSQL plans
+    badly on a freshly filled table.
     """
     return _insert_rows(session, edition, _eligible(edition.list_id))
 
@@ -129,45 +144,26 @@ def add_late(session: Session, edition: Edition) -> int:
             return _insert_rows(session, edition, _late(edition), counted=True)
 
 
-def schedule_local_times(session: Session, edition: Edition) -> None:
-    """Hold back the rows of subscribers with a time zone of their own until the list's send
-    time in their zone on the edition's date (already past: due at once).
+def local_send_times(
+    mailing_list: MailingList, day: dt.date, zones: Sequence[str | None]
+) -> dict[str, dt.datetime]:
+    """{zone: the list's send time on ``day`` in that zone, as naive UTC} for the zones given.
 
-    One UPDATE per distinct zone, so the cost follows the number of zones, not subscribers.
+    Subscribers in those zones are held back until then (already past: due at once). An
+    unknown zone was refused on input; if one slipped in, it is left out: sent at once.
     """
-    mailing_list = session.get_one(MailingList, edition.list_id)
-    zones = session.scalars(
-        select(Subscriber.timezone)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(
-            Delivery.edition_id == edition.id,
-            Subscriber.timezone.is_not(None),
-            Subscriber.timezone != mailing_list.timezone,
-        )
-        .distinct()
-    ).all()
     hour, minute = (int(part) for part in mailing_list.send_at.split(":"))
+    times = {}
     for name in zones:
         if not name:
             continue
         try:
             tz = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            continue  # an unknown zone was refused on input; if one slipped in, send at once
-        local = dt.datetime.combine(edition.edition_date, dt.time(hour, minute), tzinfo=tz)
-        send_at = local.astimezone(dt.UTC).replace(tzinfo=None)
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.edition_id == edition.id,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.subscriber_id.in_(
-                    select(Subscriber.id).where(Subscriber.timezone == name)
-                ),
-            )
-            .values(next_attempt_at=send_at)
-            .execution_options(synchronize_session=False)
-        )
+            continue
+        local = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
+        times[name] = local.astimezone(dt.UTC).replace(tzinfo=None)
+    return times
 
 
 def due_condition(now: dt.datetime) -> ColumnElement[bool]:
@@ -238,6 +234,33 @@ _RECORD = (
 _TRIED = (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED)
 
 
+def outcome(
+    delivery_id: int,
+    status: DeliveryStatus,
+    *,
+    message_id: str | None = None,
+    error: str | None = None,
+    retry_at: dt.datetime | None = None,
+) -> dict[str, object]:
+    """One row's outcome, as ``record_all`` writes it."""
+    return {
+        "row_id": delivery_id,
+        "new_status": status,
+        "error": error,
+        "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
+        "message_id": message_id,
+        "tried": 1 if status in _TRIED else 0,
+        "retry_at": retry_at,
+    }
+
+
+def record_all(session: Session, outcomes: Sequence[dict[str, object]]) -> None:
+    """Write outcomes in the session's transaction, in one round trip however many; the caller
+    commits (a batch commits every few messages: see ``digest.send.batch.OutcomeLog``)."""
+    if outcomes:
+        session.connection().execute(_RECORD, list(outcomes))
+
+
 def record(
     session: Session,
     delivery_id: int,
@@ -247,20 +270,39 @@ def record(
     error: str | None = None,
     retry_at: dt.datetime | None = None,
 ) -> None:
-    """Record one row's outcome and commit at once: what the server accepted is never lost."""
-    session.connection().execute(
-        _RECORD,
-        {
-            "row_id": delivery_id,
-            "new_status": status,
-            "error": error,
-            "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
-            "message_id": message_id,
-            "tried": 1 if status in _TRIED else 0,
-            "retry_at": retry_at,
-        },
+    """Record one row's outcome and commit."""
+    record_all(
+        session,
+        [outcome(delivery_id, status, message_id=message_id, error=error, retry_at=retry_at)],
     )
     session.commit()
+
+
+def renew(
+    connection: Connection, edition_id: int, owner: str, ids: Sequence[int], lease: dt.timedelta
+) -> int:
+    """Extend the lease of the rows ``owner`` still holds among ``ids`` and commit; returns
+    how many it still holds.
+
+    Runs beside the batch's own transaction: on PostgreSQL, rows that transaction has already
+    recorded (and so locked) are skipped rather than waited for, so the two never deadlock, and
+    they need no renewal anyway.
+    """
+    held = select(_deliveries.c.id).where(
+        _deliveries.c.id.in_(list(ids)),
+        _deliveries.c.edition_id == edition_id,
+        _deliveries.c.lease_owner == owner,
+        _deliveries.c.status == DeliveryStatus.LEASED,
+    )
+    if connection.dialect.name == "postgresql":
+        held = held.with_for_update(skip_locked=True)
+    result = connection.execute(
+        update(_deliveries)
+        .where(_deliveries.c.id.in_(held.scalar_subquery()))
+        .values(lease_until=utcnow() + lease)
+    )
+    connection.commit()
+    return int(result.rowcount or 0)
 
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:

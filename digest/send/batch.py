@@ -1,17 +1,22 @@
 """Sending an edition: claim a batch from the ledger, personalise, deliver, record each outcome.
 
 Per recipient there is only what ``EditionMailer`` does cheaply (a token, a join of ready
-segments, a signature) and the socket write; each outcome is committed as it happens.
+segments, a signature) and the socket write. Outcomes are committed in small groups
+(``commit_every`` messages or ``commit_interval`` seconds, whichever comes first), and a
+heartbeat thread keeps the batch's lease alive while it works, so a lease can be short and a
+dead worker's rows come back quickly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import cast
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +44,8 @@ from digest.store.models import (
 from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
+
+_NO_WAL_FLUSH = "SET LOCAL synchronous_commit TO off"
 
 
 @dataclass
@@ -85,6 +92,8 @@ class Batch:
     #: One Date header for the batch: formatting it per message costs more than it is worth.
     date: str
     report: BatchReport
+    lease: Heartbeat
+    outcomes: OutcomeLog
 
     @property
     def settings(self) -> Settings:
@@ -108,6 +117,7 @@ def send_batch(
     """
     settings = mailer.settings
     report = BatchReport()
+    lease = dt.timedelta(seconds=settings.lease_seconds)
     # One connection for the whole batch: every outcome is committed on it,
     # without a trip through the pool (and its ping) per recipient.
     with db.engine.connect() as connection, db.sessionmaker(bind=connection) as session:
@@ -115,17 +125,20 @@ def send_batch(
         # A task queued for an edition that was dropped (or rebuilt) since finds nothing.
         if edition is None or edition.status != EditionStatus.READY:
             return report
-        owner, ids = ledger.claim(
-            session,
-            edition_id,
-            limit or settings.batch_size,
-            dt.timedelta(seconds=settings.lease_seconds),
-        )
+        owner, ids = ledger.claim(session, edition_id, limit or settings.batch_size, lease)
         report.claimed = len(ids)
         if not ids:
             ledger.finish_if_done(session, edition)
             return report
         remaining = list(ids)
+        outcomes = OutcomeLog(
+            session,
+            settings.commit_every,
+            settings.commit_interval,
+            synchronous=settings.synchronous_commit != "off",
+        )
+        heartbeat = Heartbeat(db, edition_id, owner, ids, lease, settings.batch_stuck_seconds)
+        heartbeat.start()
         try:
             draft = stored_draft(session, settings, edition)
             batch = Batch(
@@ -139,14 +152,22 @@ def send_batch(
                 domain=mail_domain(settings, draft.mailing_list),
                 date=formatdate(usegmt=True),
                 report=report,
+                lease=heartbeat,
+                outcomes=outcomes,
             )
             _send_rows(batch, _load_rows(session, edition, ids), remaining)
+            outcomes.commit()
         except BaseException:
             # Whatever broke (a bug, a lost database, a signal), the rows this batch did not
-            # finish go back to the ledger now rather than when the lease runs out.
-            session.rollback()
+            # finish go back to the ledger now rather than when the lease runs out; outcomes
+            # not yet committed are kept if the database still takes them, else those rows
+            # go back too (and are sent again: at most one commit group).
+            heartbeat.stop()
+            remaining.extend(outcomes.save_or_forget())
             ledger.release(session, owner, remaining)
             raise
+        finally:
+            heartbeat.stop()
         ledger.release(session, owner, remaining)
         ledger.finish_if_done(session, edition)
         log.info(
@@ -163,14 +184,165 @@ def send_batch(
     return report
 
 
+class OutcomeLog:
+    """Writes and commits outcomes in groups: after ``every`` messages or ``interval`` seconds
+    since the oldest uncommitted one, whichever comes first. The group's UPDATEs go in one
+    round trip at commit time: until the commit they would be lost in a crash anyway.
+
+    A commit per message is what made the database, not SMTP, the limit of the send loop. The
+    price of grouping: a worker killed between commits loses up to ``every`` recorded
+    outcomes; those rows are still leased to it, so they come back when the lease runs out and
+    are sent again. ``every = 1`` is a commit per message (a resend only of the message in
+    flight).
+    """
+
+    def __init__(
+        self, session: Session, every: int, interval: float, *, synchronous: bool = True
+    ) -> None:
+        self.session = session
+        self.every = max(every, 1)
+        self.interval = interval
+        # SET LOCAL, not a session SET: it ends with the transaction, so it never leaks into
+        # the pool, and it is safe behind a PgBouncer in transaction mode.
+        self.asynchronous = not synchronous and session.get_bind().dialect.name == "postgresql"
+        self.pending: list[dict[str, object]] = []
+        self._oldest = 0.0
+
+    def add(self, outcome: dict[str, object]) -> None:
+        """One outcome to record; the group is written and committed once it is full."""
+        if not self.pending:
+            self._oldest = time.monotonic()
+        self.pending.append(outcome)
+        if len(self.pending) >= self.every or time.monotonic() - self._oldest >= self.interval:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write the group's outcomes (one round trip) and commit them."""
+        if self.pending:
+            ledger.record_all(self.session, self.pending)
+            if self.asynchronous:
+                # Read at COMMIT time, so setting it after the UPDATEs still applies.
+                self.session.connection().exec_driver_sql(_NO_WAL_FLUSH)
+        self.session.commit()
+        self.pending.clear()
+
+    def save_or_forget(self) -> list[int]:
+        """After a crash in the batch: commit what was recorded if the database still lets us;
+        else roll back and return the rows whose outcomes were lost."""
+        lost = [cast(int, outcome["row_id"]) for outcome in self.pending]
+        try:
+            self.commit()
+        except Exception:
+            log.warning("batch: %s recorded outcomes lost; their rows will be resent", len(lost))
+            self.session.rollback()
+            self.pending.clear()
+            return lost
+        return []
+
+
+class Heartbeat:
+    """Keeps a batch's lease alive while the batch is working: a thread that extends the
+    ``lease_until`` of the rows it still holds every third of the lease.
+
+    So the lease can be short (a worker that dies loses its rows for at most one lease) while a
+    batch may take as long as it needs: slowed by a rate limit, or by a slow server. A thread,
+    not a check between messages, because one message can block (a stalled SMTP write) for
+    longer than a lease. But a batch stuck on one message for ``stuck_after`` seconds is
+    presumed hung: renewal stops, its rows go to another worker when the lease runs out, and
+    the batch itself stops before its next message (``held`` turns false) rather than send
+    rows that may now be someone else's.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        edition_id: int,
+        owner: str,
+        ids: list[int],
+        lease: dt.timedelta,
+        stuck_after: float,
+    ) -> None:
+        self.db = db
+        self.edition_id = edition_id
+        self.owner = owner
+        self.ids = ids
+        self.lease = lease
+        self.stuck_after = stuck_after
+        self.every = lease.total_seconds() / 3
+        now = time.monotonic()
+        #: When the rows were last known to be ours until ``+ lease`` (the claim, a renewal).
+        self.renewed_at = now
+        self._progress_at = now
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{owner[:8]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def progress(self) -> None:
+        """The batch finished a message: it is not hung."""
+        self._progress_at = time.monotonic()
+
+    @property
+    def held(self) -> bool:
+        """Whether the lease is surely still ours: renewed less than a lease ago, less a third
+        for the clocks of other hosts and the time the next message takes."""
+        return time.monotonic() - self.renewed_at < self.lease.total_seconds() - self.every
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            if time.monotonic() - self._progress_at > self.stuck_after:
+                log.error(
+                    "edition %s: batch stuck on one message for %.0f s; letting its lease go",
+                    self.edition_id,
+                    time.monotonic() - self._progress_at,
+                    extra={"edition_id": self.edition_id, "batch_id": self.owner},
+                )
+                return
+            started = time.monotonic()
+            try:
+                with self.db.engine.connect() as connection:
+                    held = ledger.renew(
+                        connection, self.edition_id, self.owner, self.ids, self.lease
+                    )
+            except Exception as exc:  # the database is away: try again next beat
+                log.warning(
+                    "edition %s: lease renewal failed: %s",
+                    self.edition_id,
+                    exc,
+                    extra={"edition_id": self.edition_id, "batch_id": self.owner},
+                )
+                continue
+            if not held:
+                # None of the rows still to send is ours any more (the lease lapsed and another
+                # batch took them over): this batch must not send them too.
+                self.renewed_at = float("-inf")
+                return
+            self.renewed_at = started
+
+
 def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
     """Send each row in turn, taking it off ``remaining`` once its outcome is recorded."""
     edition_id, settings = batch.edition.id, batch.settings
     streaks = _Streaks(batch.edition.transport_error_streak, batch.edition.refusal_streak)
     try:
         for row in rows:
+            if not batch.lease.held:
+                batch.report.error = "lease lost (the batch was stuck or the database away)"
+                log.error(
+                    "edition %s: batch stopped: its lease may have run out",
+                    edition_id,
+                    extra={"edition_id": edition_id, "batch_id": batch.owner},
+                )
+                return
             outcome = _send_one(batch, row)
             remaining.remove(row.delivery_id)
+            batch.lease.progress()
             reason = streaks.after(batch.session, batch.edition, outcome, settings)
             if reason:
                 _pause(batch.session, edition_id, reason)
@@ -196,7 +368,9 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
     session, report, mailer = batch.session, batch.report, batch.mailer
     if row.reason_to_skip:
-        ledger.record(session, row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
+        batch.outcomes.add(
+            ledger.outcome(row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
+        )
         report.skipped += 1
         return None
     edition = batch.edition
@@ -219,7 +393,7 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
             batch.date,
         )
     except DigestError as exc:
-        ledger.record(session, row.delivery_id, DeliveryStatus.FAILED, error=str(exc))
+        batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.FAILED, error=str(exc)))
         report.failed += 1
         return None
     mailer.rate_limiter.wait(row.email.rpartition("@")[2])
@@ -227,26 +401,26 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         Envelope(mailer.return_path(template, row.delivery_id), row.email, batch.label), message
     )
     if result.outcome == Outcome.SENT:
-        ledger.record(session, row.delivery_id, DeliveryStatus.SENT, message_id=msg_id)
+        batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.SENT, message_id=msg_id))
         report.sent += 1
     elif result.outcome == Outcome.DEFERRED:
         attempts = _attempts(session, row.delivery_id) + 1
         if attempts >= batch.settings.max_attempts:
-            ledger.record(
-                session,
-                row.delivery_id,
-                DeliveryStatus.FAILED,
-                error=_why(result.code, result.detail),
+            batch.outcomes.add(
+                ledger.outcome(
+                    row.delivery_id, DeliveryStatus.FAILED, error=_why(result.code, result.detail)
+                )
             )
             report.failed += 1
         else:
             retry_at = utcnow() + ledger.retry_delay(attempts, batch.settings.retry_base_seconds)
-            ledger.record(
-                session,
-                row.delivery_id,
-                DeliveryStatus.DEFERRED,
-                error=_why(result.code, result.detail),
-                retry_at=retry_at,
+            batch.outcomes.add(
+                ledger.outcome(
+                    row.delivery_id,
+                    DeliveryStatus.DEFERRED,
+                    error=_why(result.code, result.detail),
+                    retry_at=retry_at,
+                )
             )
             report.deferred += 1
     elif result.outcome == Outcome.FAILED:
@@ -257,7 +431,7 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         )
         report.failed += 1
     else:
-        _bounce(session, row, _why(result.code, result.detail))
+        _bounce(batch, row, _why(result.code, result.detail))
         report.bounced += 1
     return result.outcome
 
@@ -348,14 +522,15 @@ def _attempts(session: Session, delivery_id: int) -> int:
     return int(session.scalar(select(Delivery.attempts).where(Delivery.id == delivery_id)) or 0)
 
 
-def _bounce(session: Session, row: _Row, reason: str) -> None:
+def _bounce(batch: Batch, row: _Row, reason: str) -> None:
     """A permanent refusal: the address is suppressed and the subscriber marked bounced."""
+    session = batch.session
     if session.scalar(select(Suppression.id).where(Suppression.email == row.email)) is None:
         session.add(Suppression(email=row.email, reason=f"bounced: {reason}"[:500]))
     subscriber = session.get_one(Subscriber, row.subscriber_id)
     subscriber.status = SubscriberStatus.BOUNCED
     session.flush()
-    ledger.record(session, row.delivery_id, DeliveryStatus.BOUNCED, error=reason)
+    batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.BOUNCED, error=reason))
 
 
 def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_Row]:

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 #: Seconds between the schedule's checks. Each is idempotent: firing twice creates nothing.
 INGEST_EVERY = 600.0
 SEND_CHECK_EVERY = 60.0
-SWEEP_EVERY = 60.0
+#: The sweep also brings back a dead worker's rows once their lease ran out: recovery after a
+#: crash takes at most a lease plus this.
+SWEEP_EVERY = 15.0
 
 #: Task names: the contract between whoever queues and the workers (kept stable across
 #: releases, so tasks queued by an older version still find their function).
@@ -44,8 +46,7 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
         # worker may safely run again: acknowledge only once it has finished.
         task_acks_late=True,
         worker_prefetch_multiplier=1,
-        # Longer than any batch takes; never schedule ETA tasks beyond it.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         beat_schedule={
@@ -55,3 +56,13 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
         },
     )
     return app
+
+
+def transport_options(settings: Settings) -> dict[str, object]:
+    """Kombu's options for the broker: the visibility timeout, and for Redis Sentinel the
+    master's name (the URL lists the sentinels, which tell kombu where the master is now)."""
+    # Longer than any batch takes; never schedule ETA tasks beyond it.
+    options: dict[str, object] = {"visibility_timeout": 3600}
+    if (settings.broker_url or "").startswith("sentinel://"):
+        options["master_name"] = settings.broker_master_name
+    return options

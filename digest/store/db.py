@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import URL, Engine, create_engine, event, inspect, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.config import Settings
@@ -17,15 +17,47 @@ from digest.errors import ConfigError
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so workers and readers coexist."""
+def behind_pgbouncer(url: str | URL) -> bool:
+    """Whether the URL says (``?pgbouncer=1``) that it reaches PostgreSQL through a PgBouncer in
+    transaction mode, where each transaction may run on a different server connection."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError as exc:
+        raise ConfigError(f"DIGEST_DATABASE_URL: {exc}") from exc
+    flag = parsed.query.get("pgbouncer", "")
+    return (flag if isinstance(flag, str) else flag[-1]).lower() in ("1", "true", "yes", "on")
+
+
+def engine_options(url: str) -> tuple[URL, dict[str, Any]]:
+    """The URL to connect to and the engine's options for it.
+
+    Behind PgBouncer (transaction pooling) psycopg must not prepare statements on the server:
+    a statement prepared in one transaction's server connection is unknown in the next one's.
+    Nothing else Digest does lasts beyond a transaction (no session SET: outcomes use SET
+    LOCAL; no advisory locks, no LISTEN), so that is the only change.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"DIGEST_DATABASE_URL: {exc}") from exc
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
+    if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
+    if behind_pgbouncer(parsed):
+        if parsed.get_backend_name() != "postgresql":
+            raise ConfigError("DIGEST_DATABASE_URL: pgbouncer=1 is for PostgreSQL URLs")
+        parsed = parsed.difference_update_query(["pgbouncer"])
+        kwargs["connect_args"] = {"prepare_threshold": None}
+    return parsed, kwargs
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so workers and readers coexist."""
+    target, kwargs = engine_options(url)
     try:
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(target, **kwargs)
     except Exception as exc:  # bad URL or missing driver
         raise ConfigError(f"DIGEST_DATABASE_URL: {exc}") from exc
     if engine.dialect.name == "sqlite":
