@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from digest.cli import cli
+from tests.builders import atom, atom_entry, rss, rss_item
 from tests.conftest import SmtpSink
 
 NOW = dt.datetime.now(dt.UTC)
@@ -20,27 +20,11 @@ DAY = TODAY.date().isoformat()
 
 
 def _rss(items: list[tuple[str, str, dt.datetime]]) -> str:
-    body = "".join(
-        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
-        f"<pubDate>{format_datetime(when)}</pubDate>"
-        f"<description>About {title}.</description></item>"
-        for title, link, when in items
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{body}</channel></rss>'
-    )
+    return rss(*(rss_item(*item) for item in items)).decode()
 
 
 def _atom(items: list[tuple[str, str, dt.datetime]]) -> str:
-    body = "".join(
-        f'<entry><title>{title}</title><link href="{link}"/><id>{link}</id>'
-        f"<updated>{when.isoformat()}</updated><summary>About {title}.</summary></entry>"
-        for title, link, when in items
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<title>T</title><id>urn:t</id><updated>{NOW.isoformat()}</updated>{body}</feed>"
-    )
+    return atom(*(atom_entry(*item) for item in items)).decode()
 
 
 class Operator:

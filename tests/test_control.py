@@ -19,6 +19,7 @@ from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import Article, Delivery, Edition, EditionStatus, Subscriber, utcnow
 from digest.transports import RecordingTransport
+from tests.builders import ledger_counts
 
 DAY = dt.date(2026, 11, 24)
 
@@ -34,11 +35,6 @@ def _edition(db: Database, settings: Settings, subscribers: int, **list_options:
         session.flush()
         edition, _ = build_edition(session, settings, mailing_list, DAY)
         return edition.id
-
-
-def _counts(db: Database, edition_id: int) -> dict[str, int]:
-    with db.session() as session:
-        return {k: v for k, v in ledger.counts(session, edition_id).items() if v}
 
 
 def _status(db: Database, edition_id: int) -> tuple[EditionStatus, str | None]:
@@ -70,7 +66,7 @@ def test_cancel_skips_the_unsent_and_cannot_be_resumed(db: Database, settings: S
     send_batch(db, EditionMailer(settings.replace(batch_size=1)), edition_id, RecordingTransport())
     with db.session() as session:
         _, skipped = control.cancel(session, edition_id)
-    assert skipped == 3 and _counts(db, edition_id) == {"sent": 1, "skipped": 3}
+    assert skipped == 3 and ledger_counts(db, edition_id) == {"sent": 1, "skipped": 3}
     with db.session() as session, pytest.raises(DigestError, match="not paused"):
         control.resume(session, edition_id)
 
@@ -81,14 +77,14 @@ def test_retry_failed_requeues_only_failed_rows(db: Database, settings: Settings
     mailer = EditionMailer(settings.replace(max_attempts=1))
     first = RecordingTransport({"r000@example.com": 451, "r001@example.com": 550})
     send_until_done(db, mailer, edition_id, lambda: first)
-    assert _counts(db, edition_id) == {"sent": 2, "failed": 1, "bounced": 1}
+    assert ledger_counts(db, edition_id) == {"sent": 2, "failed": 1, "bounced": 1}
     with db.session() as session:
         _, count = control.retry_failed(session, edition_id)
     assert count == 1
     second = RecordingTransport()
     send_until_done(db, mailer, edition_id, lambda: second)
     assert [env.recipient for env, _ in second.sent] == ["r000@example.com"]
-    assert _counts(db, edition_id) == {"sent": 3, "bounced": 1}
+    assert ledger_counts(db, edition_id) == {"sent": 3, "bounced": 1}
 
 
 def test_refusals_in_a_row_pause_the_edition(db: Database, settings: Settings) -> None:
@@ -100,7 +96,7 @@ def test_refusals_in_a_row_pause_the_edition(db: Database, settings: Settings) -
                     lambda: refuse_all)  # fmt: skip
     status, reason = _status(db, edition_id)
     assert status == EditionStatus.PAUSED and reason and "3 recipients refused" in reason
-    assert _counts(db, edition_id) == {"bounced": 3, "pending": 7}
+    assert ledger_counts(db, edition_id) == {"bounced": 3, "pending": 7}
 
 
 def test_transport_errors_in_a_row_pause_the_edition(db: Database, settings: Settings) -> None:
@@ -112,7 +108,7 @@ def test_transport_errors_in_a_row_pause_the_edition(db: Database, settings: Set
                     retries=5, backoff=lambda _: 0.0)  # fmt: skip
     status, reason = _status(db, edition_id)
     assert status == EditionStatus.PAUSED and reason and "2 transport errors" in reason
-    assert _counts(db, edition_id) == {"pending": 3}
+    assert ledger_counts(db, edition_id) == {"pending": 3}
 
 
 def test_subscriber_time_zone_holds_their_copy(db: Database, settings: Settings) -> None:

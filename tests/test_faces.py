@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import redis
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select
 
 from digest.cli import cli
 from digest.config import Settings, load_settings
@@ -30,7 +32,7 @@ from digest.service import catalog
 from digest.service.core import Digest
 from digest.service.queue import SEND_DUE_LISTS, make_celery
 from digest.store.db import Database
-from digest.store.models import Article
+from digest.store.models import Article, Edition
 from digest.web import context, create_app
 from digest.web.auth import create_token
 from tests.conftest import SmtpSink, postgres_schema
@@ -293,3 +295,34 @@ def test_core_picks_its_dispatcher_from_the_settings(settings: Settings) -> None
     assert isinstance(Digest(settings, background=True).dispatcher, BackgroundDispatcher)
     broker = settings.replace(broker_url="redis://127.0.0.1:6379/0")
     assert isinstance(Digest(broker).dispatcher, CeleryDispatcher)
+
+
+def test_send_with_the_broker_down_is_one_line_and_builds_nothing(
+    env: dict[str, str], smtp_server: SmtpSink, redis_url: str
+) -> None:
+    """With the broker unreachable, `digest send` says so in one line and exits 1 before any
+    edition is built; once the broker is back, a later send builds and queues it."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = {**env, "DIGEST_BROKER_URL": f"redis://127.0.0.1:{closed}/0"}
+    result = CliRunner().invoke(cli, ["send", "--list", "daily", "--date", env["DAY"]], env=down)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broker" in lines[0] and "not answering" in lines[0], lines
+    assert "Traceback" not in result.output
+    database = Database(env["DIGEST_DATABASE_URL"])
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Edition)) == 0
+    assert smtp_server.received == []
+    queue = f"digest-faces-{uuid.uuid4().hex[:8]}"
+    back = {**env, "DIGEST_BROKER_URL": redis_url, "DIGEST_QUEUE": queue}
+    try:
+        again = CliRunner().invoke(cli, ["send", "--list", "daily", "--date", env["DAY"]], env=back)
+        assert again.exit_code == 0, again.output
+        assert "queued 1 batch for the workers" in again.output
+        with database.session() as session:
+            assert session.scalar(select(func.count()).select_from(Edition)) == 1
+    finally:
+        database.dispose()
+        redis.Redis.from_url(redis_url).delete(queue)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from digest.config import Settings
 from digest.edition import ledger
@@ -39,6 +39,7 @@ from digest.store.models import (
     SubscriptionStatus,
     Suppression,
 )
+from tests.builders import add_list, add_readers, add_stories
 from tests.conftest import SmtpSink, postgres_schema
 
 DAY = dt.date(2026, 11, 24)
@@ -126,23 +127,9 @@ def cluster(
 def _site(db: Database, subscribers: int) -> int:
     """A list with two articles on DAY and ``subscribers`` confirmed subscribers; edition id."""
     with db.session() as session:
-        catalog.add_section(session, "national", "National")
-        mailing_list, _ = catalog.add_list(session, "daily", "Daily", ["national"])
-        section = catalog.get_section(session, "national")
-        for i in range(2):
-            session.add(
-                Article(url=f"https://n.example/{i}", section_id=section.id, headline=f"Story {i}",
-                        teaser="Teaser.", published_at=dt.datetime(2026, 11, 24, 10 + i))
-            )  # fmt: skip
-        session.execute(
-            insert(Subscriber),
-            [{"email": f"r{i:05d}@example.com", "name": f"Reader {i}"} for i in range(subscribers)],
-        )
-        ids = session.scalars(select(Subscriber.id)).all()
-        session.execute(
-            insert(Subscription),
-            [{"list_id": mailing_list.id, "subscriber_id": i, "source": "test"} for i in ids],
-        )
+        mailing_list, (section,) = add_list(session)
+        add_stories(session, section, 2, dt.datetime(2026, 11, 24, 10))
+        add_readers(session, mailing_list, subscribers, "r{:05d}@example.com")
         settings = Settings(secret_key="x", from_address="digest@news.example")
         edition, _ = build_edition(session, settings, mailing_list, DAY)
         return edition.id

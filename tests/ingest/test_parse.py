@@ -8,28 +8,10 @@ import pytest
 
 from digest.errors import FeedError
 from digest.ingest.parse import FeedItem, parse_feed
+from tests.builders import atom, rss
 
 NOW = dt.datetime(2025, 1, 10, 12, 0, 0)
 FEED_URL = "https://news.example/feeds/main.xml"
-
-
-def _rss(*items: str) -> bytes:
-    """An RSS 2.0 document (with the Media RSS namespace) holding ``items``."""
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">'
-        "<channel><title>News</title><link>https://news.example/</link>"
-        "<description>All the news</description>" + "".join(items) + "</channel></rss>"
-    ).encode()
-
-
-def _atom(*entries: str) -> bytes:
-    """An Atom 1.0 document holding ``entries``."""
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<feed xmlns="http://www.w3.org/2005/Atom"><title>News</title><id>urn:feed:news</id>'
-        "<updated>2025-01-06T10:00:00Z</updated>" + "".join(entries) + "</feed>"
-    ).encode()
 
 
 def _only(items: list[FeedItem]) -> FeedItem:
@@ -39,7 +21,7 @@ def _only(items: list[FeedItem]) -> FeedItem:
 
 def test_rss_item_parses_into_feed_item() -> None:
     """An RSS 2.0 item gives headline, teaser, canonical url, guid and naive UTC date."""
-    body = _rss(
+    body = rss(
         "<item><title>Council approves budget</title>"
         "<link>https://news.example/budget?utm_source=rss#top</link>"
         "<guid isPermaLink='false'>story-1</guid>"
@@ -61,7 +43,7 @@ def test_rss_item_parses_into_feed_item() -> None:
 
 def test_atom_entry_parses_into_feed_item() -> None:
     """An Atom 1.0 entry gives headline, teaser, url, id and naive UTC date from +05:00."""
-    body = _atom(
+    body = atom(
         "<entry><title>Bridge reopens</title><id>urn:story:bridge</id>"
         '<link rel="alternate" href="https://news.example/bridge"/>'
         "<published>2025-01-06T10:00:00+05:00</published>"
@@ -79,7 +61,7 @@ def test_atom_entry_parses_into_feed_item() -> None:
 
 def test_atom_updated_is_used_without_published() -> None:
     """An Atom entry with only <updated> is dated by it, converted to UTC."""
-    body = _atom(
+    body = atom(
         "<entry><title>T</title><id>urn:e</id><link href='https://news.example/e'/>"
         "<updated>2025-01-06T23:30:00-02:00</updated></entry>"
     )
@@ -88,7 +70,7 @@ def test_atom_updated_is_used_without_published() -> None:
 
 def test_atom_teaser_falls_back_to_content() -> None:
     """An Atom entry without a summary takes its teaser from the HTML content, scripts dropped."""
-    body = _atom(
+    body = atom(
         "<entry><title>T</title><id>urn:e</id><link href='https://news.example/e'/>"
         "<updated>2025-01-06T10:00:00Z</updated>"
         '<content type="html">&lt;p&gt;Only the content&lt;/p&gt;'
@@ -99,7 +81,7 @@ def test_atom_teaser_falls_back_to_content() -> None:
 
 def test_items_without_link_or_title_are_dropped() -> None:
     """Items lacking a link, an http(s) link or a title are left out; the good one stays."""
-    body = _rss(
+    body = rss(
         "<item><title>No link here</title><guid>urn:a</guid></item>",
         "<item><link>https://news.example/untitled</link></item>",
         "<item><title>   </title><link>https://news.example/blank-title</link></item>",
@@ -113,19 +95,19 @@ def test_items_without_link_or_title_are_dropped() -> None:
 
 def test_relative_link_resolves_against_feed_url() -> None:
     """A relative item link is resolved against the feed's own URL."""
-    body = _rss("<item><title>Rel</title><link>../stories/9</link></item>")
+    body = rss("<item><title>Rel</title><link>../stories/9</link></item>")
     assert _only(parse_feed(body, FEED_URL, NOW)).url == "https://news.example/stories/9"
 
 
 def test_missing_date_is_now() -> None:
     """An item without any date is dated ``now``."""
-    body = _rss("<item><title>Undated</title><link>https://news.example/u</link></item>")
+    body = rss("<item><title>Undated</title><link>https://news.example/u</link></item>")
     assert _only(parse_feed(body, FEED_URL, NOW)).published_at == NOW
 
 
 def test_unparseable_date_is_now() -> None:
     """A date feedparser cannot read counts as missing."""
-    body = _rss(
+    body = rss(
         "<item><title>T</title><link>https://news.example/u</link>"
         "<pubDate>sometime next week</pubDate></item>"
     )
@@ -134,7 +116,7 @@ def test_unparseable_date_is_now() -> None:
 
 def test_far_future_date_is_clamped_to_now() -> None:
     """A date years ahead cannot pin a story on top: it becomes ``now``."""
-    body = _rss(
+    body = rss(
         "<item><title>From the future</title><link>https://news.example/f</link>"
         "<pubDate>Fri, 01 Jan 2100 00:00:00 GMT</pubDate></item>"
     )
@@ -143,7 +125,7 @@ def test_far_future_date_is_clamped_to_now() -> None:
 
 def test_slightly_future_date_within_tolerance_is_kept() -> None:
     """A clock a few minutes fast is tolerated: the date is kept as given."""
-    body = _rss(
+    body = rss(
         "<item><title>Fast clock</title><link>https://news.example/f</link>"
         "<pubDate>Fri, 10 Jan 2025 12:30:00 GMT</pubDate></item>"
     )
@@ -153,7 +135,7 @@ def test_slightly_future_date_within_tolerance_is_kept() -> None:
 
 def test_title_with_markup_and_line_breaks_becomes_one_plain_line() -> None:
     """A title with <b> markup, CR/LF and a would-be header is one line of plain text."""
-    body = _rss(
+    body = rss(
         "<item><title>&lt;b&gt;Big&lt;/b&gt; news&#13;&#10;Bcc: victim@example.com</title>"
         "<link>https://news.example/big</link></item>"
     )
@@ -166,7 +148,7 @@ def test_title_with_markup_and_line_breaks_becomes_one_plain_line() -> None:
 
 def test_atom_html_title_is_plain_text() -> None:
     """An Atom title of type html loses its tags and has entities decoded."""
-    body = _atom(
+    body = atom(
         '<entry><title type="html">&lt;i&gt;Rock&lt;/i&gt; &amp;amp; roll</title><id>urn:e</id>'
         "<link href='https://news.example/r'/><updated>2025-01-06T10:00:00Z</updated></entry>"
     )
@@ -175,13 +157,13 @@ def test_atom_html_title_is_plain_text() -> None:
 
 def test_very_long_title_is_bounded() -> None:
     """A headline is cut to at most 300 characters."""
-    body = _rss(f"<item><title>{'word ' * 200}</title><link>https://news.example/l</link></item>")
+    body = rss(f"<item><title>{'word ' * 200}</title><link>https://news.example/l</link></item>")
     assert len(_only(parse_feed(body, FEED_URL, NOW)).headline) <= 300
 
 
 def test_media_content_image_is_picked_up() -> None:
     """A media:content URL becomes the item's image, its query kept as written (signed URLs)."""
-    body = _rss(
+    body = rss(
         "<item><title>Pictured</title><link>https://news.example/p</link>"
         '<media:content url="https://img.example/p.jpg?w=300&amp;sig=a%2Fb" medium="image" '
         'type="image/jpeg"/></item>'
@@ -194,7 +176,7 @@ def test_media_content_image_is_picked_up() -> None:
 
 def test_image_enclosure_is_picked_up() -> None:
     """An image enclosure is used when there is no media:content."""
-    body = _rss(
+    body = rss(
         "<item><title>Enclosed</title><link>https://news.example/e</link>"
         '<enclosure url="https://img.example/e.png" type="image/png" length="100"/></item>'
     )
@@ -203,7 +185,7 @@ def test_image_enclosure_is_picked_up() -> None:
 
 def test_non_http_image_is_ignored() -> None:
     """An image URL that is not http(s) is not used."""
-    body = _rss(
+    body = rss(
         "<item><title>Sneaky</title><link>https://news.example/s</link>"
         '<media:content url="javascript:alert(1)" medium="image"/></item>'
     )
@@ -212,7 +194,7 @@ def test_non_http_image_is_ignored() -> None:
 
 def test_malformed_item_link_does_not_break_the_feed() -> None:
     """An item whose link has an impossible port is dropped; the rest of the feed is kept."""
-    body = _rss(
+    body = rss(
         "<item><title>Bad port</title><link>http://news.example:99999/x</link></item>",
         "<item><title>Fine</title><link>https://news.example/fine</link></item>",
     )
@@ -241,5 +223,5 @@ def test_bytes_that_are_not_a_feed_raise_feed_error(body: bytes) -> None:
 
 def test_well_formed_feed_without_items_is_empty_not_an_error() -> None:
     """A valid RSS or Atom feed that has no items yet parses to an empty list."""
-    assert parse_feed(_rss(), FEED_URL, NOW) == []
-    assert parse_feed(_atom(), FEED_URL, NOW) == []
+    assert parse_feed(rss(), FEED_URL, NOW) == []
+    assert parse_feed(atom(), FEED_URL, NOW) == []

@@ -15,16 +15,10 @@ from digest.ingest.run import backoff, ingest_all, ingest_source, parse_category
 from digest.service.catalog import add_section, add_source
 from digest.store.db import Database
 from digest.store.models import Article, Section, Source
+from tests.builders import rss
 from tests.ingest.feedserver import feed_server
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "feeds"
-
-
-def _rss(*items: str) -> bytes:
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
-        "<link>https://news.example/</link>" + "".join(items) + "</channel></rss>"
-    ).encode()
 
 
 def _item(title: str, link: str, guid: str = "", teaser: str = "") -> str:
@@ -82,7 +76,7 @@ def test_failing_source_backs_off_and_force_fetches_it(
         wait = source.next_fetch_at - source.last_fetched_at
         assert wait == dt.timedelta(minutes=5)
 
-    path.write_bytes(_rss(_item("Back", "https://news.example/back")))
+    path.write_bytes(rss(_item("Back", "https://news.example/back")))
     [skipped] = ingest_all(db, settings)
     assert skipped.backing_off_until is not None and skipped.failed
     assert _rows(db) == []
@@ -113,14 +107,14 @@ def test_bare_guids_of_two_sources_are_two_stories(
 ) -> None:
     """Two feeds both using guid "42" for different stories store both stories."""
     a, b = tmp_path / "a.xml", tmp_path / "b.xml"
-    a.write_bytes(_rss(_item("Story A", "https://a.example/story", guid="42")))
-    b.write_bytes(_rss(_item("Story B", "https://b.example/story", guid="42")))
+    a.write_bytes(rss(_item("Story A", "https://a.example/story", guid="42")))
+    b.write_bytes(rss(_item("Story B", "https://b.example/story", guid="42")))
     a_id, b_id = _source(db, str(a), "one"), _source(db, str(b), "two")
     assert ingest_source(db, settings, a_id).new == 1
     assert ingest_source(db, settings, b_id).new == 1
     assert [row[0] for row in _rows(db)] == ["https://a.example/story", "https://b.example/story"]
     # Within its own source the bare guid still identifies the story.
-    b.write_bytes(_rss(_item("Story B, moved", "https://b.example/moved", guid="42")))
+    b.write_bytes(rss(_item("Story B, moved", "https://b.example/moved", guid="42")))
     report = ingest_source(db, settings, b_id)
     assert (report.new, report.updated) == (0, 1)
 
@@ -129,7 +123,7 @@ def test_url_identity_ignores_guids(db: Database, settings: Settings, tmp_path: 
     """With identity "url", a feed reusing one guid for every item still stores every story."""
     path = tmp_path / "same-guid.xml"
     path.write_bytes(
-        _rss(
+        rss(
             _item("One", "https://u.example/1", guid="https://u.example/feed"),
             _item("Two", "https://u.example/2", guid="https://u.example/feed"),
         )
@@ -145,7 +139,7 @@ def test_both_identity_merges_items_sharing_a_global_guid(
     """With the default identity, items sharing a URL-like guid are one story."""
     path = tmp_path / "same-guid.xml"
     path.write_bytes(
-        _rss(
+        rss(
             _item("One", "https://u.example/1", guid="https://u.example/feed"),
             _item("Two", "https://u.example/2", guid="https://u.example/feed"),
         )
@@ -158,10 +152,10 @@ def test_guid_identity_moves_a_story_to_its_new_url(
 ) -> None:
     """With identity "guid", a corrected slug updates the stored URL and sets updated_at."""
     path = tmp_path / "slug.xml"
-    path.write_bytes(_rss(_item("Story", "https://g.example/old-slug", guid="p-9")))
+    path.write_bytes(rss(_item("Story", "https://g.example/old-slug", guid="p-9")))
     source_id = _source(db, str(path), "local", identity="guid")
     ingest_source(db, settings, source_id)
-    path.write_bytes(_rss(_item("Story", "https://g.example/new-slug", guid="p-9")))
+    path.write_bytes(rss(_item("Story", "https://g.example/new-slug", guid="p-9")))
     report = ingest_source(db, settings, source_id)
     assert (report.new, report.updated) == (0, 1)
     with db.session() as session:
@@ -175,12 +169,12 @@ def test_updated_teaser_changes_in_place_and_sets_updated_at(
 ) -> None:
     """Same identity with a new teaser updates the article and stamps updated_at; no new row."""
     path = tmp_path / "t.xml"
-    path.write_bytes(_rss(_item("Story", "https://t.example/1", teaser="First draft.")))
+    path.write_bytes(rss(_item("Story", "https://t.example/1", teaser="First draft.")))
     source_id = _source(db, str(path), "local")
     ingest_source(db, settings, source_id)
     with db.session() as session:
         assert session.scalars(select(Article.updated_at)).one() is None
-    path.write_bytes(_rss(_item("Story", "https://t.example/1", teaser="Corrected.")))
+    path.write_bytes(rss(_item("Story", "https://t.example/1", teaser="Corrected.")))
     assert ingest_source(db, settings, source_id).updated == 1
     with db.session() as session:
         article = session.scalars(select(Article)).one()

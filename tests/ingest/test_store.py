@@ -12,16 +12,7 @@ from digest.ingest.run import SourceReport, ingest_all, ingest_source
 from digest.service.catalog import add_section, add_source
 from digest.store.db import Database
 from digest.store.models import Article, Section, Source
-
-
-def _rss(*items: str) -> bytes:
-    """An RSS 2.0 document holding ``items``."""
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-        "<title>Feed</title><link>https://news.example/</link><description>d</description>"
-        + "".join(items)
-        + "</channel></rss>"
-    ).encode()
+from tests.builders import rss
 
 
 def _item(
@@ -75,7 +66,7 @@ def test_ingesting_the_same_feed_twice_adds_nothing_the_second_time(
     path = _feed_file(
         tmp_path,
         "local.xml",
-        _rss(
+        rss(
             _item("First story", "https://news.example/1", "urn:story:1"),
             _item("Second story", "https://news.example/2", "urn:story:2"),
             _item("No guid story", "https://news.example/3"),
@@ -102,10 +93,10 @@ def test_same_story_in_two_sections_is_stored_once_under_the_first(
     """One story (same guid and link) in two sections' feeds is stored once, under the first."""
     story = _item("Shared story", "https://news.example/shared", "urn:story:shared")
     world = _feed_file(
-        tmp_path, "world.xml", _rss(story, _item("World only", "https://news.example/w"))
+        tmp_path, "world.xml", rss(story, _item("World only", "https://news.example/w"))
     )
     business = _feed_file(
-        tmp_path, "business.xml", _rss(story, _item("Business only", "https://news.example/b"))
+        tmp_path, "business.xml", rss(story, _item("Business only", "https://news.example/b"))
     )
     world_id = _source(db, world, "world")
     business_id = _source(db, business, "business")
@@ -128,10 +119,10 @@ def test_same_guid_with_another_link_is_the_same_story(
 ) -> None:
     """An item whose guid is already stored is not stored again, even under a new link."""
     path = _feed_file(
-        tmp_path, "a.xml", _rss(_item("Original", "https://news.example/orig", "urn:story:g"))
+        tmp_path, "a.xml", rss(_item("Original", "https://news.example/orig", "urn:story:g"))
     )
     other = _feed_file(
-        tmp_path, "b.xml", _rss(_item("Moved", "https://mirror.example/moved", "urn:story:g"))
+        tmp_path, "b.xml", rss(_item("Moved", "https://mirror.example/moved", "urn:story:g"))
     )
     first_id = _source(db, path, "first")
     second_id = _source(db, other, "second")
@@ -144,17 +135,17 @@ def test_same_link_with_different_utm_parameters_is_one_article(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     """Links differing only in utm_* parameters (and fragment) are the same article."""
-    rss = _feed_file(
+    first = _feed_file(
         tmp_path,
         "rss.xml",
-        _rss(_item("Story", "https://news.example/s?id=5&amp;utm_source=rss&amp;utm_medium=a")),
+        rss(_item("Story", "https://news.example/s?id=5&amp;utm_source=rss&amp;utm_medium=a")),
     )
     social = _feed_file(
         tmp_path,
         "social.xml",
-        _rss(_item("Story again", "https://NEWS.example/s?utm_source=twitter&amp;id=5#c")),
+        rss(_item("Story again", "https://NEWS.example/s?utm_source=twitter&amp;id=5#c")),
     )
-    rss_id = _source(db, rss, "news")
+    rss_id = _source(db, first, "news")
     social_id = _source(db, social, "social")
     assert ingest_source(db, settings, rss_id).new == 1
     assert ingest_source(db, settings, social_id).new == 0
@@ -167,8 +158,8 @@ def test_missing_feed_file_does_not_stop_other_sources(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     """ingest_all reports the broken source's error, records it, and stores the good one's items."""
-    good = _feed_file(tmp_path, "good.xml", _rss(_item("Good news", "https://news.example/good")))
-    broken = _feed_file(tmp_path, "broken.xml", _rss(_item("Gone", "https://news.example/gone")))
+    good = _feed_file(tmp_path, "good.xml", rss(_item("Good news", "https://news.example/good")))
+    broken = _feed_file(tmp_path, "broken.xml", rss(_item("Gone", "https://news.example/gone")))
     broken_id = _source(db, broken, "local")
     good_id = _source(db, good, "local")
     broken.unlink()  # registered while it existed, missing at ingest time
@@ -203,7 +194,7 @@ def test_errors_count_up_and_reset_on_success(
         assert source.consecutive_errors == 2
         assert source.last_error and "not a readable feed" in source.last_error
 
-    path.write_bytes(_rss(_item("Back", "https://news.example/back")))
+    path.write_bytes(rss(_item("Back", "https://news.example/back")))
     assert ingest_source(db, settings, source_id).new == 1
     with db.session() as session:
         source = session.get_one(Source, source_id)
@@ -217,12 +208,12 @@ def test_republished_item_keeps_its_first_date(
     path = _feed_file(
         tmp_path,
         "redate.xml",
-        _rss(_item("Old story", "https://news.example/old", "urn:story:old")),
+        rss(_item("Old story", "https://news.example/old", "urn:story:old")),
     )
     source_id = _source(db, path, "local")
     ingest_source(db, settings, source_id)
     path.write_bytes(
-        _rss(
+        rss(
             _item(
                 "Old story",
                 "https://news.example/old",
@@ -243,11 +234,11 @@ def test_own_source_may_correct_headline_in_place(
 ) -> None:
     """The source that stored a story can fix its headline; no new article is made."""
     path = _feed_file(
-        tmp_path, "fix.xml", _rss(_item("Teh typo", "https://news.example/t", "urn:story:t"))
+        tmp_path, "fix.xml", rss(_item("Teh typo", "https://news.example/t", "urn:story:t"))
     )
     source_id = _source(db, path, "local")
     ingest_source(db, settings, source_id)
-    path.write_bytes(_rss(_item("The typo", "https://news.example/t", "urn:story:t")))
+    path.write_bytes(rss(_item("The typo", "https://news.example/t", "urn:story:t")))
     report = ingest_source(db, settings, source_id)
     assert (report.new, report.updated) == (0, 1)
     assert [a[1] for a in _articles(db)] == ["The typo"]
@@ -258,10 +249,10 @@ def test_another_source_cannot_rewrite_a_stored_headline(
 ) -> None:
     """A second source carrying the same story leaves the first source's headline alone."""
     first = _feed_file(
-        tmp_path, "one.xml", _rss(_item("Original headline", "https://news.example/x"))
+        tmp_path, "one.xml", rss(_item("Original headline", "https://news.example/x"))
     )
     second = _feed_file(
-        tmp_path, "two.xml", _rss(_item("Hijacked headline", "https://news.example/x"))
+        tmp_path, "two.xml", rss(_item("Hijacked headline", "https://news.example/x"))
     )
     first_id = _source(db, first, "one")
     second_id = _source(db, second, "two")
@@ -278,7 +269,7 @@ def test_duplicate_items_within_one_feed_are_stored_once(
     path = _feed_file(
         tmp_path,
         "dupes.xml",
-        _rss(
+        rss(
             _item("Twice", "https://news.example/twice"),
             _item("Twice", "https://news.example/twice?utm_campaign=again"),
         ),

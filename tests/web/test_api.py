@@ -38,6 +38,7 @@ from digest.store.models import (
 from digest.web import context, create_app
 from digest.web.api.openapi import OPENAPI
 from digest.web.auth import create_token, revoke_token
+from tests.builders import ledger_counts
 from tests.conftest import SmtpSink
 from tests.web.conftest import wait_for_sends
 
@@ -73,17 +74,6 @@ def auth(db: Database) -> dict[str, str]:
     with db.session() as session:
         _, token = create_token(session, "tests")
     return {"Authorization": f"Bearer {token}"}
-
-
-def _counts(db: Database, edition_id: int) -> dict[str, int]:
-    with db.session() as session:
-        rows = session.execute(
-            select(Delivery.status).where(Delivery.edition_id == edition_id)
-        ).scalars()
-        found: dict[str, int] = {}
-        for status in rows:
-            found[status.value] = found.get(status.value, 0) + 1
-        return found
 
 
 @pytest.fixture
@@ -416,7 +406,7 @@ def test_send_builds_the_edition_and_sends_each_reader_once(
     body = response.get_json()
     assert body["created"] is True and body["sending"] == "background"
     wait_for_sends(app)
-    assert _counts(db, body["id"]) == {"sent": 3}
+    assert ledger_counts(db, body["id"]) == {"sent": 3}
     assert len(_outbox(web_settings)) == 3
 
     again = client.post(
@@ -521,7 +511,7 @@ def test_test_copy_goes_to_one_address_and_leaves_the_ledger_alone(
     assert response.status_code == 200 and response.get_json()["sent_to"] == "editor@example.com"
     (copy,) = _outbox(web_settings)
     assert b"To: editor@example.com" in copy.read_bytes()
-    assert _counts(db, edition_id) == {"pending": 3}
+    assert ledger_counts(db, edition_id) == {"pending": 3}
     bad = client.post(f"/api/editions/{edition_id}/test", headers=auth, json={"to": "x"})
     assert bad.status_code == 400
 
@@ -544,7 +534,7 @@ def test_pause_resume_and_cancel_follow_the_edition_state(
     resumed = client.post(f"/api/editions/{edition_id}/resume", headers=auth)
     assert resumed.status_code == 202
     wait_for_sends(app)
-    assert _counts(db, edition_id) == {"sent": 3}
+    assert ledger_counts(db, edition_id) == {"sent": 3}
 
     weekly_reader = client.post(
         "/api/subscribers", headers=auth, json={"email": "w@example.com", "list": "weekly"}
@@ -557,7 +547,7 @@ def test_pause_resume_and_cancel_follow_the_edition_state(
         cancelled.get_json()["status"] == "cancelled" and cancelled.get_json()["skipped_now"] == 1
     )
     assert client.post(f"/api/editions/{other}/resume", headers=auth).status_code == 400
-    assert _counts(db, other) == {"skipped": 1}
+    assert ledger_counts(db, other) == {"skipped": 1}
 
 
 def test_retry_failed_sends_to_the_failed_rows_only(
@@ -583,7 +573,7 @@ def test_retry_failed_sends_to_the_failed_rows_only(
     response = client.post(f"/api/editions/{edition_id}/retry-failed", headers=auth)
     assert response.status_code == 202 and response.get_json()["requeued"] == 1
     wait_for_sends(app)
-    assert _counts(db, edition_id) == {"sent": 3}
+    assert ledger_counts(db, edition_id) == {"sent": 3}
     assert len(_outbox(web_settings)) == before + 1
     nothing = client.post(f"/api/editions/{edition_id}/retry-failed", headers=auth)
     assert nothing.status_code == 200 and nothing.get_json()["requeued"] == 0
