@@ -37,3 +37,12 @@ def test_command_table_matches_each_commands_own_help() -> None:
         assert command is not None, name
         own = (command.help or "").strip().split()
         assert own[:2] == summary.split()[:2], (name, own[:2], summary)
+
+
+def test_every_number_setting_has_a_range() -> None:
+    """Each int or float setting is checked against a range at load (NUMBER_RANGES), so a
+    negative rate or a zero pool is one clear line, not a hang or a traceback later."""
+    from digest.config import NUMBER_RANGES
+
+    numbers = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", "float")}
+    assert numbers - set(NUMBER_RANGES) == set()
