@@ -321,7 +321,7 @@ def fetch(
                 declared = response.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise FeedError(location, f"body larger than {max_bytes} bytes")
-                body = _read_capped(location, response, max_bytes, deadline)
+                body = _read_capped(location, response, max_bytes, deadline, timeout)
                 return FetchResult(
                     body,
                     response.status_code,
@@ -352,8 +352,11 @@ def _check_scheme(location: str, url: str) -> None:
         raise FeedError(location, f"refused: {scheme or 'relative'} URL {url[:200]}")
 
 
-def _read_capped(location: str, response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
-    """The body, decompressed, refused as soon as the inflated size passes ``max_bytes``."""
+def _read_capped(
+    location: str, response: httpx.Response, max_bytes: int, deadline: float, timeout: float
+) -> bytes:
+    """The body, decompressed, refused as soon as the inflated size passes ``max_bytes``, or
+    once ``deadline`` passes (the fetch's ``timeout`` seconds, said in the error)."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     chunks: list[bytes] = []
     size = 0
@@ -362,7 +365,7 @@ def _read_capped(location: str, response: httpx.Response, max_bytes: int, deadli
         if size > max_bytes:
             raise FeedError(location, f"body larger than {max_bytes} bytes")
         if time.monotonic() > deadline:  # an injected client has no deadline of its own
-            raise FeedError(location, "timed out")
+            raise FeedError(location, f"timed out after {timeout:g} s")
         chunks.append(chunk)
     return b"".join(chunks)
 
