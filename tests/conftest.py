@@ -191,6 +191,7 @@ INTEGRATION_MODULES = (
     "test_cli_sources",
     "test_stack_files",
     "test_doctor",
+    "test_container",
     "test_scale",
 )
 
