@@ -19,11 +19,9 @@ import os
 import resource
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from digest.config import Settings
 from digest.edition import ledger
@@ -32,23 +30,13 @@ from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import Article
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The sibling script, found through the path set just above.
+from send import fresh_database
+
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DAY = dt.date(2026, 11, 24)
 ZONES = ("Asia/Karachi", "Europe/London", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
-
-
-@contextmanager
-def fresh_schema(base_url: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    server = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{base_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        server.dispose()
 
 
 def peak_rss_mib() -> float:
@@ -94,7 +82,8 @@ def populate(db: Database, count: int) -> None:
 
 
 def measure(base_url: str, count: int) -> None:
-    with fresh_schema(base_url) as url:
+    # A schema of its own, dropped afterwards (a PostgreSQL URL: never a SQLite file here).
+    with fresh_database(base_url, Path(".")) as url:
         db = Database(url)
         try:
             db.upgrade()

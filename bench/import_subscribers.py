@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 POSTGRES_URL = os.environ.get(
@@ -113,30 +112,21 @@ def child(database_url: str, csv_path: Path) -> None:
 
 
 def run(database: str, csv_path: Path, expected: dict[str, int], postgres: str) -> bool:
-    schema = None
-    with tempfile.TemporaryDirectory(prefix="digest-bench-db-") as folder:
-        if database == "sqlite":
-            url = f"sqlite:///{Path(folder) / 'digest.db'}"
-        else:
-            from sqlalchemy import create_engine, text
+    # Imported here, not at the top: the child this file also runs as (--child) measures its
+    # own peak memory, which the sibling script's imports would inflate.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from send import fresh_database
 
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{postgres}?options=-csearch_path%3D{schema}"
-        try:
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", url, str(csv_path)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            if schema is not None:
-                with admin.connect() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
+    with (
+        tempfile.TemporaryDirectory(prefix="digest-bench-db-") as folder,
+        fresh_database(postgres if database != "sqlite" else None, Path(folder)) as url,
+    ):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", url, str(csv_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         print(f"{database}: the import failed\n{done.stderr}", file=sys.stderr)
         return False
