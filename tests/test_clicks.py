@@ -360,7 +360,7 @@ def test_the_sweep_deletes_clicks_past_their_retention(db: Database, tracked: Se
 
 def test_forgetting_a_reader_deletes_their_clicks(db: Database, tracked: Settings) -> None:
     """`subscribers forget` erases what the person clicked and opened, and nobody else's."""
-    from digest.feedback.privacy import forget
+    from digest.audience import forget
 
     edition_id = site(db, tracked, readers=2)
     with db.session() as session:

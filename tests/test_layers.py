@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("digest.logs",),
     ("digest.store",),
     ("digest.ingest",),
+    ("digest.audience",),
     ("digest.edition",),
     ("digest.sample",),
     ("digest.render",),

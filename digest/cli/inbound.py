@@ -95,10 +95,11 @@ def inbound(
 def forget(app: App, email: str, yes: bool) -> None:
     """Erase a person: their address, name and consent record, keeping counts, and keeping the
     address suppressed as a hash so it is never mailed or subscribed again."""
-    from digest.feedback.privacy import forget as forget_address
+    from digest.audience import forget as forget_address
+    from digest.audience import lookup_form
 
-    address = email.strip().lower()
-    if "@" not in address:
+    address = lookup_form(email)
+    if address is None:
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     if not yes:
         click.confirm(f"Erase {address} for good?", abort=True)

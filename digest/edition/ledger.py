@@ -21,7 +21,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     insert,
     literal,
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from digest.audience.eligibility import eligible_subscribers
 from digest.store.models import (
     Delivery,
     DeliveryStatus,
@@ -43,28 +43,10 @@ from digest.store.models import (
     EditionStatus,
     MailingList,
     Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
-    Suppression,
     utcnow,
 )
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.LEASED, DeliveryStatus.DEFERRED)
-
-
-def _eligible(list_id: int) -> Select[Any]:
-    """Subscriber ids the list's editions go to: confirmed, active, not suppressed."""
-    return (
-        select(Subscriber.id)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.list_id == list_id,
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-            ~exists().where(Suppression.email == Subscriber.email),
-        )
-    )
 
 
 def _insert_rows(
@@ -110,7 +92,7 @@ def create_ledger(session: Session, edition: Edition) -> int:
     a second run): no anti-join against the rows being inserted, which PostgreSQL plans
     badly on a freshly filled table.
     """
-    return _insert_rows(session, edition, _eligible(edition.list_id))
+    return _insert_rows(session, edition, eligible_subscribers(edition.list_id))
 
 
 def _late(edition: Edition) -> Select[Any]:
@@ -119,7 +101,7 @@ def _late(edition: Edition) -> Select[Any]:
         .where(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id)
         .exists()
     )
-    return _eligible(edition.list_id).where(~has_row)
+    return eligible_subscribers(edition.list_id).where(~has_row)
 
 
 def late_count(session: Session, edition: Edition) -> int:

@@ -1,8 +1,9 @@
-"""What the inbox tells us about an address, and what each kind of news changes.
+"""What the inbox tells us about an address, and which subscriber rule each kind of news sets
+off (the rules themselves live in ``digest.audience``).
 
-Every change is conditional on the state it changes from, so applying the same
-event twice (a DSN delivered twice, an IMAP message read again) changes nothing
-the second time, and ``apply_event`` says whether anything changed.
+Every change is conditional on the state it changes from, so applying the same event twice (a
+DSN delivered twice, an IMAP message read again) changes nothing the second time, and
+``apply_event`` says whether anything changed.
 """
 
 from __future__ import annotations
@@ -11,25 +12,28 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from digest.audience import (
+    DEFAULT_SOFT_BOUNCE_LIMIT,
+    complain,
+    find_subscriber,
+    hard_bounce,
+    lookup_form,
+    soft_bounce,
+    subscription_of,
+    unsubscribe,
+)
 from digest.store.models import (
-    ConsentEvent,
     Delivery,
     DeliveryStatus,
-    SoftBounce,
     Subscriber,
-    SubscriberStatus,
-    Subscription,
     SubscriptionStatus,
-    Suppression,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOFT_BOUNCE_LIMIT = 3
+__all__ = ["DEFAULT_SOFT_BOUNCE_LIMIT", "EventKind", "FeedbackEvent", "apply_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -50,7 +54,7 @@ class FeedbackEvent:
     list_id: int | None = None
     #: What the report said (the Status and Diagnostic-Code of a DSN), kept as the reason.
     detail: str = ""
-    #: Where it came from, for the log: "smtp", "imap", a file name.
+    #: Where it came from, for the log and the consent history: "smtp", "imap", a relay.
     source: str = ""
 
 
@@ -64,16 +68,22 @@ def apply_event(
         log.warning("feedback %s names unknown delivery %s", event.kind, event.delivery_id)
         return False
     subscriber = _subscriber(session, event, delivery)
-    email = subscriber.email if subscriber else event.email.strip().lower()
+    email = subscriber.email if subscriber else (lookup_form(event.email) or "")
     detail = " ".join(event.detail.split())[:400]
     if event.kind == EventKind.HARD_BOUNCE:
-        changed = _hard_bounce(session, subscriber, delivery, email, detail)
+        changed = _mark_bounced(delivery, detail)
+        changed |= hard_bounce(session, subscriber, email, detail)
     elif event.kind == EventKind.SOFT_BOUNCE:
-        changed = _soft_bounce(session, subscriber, delivery, detail, soft_bounce_limit)
+        # Runs are counted in editions: a report naming no delivery cannot be placed in one.
+        changed = (
+            subscriber is not None
+            and delivery is not None
+            and soft_bounce(session, subscriber, delivery.edition_id, detail, soft_bounce_limit)
+        )
     elif event.kind == EventKind.COMPLAINT:
-        changed = _complaint(session, subscriber, email, detail)
+        changed = complain(session, subscriber, email, detail, event.source or "complaint")
     else:
-        changed = _unsubscribe(session, subscriber, event.list_id)
+        changed = _unsubscribe(session, subscriber, event.list_id, event.source)
     session.flush()
     log.info(
         "feedback %s for subscriber %s (delivery %s) from %s: %s",
@@ -91,126 +101,25 @@ def _subscriber(
 ) -> Subscriber | None:
     if delivery is not None:
         return session.get(Subscriber, delivery.subscriber_id)
-    if not event.email:
-        return None
-    address = event.email.strip().lower()
-    return session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
+    address = lookup_form(event.email) if event.email else None
+    return find_subscriber(session, address) if address else None
 
 
-def suppress(session: Session, email: str, reason: str) -> bool:
-    """Put the address on the suppression list, once; an earlier reason is kept."""
-    if not email or "@" not in email:
+def _mark_bounced(delivery: Delivery | None, detail: str) -> bool:
+    """Only a message that went out can bounce; a report about any other row is noise."""
+    if delivery is None or delivery.status != DeliveryStatus.SENT:
         return False
-    if session.scalar(select(exists().where(Suppression.email == email))):
-        return False
-    session.add(Suppression(email=email, reason=reason[:500]))
+    delivery.status = DeliveryStatus.BOUNCED
+    delivery.last_error = f"bounce report: {detail}"[:1000]
     return True
 
 
-def _set_status(subscriber: Subscriber | None, status: SubscriberStatus) -> bool:
-    if subscriber is None or subscriber.status == status:
-        return False
-    subscriber.status = status
-    return True
-
-
-def _hard_bounce(
-    session: Session,
-    subscriber: Subscriber | None,
-    delivery: Delivery | None,
-    email: str,
-    detail: str,
+def _unsubscribe(
+    session: Session, subscriber: Subscriber | None, list_id: int | None, source: str
 ) -> bool:
-    changed = False
-    # Only a message that went out can bounce; a report about any other row is noise.
-    if delivery is not None and delivery.status == DeliveryStatus.SENT:
-        delivery.status = DeliveryStatus.BOUNCED
-        delivery.last_error = f"bounce report: {detail}"[:1000]
-        changed = True
-    changed |= suppress(session, email, f"bounced: {detail}")
-    changed |= _set_status(subscriber, SubscriberStatus.BOUNCED)
-    return changed
-
-
-def _soft_bounce(
-    session: Session,
-    subscriber: Subscriber | None,
-    delivery: Delivery | None,
-    detail: str,
-    limit: int,
-) -> bool:
-    if subscriber is None or delivery is None:
-        # Runs are counted in editions: a report naming no delivery cannot be placed in one.
-        return False
-    edition_id = delivery.edition_id
-    run = session.get(SoftBounce, subscriber.id)
-    if run is None:
-        run = SoftBounce(subscriber_id=subscriber.id, streak=0)
-        session.add(run)
-    elif run.last_edition_id is not None and edition_id <= run.last_edition_id:
-        return False  # this edition (or a later one) is already counted
-    run.streak = run.streak + 1 if _still_running(session, subscriber.id, run, edition_id) else 1
-    run.last_edition_id = edition_id
-    run.last_detail = detail
-    run.updated_at = utcnow()
-    if run.streak >= limit:
-        suppress(
-            session,
-            subscriber.email,
-            f"soft bounces in {run.streak} editions running: {detail}",
-        )
-        _set_status(subscriber, SubscriberStatus.BOUNCED)
-    return True
-
-
-def _still_running(session: Session, subscriber_id: int, run: SoftBounce, edition_id: int) -> bool:
-    """Whether no edition between the run's last and this one reached the subscriber."""
-    if run.last_edition_id is None or run.streak == 0:
-        return False
-    delivered_between = session.scalar(
-        select(
-            exists().where(
-                Delivery.subscriber_id == subscriber_id,
-                Delivery.edition_id > run.last_edition_id,
-                Delivery.edition_id < edition_id,
-                Delivery.status == DeliveryStatus.SENT,
-            )
-        )
-    )
-    return not delivered_between
-
-
-def _complaint(session: Session, subscriber: Subscriber | None, email: str, detail: str) -> bool:
-    changed = suppress(session, email, f"complaint: {detail}" if detail else "complaint")
-    if subscriber is not None:
-        for subscription in session.scalars(
-            select(Subscription).where(
-                Subscription.subscriber_id == subscriber.id,
-                Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
-            )
-        ):
-            subscription.status = SubscriptionStatus.UNSUBSCRIBED
-            changed = True
-        if subscriber.status == SubscriberStatus.ACTIVE:
-            changed |= _set_status(subscriber, SubscriberStatus.UNSUBSCRIBED)
-    return changed
-
-
-def _unsubscribe(session: Session, subscriber: Subscriber | None, list_id: int | None) -> bool:
     if subscriber is None or list_id is None:
         return False
-    subscription = session.scalars(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber.id, Subscription.list_id == list_id
-        )
-    ).first()
+    subscription = subscription_of(session, subscriber.id, list_id)
     if subscription is None or subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         return False
-    subscription.status = SubscriptionStatus.UNSUBSCRIBED
-    # In the consent history like the web's unsubscribes, so statistics count all of them.
-    session.add(
-        ConsentEvent(
-            subscriber_id=subscriber.id, list_id=list_id, action="unsubscribe", source="mailto"
-        )
-    )
-    return True
+    return bool(unsubscribe(session, subscriber.id, list_id, source="mailto"))

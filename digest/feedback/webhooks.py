@@ -41,11 +41,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.audience import is_forgotten
 from digest.config import Settings
 from digest.errors import ConfigError, InputError
 from digest.feedback.dsn import message_ids
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
-from digest.feedback.privacy import is_forgotten
 from digest.mail.verp import VerpSigner, split_bounce_address
 from digest.store.db import Database
 from digest.store.models import Delivery, Subscriber

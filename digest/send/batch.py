@@ -21,6 +21,7 @@ from typing import cast
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
+from digest.audience import hard_bounce, skip_reason
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import Draft, stored_draft
@@ -35,9 +36,7 @@ from digest.store.models import (
     Edition,
     EditionStatus,
     Subscriber,
-    SubscriberStatus,
     Subscription,
-    SubscriptionStatus,
     Suppression,
     utcnow,
 )
@@ -525,11 +524,7 @@ def _attempts(session: Session, delivery_id: int) -> int:
 def _bounce(batch: Batch, row: _Row, reason: str) -> None:
     """A permanent refusal: the address is suppressed and the subscriber marked bounced."""
     session = batch.session
-    if session.scalar(select(Suppression.id).where(Suppression.email == row.email)) is None:
-        session.add(Suppression(email=row.email, reason=f"bounced: {reason}"[:500]))
-    subscriber = session.get_one(Subscriber, row.subscriber_id)
-    subscriber.status = SubscriberStatus.BOUNCED
-    session.flush()
+    hard_bounce(session, session.get(Subscriber, row.subscriber_id), row.email, reason)
     batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.BOUNCED, error=reason))
 
 
@@ -559,19 +554,10 @@ def _load_rows(session: Session, edition: Edition, ids: Iterable[int]) -> list[_
         .where(Delivery.id.in_(list(ids)))
         .order_by(Delivery.id)
     )
-    rows = []
-    for did, sid, email, name, sub_status, subn_status, sections, suppressed in session.execute(
-        query
-    ):
-        reason = None
-        if suppressed is not None:
-            reason = "address suppressed"
-        elif sub_status != SubscriberStatus.ACTIVE:
-            reason = f"subscriber {sub_status}"
-        elif subn_status != SubscriptionStatus.CONFIRMED:
-            reason = "no longer subscribed to this list"
-        rows.append(_Row(did, sid, email, name or "", sections, reason))
-    return rows
+    return [
+        _Row(did, sid, email, name or "", sections, skip_reason(sub, subn, suppressed is not None))
+        for did, sid, email, name, sub, subn, sections, suppressed in session.execute(query)
+    ]
 
 
 def send_until_done(

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import SplitResult, urlsplit
 
-import email_validator
 from babel import Locale, UnknownLocaleError
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from digest.audience import EMAIL_MAX_LENGTH, add_confirmed, clean_name, normalise_email
 from digest.config import Settings
 from digest.edition.select import SUBJECT_FIELDS, zone
 from digest.errors import CsvRowError, FeedError, InputError, NotFoundError
-from digest.feedback.privacy import is_forgotten
 from digest.ingest.fetch import any_address, fetch, is_http_url, local_path, public_only
 from digest.ingest.parse import parse_feed
 from digest.ingest.run import IDENTITIES
@@ -82,51 +80,6 @@ def check_slug(slug: str) -> str:
     if not _SLUG.fullmatch(slug):
         raise InputError(f"bad slug {_shown(slug)}: use lower-case letters, digits and '-'")
     return slug
-
-
-# The longest address email-validator accepts, in characters of an ASCII address.
-EMAIL_MAX_LENGTH = 254
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# A plain ASCII address: dot-atom local part, LDH labels, an alphabetic top-level domain.
-_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
-# Bidi embeddings, overrides, isolates and marks: invisible, and able to make a name read
-# backwards or pull text next to it out of order.
-_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _plain_address(address: str) -> str | None:
-    """The normal form of an address so plain that email-validator would only lower-case its
-    domain, or None to let email-validator decide (which costs ~18 µs an address)."""
-    match = _PLAIN_ADDRESS.fullmatch(address)
-    if match is None or len(address) > EMAIL_MAX_LENGTH:
-        return None
-    domain = match.group(1).lower()
-    # "--" is where IDNA (xn--) and the R-LDH rules start: leave those to the library.
-    if len(domain) > 253 or "--" in domain:
-        return None
-    for reserved in email_validator.SPECIAL_USE_DOMAIN_NAMES:
-        if domain == reserved or domain.endswith("." + reserved):
-            return None
-    return address.lower()
-
-
-def _validated_email(address: str) -> str:
-    try:
-        result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise InputError(f"invalid email address {address!r}: {exc}") from exc
-    return str(result.ascii_email or result.normalized).lower()
-
-
-def normalise_email(raw: str) -> str:
-    """The address in the form it is stored and compared in, or InputError saying why not.
-
-    Only ASCII addresses are accepted (internationalised domains are turned
-    into their ASCII form), so every address can go into a header as it is.
-    """
-    address = raw.strip()
-    return _plain_address(address) or _validated_email(address)
 
 
 def get_section(session: Session, slug: str) -> Section:
@@ -518,12 +471,6 @@ def check_template_dir(path: str) -> str:
     return check_text(str(folder), "--template-dir's absolute path", 1000)
 
 
-def clean_name(name: str) -> str:
-    """A subscriber's name as stored: one line, no control or bidi-override characters (a name
-    goes into the To header and onto operator pages), at most 200 characters."""
-    return one_line(_BIDI_CONTROL.sub("", name), 200)
-
-
 def subscribe(
     session: Session,
     mailing_list: MailingList,
@@ -532,42 +479,8 @@ def subscribe(
     *,
     source: str = "operator",
 ) -> tuple[Subscriber, bool]:
-    """Add ``email`` to the list as a confirmed subscriber (the operator vouches for consent).
-
-    Returns (subscriber, newly subscribed). An address that unsubscribed or
-    bounced stays so: re-adding it must be the subscriber's own choice.
-    """
-    address = normalise_email(email)
-    if is_forgotten(session, address):
-        raise InputError(f"{address} asked to be forgotten and stays suppressed")
-    clean = clean_name(name)
-    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == address)).first()
-    if subscriber is None:
-        subscriber = Subscriber(email=address, name=clean, status=SubscriberStatus.ACTIVE)
-        session.add(subscriber)
-        session.flush()
-    elif clean and not subscriber.name:
-        subscriber.name = clean
-    subscription = session.scalars(
-        select(Subscription).where(
-            Subscription.list_id == mailing_list.id, Subscription.subscriber_id == subscriber.id
-        )
-    ).first()
-    if subscription is not None:
-        return subscriber, False
-    now = utcnow()
-    session.add(
-        Subscription(
-            list_id=mailing_list.id,
-            subscriber_id=subscriber.id,
-            status=SubscriptionStatus.CONFIRMED,
-            source=source[:100],
-            created_at=now,
-            confirmed_at=now,
-        )
-    )
-    session.flush()
-    return subscriber, True
+    """Add ``email`` to the list as a confirmed subscriber (see ``audience.add_confirmed``)."""
+    return add_confirmed(session, mailing_list, email, name, source=source)
 
 
 @dataclass

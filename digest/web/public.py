@@ -6,32 +6,39 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, NoReturn
 
 from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest import audience
+from digest.audience import (
+    ConfirmState,
+    SignUp,
+    clean_name,
+    confirm_state,
+    is_forgotten,
+    is_placeholder,
+    normalise_email,
+    record_signup,
+    set_preferences,
+)
 from digest.edition.build import stored_draft
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
-from digest.feedback.privacy import is_forgotten, is_placeholder
-from digest.ingest.text import one_line
 from digest.mail.mime import simple_message
 from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
 from digest.send.batch import mail_domain
 from digest.service import catalog
 from digest.store.models import (
-    ConsentEvent,
     Edition,
     EditionStatus,
     MailingList,
     Subscriber,
-    SubscriberStatus,
     Subscription,
     SubscriptionStatus,
-    utcnow,
 )
 from digest.transports import Envelope, Outcome, transport_for
 from digest.web import context, throttle
@@ -87,9 +94,6 @@ def index() -> tuple[str, int]:
 #: form posts per client IP.
 SIGNUP_MAIL = "signup-mail"
 SIGNUP_IP = "signup-ip"
-#: Consent actions that withdraw consent: a confirm link signed before one of them is void.
-WITHDRAWALS = ("unsubscribe", "leave")
-WITHDRAW_ALL = "unsubscribe-all"
 
 
 @bp.route("/subscribe/<slug>", methods=["GET", "POST"])
@@ -124,7 +128,7 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         if request.form.get("website"):  # a field people never see: only bots fill it
             return _check_inbox()
         try:
-            address = catalog.normalise_email(form["email"])
+            address = normalise_email(form["email"])
         except InputError as exc:
             return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
                          form=form, error=str(exc))  # fmt: skip
@@ -134,7 +138,7 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         signup = SignUp(
             list_id=mailing_list.id,
             address=address,
-            name=one_line(str(form["name"]), 200),
+            name=clean_name(str(form["name"])),
             sections=[s for s in form["sections"] if s in offered] or None,
             wording=wording,
             ip=request.remote_addr,
@@ -145,18 +149,6 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     return _check_inbox()
 
 
-@dataclass(frozen=True)
-class SignUp:
-    """A sign-up form as posted, checked, waiting to be recorded and mailed."""
-
-    list_id: int
-    address: str
-    name: str
-    sections: list[str] | None
-    wording: str
-    ip: str | None
-
-
 def _sign_up(signup: SignUp) -> None:
     """Record the sign-up and send its one email: a confirm link, or for a subscriber a note
     that they already receive the list. At most one email per address and list in the window;
@@ -164,7 +156,7 @@ def _sign_up(signup: SignUp) -> None:
     ctx = context()
     with ctx.db.session() as session:
         mailing_list = session.get_one(MailingList, signup.list_id)
-        subscriber, subscription, event = _record_signup(session, mailing_list, signup)
+        subscriber, subscription, event = record_signup(session, signup)
         mail_key = _mail_key(signup.address, mailing_list.id)
         window = dt.timedelta(hours=ctx.settings.confirm_mail_hours)
         if not throttle.take(session, SIGNUP_MAIL, mail_key, 1, window).allowed:
@@ -216,58 +208,6 @@ def _too_many_signups(retry_after: int) -> tuple[str, int, dict[str, str]]:
         429,
     )
     return page, status, {"Retry-After": str(retry_after)}
-
-
-def _record_signup(
-    session: Session, mailing_list: MailingList, signup: SignUp
-) -> tuple[Subscriber, Subscription, ConsentEvent]:
-    """Append the sign-up to the consent history. A new subscription starts pending with this
-    sign-up's consent; an existing one keeps its consent record (a re-submitted form, maybe by
-    someone else, must not rewrite it): the sections and wording of a sign-up apply only when
-    its own confirm link is clicked."""
-    subscriber = session.scalars(
-        select(Subscriber).where(Subscriber.email == signup.address)
-    ).first()
-    if subscriber is None:
-        subscriber = Subscriber(
-            email=signup.address, name=signup.name, status=SubscriberStatus.ACTIVE
-        )
-        session.add(subscriber)
-        session.flush()
-    subscription = session.scalars(
-        select(Subscription).where(
-            Subscription.list_id == mailing_list.id, Subscription.subscriber_id == subscriber.id
-        )
-    ).first()
-    if subscription is None:
-        subscription = Subscription(
-            list_id=mailing_list.id,
-            subscriber_id=subscriber.id,
-            status=SubscriptionStatus.PENDING,
-            sections=signup.sections,
-            source="web form",
-            created_at=utcnow(),
-            consent_ip=signup.ip,
-            consent_text=signup.wording,
-        )
-        session.add(subscription)
-    elif subscription.status == SubscriptionStatus.UNSUBSCRIBED:
-        subscription.status = SubscriptionStatus.PENDING
-    if subscription.status != SubscriptionStatus.CONFIRMED and signup.name and not subscriber.name:
-        subscriber.name = signup.name
-    event = ConsentEvent(
-        subscriber_id=subscriber.id,
-        list_id=mailing_list.id,
-        action="signup",
-        at=utcnow(),
-        ip=signup.ip,
-        source="web form",
-        wording=signup.wording,
-        sections=signup.sections,
-    )
-    session.add(event)
-    session.flush()
-    return subscriber, subscription, event
 
 
 def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList, signup_id: int) -> None:
@@ -331,19 +271,11 @@ def confirm(token: str) -> tuple[str, int]:
     subscriber_id, list_id = ids[0], ids[1]
     signup_id = ids[2] if len(ids) > 2 else 0  # links mailed before sign-ups were numbered
     with context().db.session() as session:
-        subscription = _subscription(session, subscriber_id, list_id)
-        mailing_list = session.get_one(MailingList, list_id)
-        if subscription.status == SubscriptionStatus.CONFIRMED:
-            return _page("web/confirm.html", mailing_list=mailing_list, done=True)
-        signup = session.get(ConsentEvent, signup_id) if signup_id else None
-        foreign = signup_id > 0 and (
-            signup is None or (signup.subscriber_id, signup.list_id) != (subscriber_id, list_id)
-        )
-        if (
-            subscription.status != SubscriptionStatus.PENDING
-            or foreign
-            or _withdrawn_since(session, subscriber_id, list_id, signup_id)
-        ):
+        mailing_list = session.get(MailingList, list_id)
+        state = confirm_state(session, subscriber_id, list_id, signup_id)
+        if state == ConfirmState.GONE or mailing_list is None:
+            _stop("Not found", "This subscription no longer exists.", 404)
+        if state == ConfirmState.VOID:
             return _message(
                 "Link no longer valid",
                 "You unsubscribed after this link was sent, so it cannot subscribe you again. "
@@ -351,41 +283,14 @@ def confirm(token: str) -> tuple[str, int]:
                 "page.",
                 400,
             )
-        if request.method != "POST":
-            # A mail scanner that opens the link must not subscribe anyone: a person clicks.
-            return _page("web/confirm.html", mailing_list=mailing_list, done=False)
-        now = utcnow()
-        subscription.status = SubscriptionStatus.CONFIRMED
-        subscription.confirmed_at = now
-        if signup is not None:
-            # The consent on record is the one confirmed, not the last form someone posted.
-            subscription.sections = signup.sections
-            subscription.consent_ip = signup.ip
-            subscription.consent_text = signup.wording
-            subscription.source = signup.source
-        _consent(session, subscriber_id, list_id, "confirm", "confirm link")
-        subscriber = session.get_one(Subscriber, subscriber_id)
-        if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
-            subscriber.status = SubscriberStatus.ACTIVE
-        return _page("web/confirm.html", mailing_list=mailing_list, done=True)
-
-
-def _withdrawn_since(session: Session, subscriber_id: int, list_id: int, after_id: int) -> bool:
-    """Whether the subscriber withdrew consent for this list (or all) after event ``after_id``.
-    Event ids, not times, order the history: they cannot tie within a second."""
-    found = session.scalars(
-        select(ConsentEvent.id)
-        .where(
-            ConsentEvent.subscriber_id == subscriber_id,
-            ConsentEvent.id > after_id,
-            or_(
-                ConsentEvent.action == WITHDRAW_ALL,
-                and_(ConsentEvent.action.in_(WITHDRAWALS), ConsentEvent.list_id == list_id),
-            ),
-        )
-        .limit(1)
-    ).first()
-    return found is not None
+        if state == ConfirmState.READY and request.method == "POST":
+            state = audience.confirm(
+                session, subscriber_id, list_id, signup_id, ip=request.remote_addr
+            )
+            return _page("web/confirm.html", mailing_list=mailing_list, done=True)
+        # A mail scanner that opens the link must not subscribe anyone: a person clicks.
+        done = state == ConfirmState.ALREADY
+        return _page("web/confirm.html", mailing_list=mailing_list, done=done)
 
 
 # -- unsubscribe and preferences -----------------------------------------------------------
@@ -407,26 +312,18 @@ def unsubscribe(token: str) -> tuple[str, int]:
         if request.method != "POST":
             return _page("web/unsubscribe.html", mailing_list=mailing_list, email=subscriber.email)
         everything = request.form.get("scope") == "all"
-        for subscription in session.scalars(
-            select(Subscription).where(Subscription.subscriber_id == subscriber_id)
-        ):
-            if everything or subscription.list_id == list_id:
-                subscription.status = SubscriptionStatus.UNSUBSCRIBED
-                # Their old confirm links are void now, so signing up again must mail a new
-                # one at once; this link proves the address is theirs.
-                throttle.forget(
-                    session, SIGNUP_MAIL, _mail_key(subscriber.email, subscription.list_id)
-                )
-        if everything:
-            subscriber.status = SubscriberStatus.UNSUBSCRIBED
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
-        _consent(
+        left = audience.unsubscribe(
             session,
             subscriber_id,
             None if everything else list_id,
-            WITHDRAW_ALL if everything else "unsubscribe",
-            "one-click" if one_click else "unsubscribe page",
+            source="one-click" if one_click else "unsubscribe page",
+            ip=request.remote_addr,
         )
+        for left_id in left:
+            # Their old confirm links are void now, so signing up again must mail a new one at
+            # once; this link proves the address is theirs.
+            throttle.forget(session, SIGNUP_MAIL, _mail_key(subscriber.email, left_id))
         what = "all lists" if everything else mailing_list.name
         return _page("web/unsubscribed.html", what=what, email=subscriber.email, token=token)
 
@@ -454,7 +351,13 @@ def preferences(token: str) -> tuple[str, int]:
         }
         saved = False
         if request.method == "POST":
-            _save_preferences(session, subscriber, lists, mine)
+            _save_preferences(session, subscriber, lists)
+            mine = {
+                s.list_id: s
+                for s in session.scalars(
+                    select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+                )
+            }
             saved = True
         rows = [
             {
@@ -469,52 +372,23 @@ def preferences(token: str) -> tuple[str, int]:
 
 
 def _save_preferences(
-    session: Session,
-    subscriber: Subscriber,
-    lists: list[MailingList] | Any,
-    mine: dict[int, Subscription],
+    session: Session, subscriber: Subscriber, lists: Sequence[MailingList]
 ) -> None:
-    """Apply the form: name, which lists, which sections of each. Holding the link proves the
-    address is theirs, so joining a list here needs no second confirmation."""
-    subscriber.name = one_line(request.form.get("name", subscriber.name), 200)
-    now = utcnow()
-    for lst in lists:
-        wanted = request.form.get(f"list-{lst.id}") == "on"
-        offered = {s.slug for s in lst.sections}
-        sections = [s for s in request.form.getlist(f"sections-{lst.id}") if s in offered]
-        subscription = mine.get(lst.id)
-        if wanted:
-            if subscription is None:
-                subscription = Subscription(list_id=lst.id, subscriber_id=subscriber.id,
-                                            source="preferences page", created_at=now)  # fmt: skip
-                session.add(subscription)
-                mine[lst.id] = subscription
-            if subscription.status != SubscriptionStatus.CONFIRMED:
-                subscription.confirmed_at = now
-                _consent(session, subscriber.id, lst.id, "join", "preferences page")
-            subscription.status = SubscriptionStatus.CONFIRMED
-            # All or none ticked means "everything": a new section then reaches them too.
-            subscription.sections = sections if 0 < len(sections) < len(offered) else None
-            if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
-                subscriber.status = SubscriberStatus.ACTIVE
-        elif subscription is not None and subscription.status != SubscriptionStatus.UNSUBSCRIBED:
-            subscription.status = SubscriptionStatus.UNSUBSCRIBED
-            _consent(session, subscriber.id, lst.id, "leave", "preferences page")
-    session.flush()
-
-
-def _consent(
-    session: Session, subscriber_id: int, list_id: int | None, action: str, source: str
-) -> None:
-    session.add(
-        ConsentEvent(
-            subscriber_id=subscriber_id,
-            list_id=list_id,
-            action=action,
-            at=utcnow(),
-            ip=request.remote_addr,
-            source=source,
+    """Apply the form: name, which lists, which sections of each."""
+    choices = {
+        lst.id: (
+            request.form.get(f"list-{lst.id}") == "on",
+            request.form.getlist(f"sections-{lst.id}"),
         )
+        for lst in lists
+    }
+    set_preferences(
+        session,
+        subscriber,
+        request.form.get("name", subscriber.name),
+        choices,
+        lists,
+        ip=request.remote_addr,
     )
 
 
@@ -567,14 +441,3 @@ def _list_or_404(session: Session, slug: str) -> MailingList:
         return catalog.get_list(session, slug)
     except NotFoundError:
         _stop("Not found", "There is no such list.", 404)
-
-
-def _subscription(session: Session, subscriber_id: int, list_id: int) -> Subscription:
-    found = session.scalars(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id
-        )
-    ).first()
-    if found is None:
-        _stop("Not found", "This subscription no longer exists.", 404)
-    return found

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text, update
 
+from digest.audience import address_hash, forget
 from digest.cli.inbound import forget as forget_command
 from digest.config import Settings
 from digest.edition import ledger
 from digest.errors import InputError
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
-from digest.feedback.privacy import address_hash, forget
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer
 from digest.service import catalog

@@ -32,9 +32,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from digest.audience import forget
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError
-from digest.feedback.privacy import forget
 from digest.feedback.webhooks import (
     CertificateUnavailable,
     SnsVerifier,
