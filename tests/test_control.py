@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from digest.cli.output import progress_line
 from digest.config import Settings
-from digest.edition import control, ledger
+from digest.edition import ledger, lifecycle
 from digest.edition.build import build_edition
 from digest.errors import DigestError
 from digest.send.batch import send_batch, send_until_done
@@ -49,10 +49,10 @@ def test_paused_edition_sends_nothing_until_resumed(db: Database, settings: Sett
     mailer, transport = EditionMailer(settings.replace(batch_size=2)), RecordingTransport()
     send_batch(db, mailer, edition_id, transport)
     with db.session() as session:
-        control.pause(session, edition_id)
+        lifecycle.pause(session, edition_id)
     assert send_batch(db, mailer, edition_id, transport).claimed == 0
     with db.session() as session:
-        control.resume(session, edition_id)
+        lifecycle.resume(session, edition_id)
     send_until_done(db, mailer, edition_id, lambda: transport)
     assert sorted(env.recipient for env, _ in transport.sent) == [
         f"r{i:03d}@example.com" for i in range(5)
@@ -65,10 +65,10 @@ def test_cancel_skips_the_unsent_and_cannot_be_resumed(db: Database, settings: S
     edition_id = _edition(db, settings, 4)
     send_batch(db, EditionMailer(settings.replace(batch_size=1)), edition_id, RecordingTransport())
     with db.session() as session:
-        _, skipped = control.cancel(session, edition_id)
+        _, skipped = lifecycle.cancel(session, edition_id)
     assert skipped == 3 and ledger_counts(db, edition_id) == {"sent": 1, "skipped": 3}
     with db.session() as session, pytest.raises(DigestError, match="not paused"):
-        control.resume(session, edition_id)
+        lifecycle.resume(session, edition_id)
 
 
 def test_retry_failed_requeues_only_failed_rows(db: Database, settings: Settings) -> None:
@@ -79,7 +79,7 @@ def test_retry_failed_requeues_only_failed_rows(db: Database, settings: Settings
     send_until_done(db, mailer, edition_id, lambda: first)
     assert ledger_counts(db, edition_id) == {"sent": 2, "failed": 1, "bounced": 1}
     with db.session() as session:
-        _, count = control.retry_failed(session, edition_id)
+        _, count = lifecycle.retry_failed(session, edition_id)
     assert count == 1
     second = RecordingTransport()
     send_until_done(db, mailer, edition_id, lambda: second)

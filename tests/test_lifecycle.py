@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from digest.config import Settings
-from digest.edition.state import LABELS, OPERATOR_PAUSE, TRANSPORT_ERROR, edition_state
+from digest.edition.state import LABELS, edition_state
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.service import catalog
 from digest.service.core import Digest, NotYetError
@@ -28,6 +28,7 @@ from digest.store.models import (
     Edition,
     EditionStatus,
     MailingList,
+    StopReason,
     utcnow,
 )
 from tests.conftest import SmtpSink
@@ -279,7 +280,7 @@ def test_late_subscribers_of_a_paused_edition_wait_for_resume(
 
 
 @pytest.mark.parametrize(
-    ("status", "counts", "reason", "held", "label"),
+    ("status", "counts", "stop", "held", "label"),
     [
         ("ready", {"pending": 5}, None, 0, "scheduled"),
         ("ready", {"pending": 2, "sent": 3}, None, 2, "scheduled"),
@@ -287,20 +288,21 @@ def test_late_subscribers_of_a_paused_edition_wait_for_resume(
         ("ready", {"leased": 1, "pending": 4}, None, 0, "sending"),
         ("ready", {"deferred": 1, "sent": 4}, None, 0, "sending"),
         ("ready", {}, None, 0, "scheduled"),
-        ("ready", {"pending": 4, "sent": 1}, f"{TRANSPORT_ERROR}connection refused", 0, "failed"),
-        ("paused", {"pending": 4}, OPERATOR_PAUSE, 0, "paused"),
-        ("paused", {"pending": 4}, "paused: 5 transport errors in a row", 0, "failed"),
+        ("ready", {"pending": 4, "sent": 1}, StopReason.TRANSPORT_ERROR, 0, "failed"),
+        ("paused", {"pending": 4}, StopReason.OPERATOR_PAUSE, 0, "paused"),
+        ("paused", {"pending": 4}, StopReason.TRANSPORT_ERRORS, 0, "failed"),
+        ("paused", {"pending": 4}, StopReason.REFUSALS, 0, "failed"),
         ("done", {"sent": 5}, None, 0, "done"),
         ("done", {"sent": 4, "failed": 1}, None, 0, "failed"),
-        ("cancelled", {"skipped": 5}, "cancelled by the operator", 0, "cancelled"),
+        ("cancelled", {"skipped": 5}, StopReason.CANCELLED, 0, "cancelled"),
         ("empty", {}, None, 0, "empty"),
     ],
 )
 def test_state_labels(
-    status: str, counts: dict[str, int], reason: str | None, held: int, label: str
+    status: str, counts: dict[str, int], stop: StopReason | None, held: int, label: str
 ) -> None:
-    """Stored status, ledger counts and reason map to the name an operator would use."""
-    assert edition_state(status, counts, reason, held) == label
+    """Stored status, ledger counts and stop reason map to the name an operator would use."""
+    assert edition_state(status, counts, stop, held) == label
     assert label in LABELS
 
 
@@ -321,7 +323,7 @@ def test_a_transport_failure_shows_as_failed_with_its_reason(
     assert down.send_batch(edition_id).error
     summary = down.overview(edition_id)[0]
     assert summary.label == "failed" and summary.status == EditionStatus.READY
-    assert summary.reason and summary.reason.startswith(TRANSPORT_ERROR)
+    assert summary.reason and summary.reason.startswith("transport error: ")
     up = _sending_core(settings, db, smtp_server)
     up.send_batch(edition_id)
     summary = up.overview(edition_id)[0]

@@ -16,10 +16,8 @@ from sqlalchemy import func, select
 
 from digest.cli.context import ROW_ID, App, NumberArgs, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
-from digest.edition import ledger
 from digest.edition.build import Draft
 from digest.edition.select import local_today
-from digest.edition.state import edition_state
 from digest.errors import DigestError, InputError
 from digest.send.batch import BatchReport
 from digest.service.core import EditionSummary, NotYetError
@@ -32,7 +30,6 @@ from digest.store.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
-    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -343,7 +340,12 @@ def status_notes(row: EditionSummary) -> list[str]:
         notes.append(f"reason: {row.reason}")
     if row.held:
         notes.append(f"{plural(row.held, 'recipient')} held for their own time zone's send time")
-    if row.label == "failed" and row.status == EditionStatus.PAUSED:
+    if row.counts["deferred"] and row.next_retry is not None:
+        notes.append(
+            f"{plural(row.counts['deferred'], 'recipient')} deferred by the server; next try at "
+            f"{row.next_retry:%Y-%m-%d %H:%M} UTC"
+        )
+    if row.label == "failed" and row.paused:
         notes.append(f"fix the cause, then `digest resume {row.id}`")
     elif row.label == "failed" and row.counts["failed"]:
         notes.append(f"`digest retry-failed {row.id}` tries the failed recipients again")
@@ -362,25 +364,20 @@ def watch_edition(app: App, edition_id: int, interval: float) -> None:
     """Redraw the edition's progress until it is done or cancelled (Ctrl-C stops watching)."""
     live = sys.stdout.isatty()
     samples: list[tuple[float, int]] = []
-    db = app.db
+    app.db  # noqa: B018 - checks the schema first
     try:
         while True:
-            with db.session() as session:
-                edition = session.get(Edition, edition_id)
-                if edition is None:
-                    raise DigestError(f"unknown edition: {edition_id}")
-                counts = ledger.counts(session, edition_id)
-                state, reason = edition.status, edition.status_reason
-                held = ledger.held_count(session, edition_id, utcnow()) if counts["pending"] else 0
+            summary = app.core.summary(edition_id)
+            counts, reason = summary.counts, summary.reason
             handled = counts["sent"] + counts["bounced"] + counts["failed"] + counts["skipped"]
             samples = [*samples, (time.monotonic(), handled)][-10:]
             (t0, n0), (t1, n1) = samples[0], samples[-1]
             rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-            line = f"{edition_state(state, counts, reason, held):<9} {progress_line(counts, rate)}"
+            line = f"{summary.label:<9} {progress_line(counts, rate)}"
             if reason:
                 line += f"  ({reason})"
             click.echo(f"\r{line}\x1b[K" if live else line, nl=not live)
-            if state not in (EditionStatus.READY, EditionStatus.PAUSED):
+            if not (summary.sending or summary.paused):
                 break
             time.sleep(interval)
     except KeyboardInterrupt:

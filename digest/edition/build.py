@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
+from digest.edition import lifecycle
 from digest.edition.ledger import create_ledger
 from digest.edition.select import (
     ArticleView,
@@ -35,7 +36,6 @@ from digest.store.models import (
     MailingList,
     Section,
     SoftBounce,
-    utcnow,
 )
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
@@ -223,23 +223,15 @@ def _fill_empty(
     The UPDATE is conditional on the row still being empty, so of two processes doing this
     at once exactly one writes the ledger; the other reads the winner's edition.
     """
-    edition_id = edition.id
-    filled = session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.EMPTY)
-        .values(
-            status=EditionStatus.READY,
-            status_reason=None,
-            subject=draft.subject,
-            preheader=draft.preheader,
-            content=_content(draft),
-            created_at=utcnow(),
-            completed_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    filled = lifecycle.fill_empty(
+        session,
+        edition.id,
+        subject=draft.subject,
+        preheader=draft.preheader,
+        content=_content(draft),
     )
     session.expire(edition)
-    if not filled.rowcount:  # type: ignore[attr-defined]
+    if not filled:
         return edition, False
     create_ledger(session, edition)
     session.commit()

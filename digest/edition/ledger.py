@@ -40,7 +40,6 @@ from digest.store.models import (
     Delivery,
     DeliveryStatus,
     Edition,
-    EditionStatus,
     MailingList,
     Subscriber,
     utcnow,
@@ -334,18 +333,6 @@ def open_count(session: Session, edition_id: int) -> int:
     )
 
 
-def finish_if_done(session: Session, edition: Edition) -> bool:
-    """Mark the edition done when no row is open any more; returns whether it is done."""
-    if edition.status == EditionStatus.DONE:
-        return True
-    if open_count(session, edition.id) == 0 and edition.status == EditionStatus.READY:
-        edition.status = EditionStatus.DONE
-        edition.completed_at = utcnow()
-        session.commit()
-        return True
-    return False
-
-
 def held_count(session: Session, edition_id: int, now: dt.datetime) -> int:
     """Pending rows of the edition waiting for their subscriber's own send time."""
     return int(
@@ -359,4 +346,13 @@ def held_count(session: Session, edition_id: int, now: dt.datetime) -> int:
             )
         )
         or 0
+    )
+
+
+def next_retry(session: Session, edition_id: int) -> dt.datetime | None:
+    """When the edition's earliest deferred row is tried again (None: nothing deferred)."""
+    return session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.DEFERRED
+        )
     )

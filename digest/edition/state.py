@@ -6,25 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: The reason ``digest pause`` records; any other reason on a paused edition was an
-#: automatic stop (refusals or transport errors in a row).
-OPERATOR_PAUSE = "paused by the operator"
-
-#: Prefix of the reason a sending edition carries after a transport failure, until a
-#: message goes through again.
-TRANSPORT_ERROR = "transport error: "
+from digest.store.models import StopReason
 
 #: Every label, in the order an edition usually passes through them.
 LABELS = ("scheduled", "sending", "paused", "done", "failed", "cancelled", "empty")
 
 
 def edition_state(
-    status: str, counts: Mapping[str, int], reason: str | None = None, held: int = 0
+    status: str, counts: Mapping[str, int], stop: StopReason | None = None, held: int = 0
 ) -> str:
     """The operator's name for an edition's state.
 
     ``status`` is the stored status ("ready", "paused", "done", "cancelled", "empty"),
-    ``counts`` the ledger rows per delivery status, ``reason`` the stored reason, ``held``
+    ``counts`` the ledger rows per delivery status, ``stop`` why it stopped, ``held``
     how many pending rows wait for their subscriber's own send time.
 
     scheduled: built, and nothing claimed yet, or every open row held for a time zone.
@@ -36,13 +30,13 @@ def edition_state(
     if status in ("empty", "cancelled"):
         return status
     if status == "paused":
-        return "paused" if reason in (None, OPERATOR_PAUSE) else "failed"
+        return "paused" if stop in (None, StopReason.OPERATOR_PAUSE) else "failed"
     if status == "done":
         return "failed" if counts.get("failed", 0) else "done"
     leased = counts.get("leased", 0)
     if leased:
         return "sending"
-    if reason and reason.startswith(TRANSPORT_ERROR):
+    if stop == StopReason.TRANSPORT_ERROR:
         return "failed"
     pending, deferred = counts.get("pending", 0), counts.get("deferred", 0)
     handled = sum(counts.get(s, 0) for s in ("sent", "bounced", "failed", "skipped"))

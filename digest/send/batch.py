@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from digest.audience import hard_bounce, skip_reason
 from digest.config import Settings
-from digest.edition import ledger
+from digest.edition import ledger, lifecycle
 from digest.edition.build import Draft, stored_draft
-from digest.edition.state import TRANSPORT_ERROR
 from digest.errors import DigestError, TransportError
 from digest.mail.mime import Recipient, message_id
+from digest.send.lease import Heartbeat
 from digest.send.mailer import EditionMailer, mail_domain
+from digest.send.outcomes import OutcomeLog, Streaks
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,
@@ -43,8 +42,6 @@ from digest.store.models import (
 from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
-
-_NO_WAL_FLUSH = "SET LOCAL synchronous_commit TO off"
 
 
 @dataclass
@@ -127,7 +124,7 @@ def send_batch(
         owner, ids = ledger.claim(session, edition_id, limit or settings.batch_size, lease)
         report.claimed = len(ids)
         if not ids:
-            ledger.finish_if_done(session, edition)
+            lifecycle.finish_if_done(session, edition)
             return report
         remaining = list(ids)
         outcomes = OutcomeLog(
@@ -168,7 +165,7 @@ def send_batch(
         finally:
             heartbeat.stop()
         ledger.release(session, owner, remaining)
-        ledger.finish_if_done(session, edition)
+        lifecycle.finish_if_done(session, edition)
         log.info(
             "edition %s: batch of %s: %s sent, %s deferred, %s bounced, %s failed, %s skipped",
             edition_id,
@@ -183,152 +180,10 @@ def send_batch(
     return report
 
 
-class OutcomeLog:
-    """Writes and commits outcomes in groups: after ``every`` messages or ``interval`` seconds
-    since the oldest uncommitted one, whichever comes first. The group's UPDATEs go in one
-    round trip at commit time: until the commit they would be lost in a crash anyway.
-
-    A commit per message is what made the database, not SMTP, the limit of the send loop. The
-    price of grouping: a worker killed between commits loses up to ``every`` recorded
-    outcomes; those rows are still leased to it, so they come back when the lease runs out and
-    are sent again. ``every = 1`` is a commit per message (a resend only of the message in
-    flight).
-    """
-
-    def __init__(
-        self, session: Session, every: int, interval: float, *, synchronous: bool = True
-    ) -> None:
-        self.session = session
-        self.every = max(every, 1)
-        self.interval = interval
-        # SET LOCAL, not a session SET: it ends with the transaction, so it never leaks into
-        # the pool, and it is safe behind a PgBouncer in transaction mode.
-        self.asynchronous = not synchronous and session.get_bind().dialect.name == "postgresql"
-        self.pending: list[dict[str, object]] = []
-        self._oldest = 0.0
-
-    def add(self, outcome: dict[str, object]) -> None:
-        """One outcome to record; the group is written and committed once it is full."""
-        if not self.pending:
-            self._oldest = time.monotonic()
-        self.pending.append(outcome)
-        if len(self.pending) >= self.every or time.monotonic() - self._oldest >= self.interval:
-            self.commit()
-
-    def commit(self) -> None:
-        """Write the group's outcomes (one round trip) and commit them."""
-        if self.pending:
-            ledger.record_all(self.session, self.pending)
-            if self.asynchronous:
-                # Read at COMMIT time, so setting it after the UPDATEs still applies.
-                self.session.connection().exec_driver_sql(_NO_WAL_FLUSH)
-        self.session.commit()
-        self.pending.clear()
-
-    def save_or_forget(self) -> list[int]:
-        """After a crash in the batch: commit what was recorded if the database still lets us;
-        else roll back and return the rows whose outcomes were lost."""
-        lost = [cast(int, outcome["row_id"]) for outcome in self.pending]
-        try:
-            self.commit()
-        except Exception:
-            log.warning("batch: %s recorded outcomes lost; their rows will be resent", len(lost))
-            self.session.rollback()
-            self.pending.clear()
-            return lost
-        return []
-
-
-class Heartbeat:
-    """Keeps a batch's lease alive while the batch is working: a thread that extends the
-    ``lease_until`` of the rows it still holds every third of the lease.
-
-    So the lease can be short (a worker that dies loses its rows for at most one lease) while a
-    batch may take as long as it needs: slowed by a rate limit, or by a slow server. A thread,
-    not a check between messages, because one message can block (a stalled SMTP write) for
-    longer than a lease. But a batch stuck on one message for ``stuck_after`` seconds is
-    presumed hung: renewal stops, its rows go to another worker when the lease runs out, and
-    the batch itself stops before its next message (``held`` turns false) rather than send
-    rows that may now be someone else's.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        edition_id: int,
-        owner: str,
-        ids: list[int],
-        lease: dt.timedelta,
-        stuck_after: float,
-    ) -> None:
-        self.db = db
-        self.edition_id = edition_id
-        self.owner = owner
-        self.ids = ids
-        self.lease = lease
-        self.stuck_after = stuck_after
-        self.every = lease.total_seconds() / 3
-        now = time.monotonic()
-        #: When the rows were last known to be ours until ``+ lease`` (the claim, a renewal).
-        self.renewed_at = now
-        self._progress_at = now
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{owner[:8]}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def progress(self) -> None:
-        """The batch finished a message: it is not hung."""
-        self._progress_at = time.monotonic()
-
-    @property
-    def held(self) -> bool:
-        """Whether the lease is surely still ours: renewed less than a lease ago, less a third
-        for the clocks of other hosts and the time the next message takes."""
-        return time.monotonic() - self.renewed_at < self.lease.total_seconds() - self.every
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            if time.monotonic() - self._progress_at > self.stuck_after:
-                log.error(
-                    "edition %s: batch stuck on one message for %.0f s; letting its lease go",
-                    self.edition_id,
-                    time.monotonic() - self._progress_at,
-                    extra={"edition_id": self.edition_id, "batch_id": self.owner},
-                )
-                return
-            started = time.monotonic()
-            try:
-                with self.db.engine.connect() as connection:
-                    held = ledger.renew(
-                        connection, self.edition_id, self.owner, self.ids, self.lease
-                    )
-            except Exception as exc:  # the database is away: try again next beat
-                log.warning(
-                    "edition %s: lease renewal failed: %s",
-                    self.edition_id,
-                    exc,
-                    extra={"edition_id": self.edition_id, "batch_id": self.owner},
-                )
-                continue
-            if not held:
-                # None of the rows still to send is ours any more (the lease lapsed and another
-                # batch took them over): this batch must not send them too.
-                self.renewed_at = float("-inf")
-                return
-            self.renewed_at = started
-
-
 def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
     """Send each row in turn, taking it off ``remaining`` once its outcome is recorded."""
     edition_id, settings = batch.edition.id, batch.settings
-    streaks = _Streaks(batch.edition.transport_error_streak, batch.edition.refusal_streak)
+    streaks = Streaks(batch.edition.transport_error_streak, batch.edition.refusal_streak)
     try:
         for row in rows:
             if not batch.lease.held:
@@ -342,10 +197,10 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
             outcome = _send_one(batch, row)
             remaining.remove(row.delivery_id)
             batch.lease.progress()
-            reason = streaks.after(batch.session, batch.edition, outcome, settings)
-            if reason:
-                _pause(batch.session, edition_id, reason)
-                batch.report.error = reason
+            pause = streaks.after(batch.session, batch.edition, outcome, settings)
+            if pause:
+                lifecycle.auto_pause(batch.session, edition_id, pause.reason, pause.words)
+                batch.report.error = pause.words
                 return
     except TransportError as exc:
         batch.report.error = str(exc)
@@ -355,12 +210,12 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
             exc,
             extra={"edition_id": edition_id, "batch_id": batch.owner},
         )
-        reason = streaks.after_transport_error(batch.session, batch.edition, str(exc), settings)
-        if reason:
-            _pause(batch.session, edition_id, reason)
+        pause = streaks.after_transport_error(batch.session, batch.edition, str(exc), settings)
+        if pause:
+            lifecycle.auto_pause(batch.session, edition_id, pause.reason, pause.words)
         else:
             # Kept on the edition so `digest status` can say why it stopped.
-            _set_ready_reason(batch.session, edition_id, f"{TRANSPORT_ERROR}{exc}")
+            lifecycle.note_transport_error(batch.session, edition_id, str(exc))
 
 
 def _send_one(batch: Batch, row: _Row) -> Outcome | None:
@@ -433,84 +288,6 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         _bounce(batch, row, _why(result.code, result.detail))
         report.bounced += 1
     return result.outcome
-
-
-@dataclass
-class _Streaks:
-    """The edition's runs of failures, updated in the database only when they change."""
-
-    transport_errors: int
-    refusals: int
-
-    def after(
-        self, session: Session, edition: Edition, outcome: Outcome | None, settings: Settings
-    ) -> str | None:
-        """Count one recipient's outcome; returns a pause reason when the run is too long."""
-        if outcome is None:
-            return None
-        if outcome == Outcome.SENT:
-            if self.transport_errors or self.refusals:
-                self.transport_errors = self.refusals = 0
-                _set_streaks(session, edition.id, transport_error_streak=0, refusal_streak=0)
-                _set_ready_reason(session, edition.id, None)
-            return None
-        self.refusals = _bump(session, edition.id, "refusal_streak")
-        if self.refusals >= settings.pause_after_refusals:
-            return f"paused: {self.refusals} recipients refused in a row"
-        return None
-
-    def after_transport_error(
-        self, session: Session, edition: Edition, error: str, settings: Settings
-    ) -> str | None:
-        self.transport_errors = _bump(session, edition.id, "transport_error_streak")
-        if self.transport_errors >= settings.pause_after_errors:
-            return f"paused: {self.transport_errors} transport errors in a row; last: {error}"
-        return None
-
-
-def _bump(session: Session, edition_id: int, column: str) -> int:
-    """Add one to an edition's streak column atomically and return the new value."""
-    field_ = getattr(Edition, column)
-    value = session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id)
-        .values({column: field_ + 1})
-        .returning(field_)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    session.commit()
-    return int(value)
-
-
-def _set_streaks(session: Session, edition_id: int, **values: int) -> None:
-    session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-
-
-def _set_ready_reason(session: Session, edition_id: int, reason: str | None) -> None:
-    session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.READY)
-        .values(status_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-
-
-def _pause(session: Session, edition_id: int, reason: str) -> None:
-    session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.READY)
-        .values(status=EditionStatus.PAUSED, status_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    log.error("edition %s %s", edition_id, reason, extra={"edition_id": edition_id})
 
 
 def _why(code: int | None, detail: str) -> str:

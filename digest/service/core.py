@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from digest.config import Settings
-from digest.edition import control, ledger
+from digest.edition import ledger, lifecycle
 from digest.edition.build import (
     Draft,
     build_edition,
@@ -27,7 +27,6 @@ from digest.edition.build import (
     stored_draft,
 )
 from digest.edition.select import local_today
-from digest.edition.state import edition_state
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.mail.mime import Recipient, random_message_id
 from digest.send import schedule
@@ -42,6 +41,7 @@ from digest.service.dispatch import (
     InProcessDispatcher,
     OnBatch,
 )
+from digest.service.summary import LATE_STATES, EditionSummary, summarize
 from digest.store.db import Database
 from digest.store.models import Edition, EditionStatus, MailingList, utcnow
 from digest.transports import Envelope, Outcome, SmtpTransport, Transport, transport_for
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Edition states whose ledger late subscribers can still join.
-LATE_STATES = (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.DONE)
 
 #: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
 IN_PROCESS_RETRIES = 3
@@ -132,24 +130,6 @@ class SendStart:
     @property
     def batches(self) -> int:
         return self.dispatched.batches if self.dispatched else 0
-
-
-@dataclass(frozen=True)
-class EditionSummary:
-    """One edition as ``digest status`` and the dashboard show it."""
-
-    id: int
-    list_slug: str
-    day: dt.date
-    status: EditionStatus
-    #: The operator's name for the state (``digest.edition.state.edition_state``).
-    label: str
-    reason: str | None
-    counts: dict[str, int]
-    #: Pending rows waiting for their subscriber's own send time.
-    held: int
-    #: Subscribers who joined since the build and are not in the ledger.
-    late: int
 
 
 class Digest:
@@ -318,7 +298,7 @@ class Digest:
             included = late = 0
             if not created and edition.status in LATE_STATES:
                 if include_late:
-                    edition, included = control.include_late(session, edition.id)
+                    edition, included = lifecycle.include_late(session, edition.id)
                 else:
                     late = ledger.late_count(session, edition)
             start = SendStart(
@@ -343,7 +323,7 @@ class Digest:
         many. A ready edition's new rows are sent by the next batch (``continue_send``, the
         sweep, or ``start``); a paused one's when it is resumed."""
         with self.db.session() as session:
-            _, count = control.include_late(session, edition_id)
+            _, count = lifecycle.include_late(session, edition_id)
         return count
 
     def drop_edition(self, edition_id: int) -> tuple[str, dt.date, int]:
@@ -420,18 +400,18 @@ class Digest:
     # -- the operator's hold on a send ----------------------------------------------------
     def pause(self, edition_id: int) -> Edition:
         with self.db.session() as session:
-            return control.pause(session, edition_id)
+            return lifecycle.pause(session, edition_id)
 
     def resume(self, edition_id: int, on_batch: OnBatch | None = None) -> Dispatched:
         """Let a paused edition send again, from where it stopped."""
         with self.db.session() as session:
-            control.resume(session, edition_id)
+            lifecycle.resume(session, edition_id)
         return self.continue_send(edition_id, on_batch=on_batch)
 
     def cancel(self, edition_id: int) -> int:
         """Stop an edition for good; returns how many unsent rows were skipped."""
         with self.db.session() as session:
-            _, skipped = control.cancel(session, edition_id)
+            _, skipped = lifecycle.cancel(session, edition_id)
         return skipped
 
     def retry_failed(
@@ -439,47 +419,47 @@ class Digest:
     ) -> tuple[int, Dispatched | None]:
         """Queue the failed rows again, and only them; returns (rows, how they went on)."""
         with self.db.session() as session:
-            _, count = control.retry_failed(session, edition_id)
+            _, count = lifecycle.retry_failed(session, edition_id)
         if not count:
             return 0, None
         return count, self.continue_send(edition_id, on_batch=on_batch)
 
-    def overview(self, edition_id: int | None = None, limit: int = 50) -> list[EditionSummary]:
-        """The newest editions (or one) as an operator reads them: state label, reason, counts
-        and who joined since the build."""
+    def overview(
+        self,
+        edition_id: int | None = None,
+        limit: int = 50,
+        *,
+        list_slug: str | None = None,
+        offset: int = 0,
+    ) -> list[EditionSummary]:
+        """The newest editions (of one list, or one edition) as an operator reads them."""
         now = utcnow()
         with self.db.session() as session:
             query = select(Edition, MailingList).join(MailingList).order_by(Edition.id.desc())
             if edition_id is not None:
                 query = query.where(Edition.id == edition_id)
-            rows = session.execute(query.limit(limit)).all()
+            if list_slug is not None:
+                query = query.where(MailingList.id == catalog.get_list(session, list_slug).id)
+            rows = session.execute(query.limit(limit).offset(offset)).all()
             if edition_id is not None and not rows:
                 raise NotFoundError("edition", edition_id)
-            summaries = []
-            for edition, mailing_list in rows:
-                counts = ledger.counts(session, edition.id)
-                held = ledger.held_count(session, edition.id, now) if counts["pending"] else 0
-                # Only a recent edition (yesterday's, today's or a later day's) is worth sending
-                # to newcomers, and the anti-join over a big list is not free: older editions
-                # are not counted.
-                late = 0
-                recent = local_today(mailing_list.timezone, now) - dt.timedelta(days=1)
-                if edition.status in LATE_STATES and edition.edition_date >= recent:
-                    late = ledger.late_count(session, edition)
-                summaries.append(
-                    EditionSummary(
-                        edition.id,
-                        mailing_list.slug,
-                        edition.edition_date,
-                        edition.status,
-                        edition_state(edition.status, counts, edition.status_reason, held),
-                        edition.status_reason,
-                        counts,
-                        held,
-                        late,
-                    )
+            return [summarize(session, e, m, now) for e, m in rows]
+
+    def summary(self, edition_id: int) -> EditionSummary:
+        """One edition's summary (NotFoundError if there is none)."""
+        return self.overview(edition_id)[0]
+
+    def today(self, list_slug: str) -> EditionSummary | None:
+        """The summary of the list's edition of today (in its zone), if it was built."""
+        with self.db.session() as session:
+            mailing_list = catalog.get_list(session, list_slug)
+            edition = session.scalars(
+                select(Edition).where(
+                    Edition.list_id == mailing_list.id,
+                    Edition.edition_date == local_today(mailing_list.timezone),
                 )
-            return summaries
+            ).first()
+            return summarize(session, edition, mailing_list, utcnow()) if edition else None
 
     def counts(self, edition_id: int) -> dict[str, int]:
         with self.db.session() as session:

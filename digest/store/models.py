@@ -62,6 +62,17 @@ class EditionStatus(enum.StrEnum):
     DONE = "done"  # every ledger row is final
 
 
+class StopReason(enum.StrEnum):
+    """Why an edition stopped sending (or, while still ``ready``, why its last batch stopped);
+    the words for the operator are in ``Edition.status_reason``."""
+
+    OPERATOR_PAUSE = "operator_pause"  # `digest pause`, the dashboard's button
+    REFUSALS = "refusals"  # paused: recipients refused in a row (the server refuses the sender)
+    TRANSPORT_ERRORS = "transport_errors"  # paused: transport failures in a row
+    TRANSPORT_ERROR = "transport_error"  # still ready: the last batch lost its connection
+    CANCELLED = "cancelled"  # `digest cancel`
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     LEASED = "leased"  # claimed by a worker until lease_until
@@ -240,6 +251,8 @@ class Edition(Base):
     preheader: Mapped[str] = mapped_column(String(500), default="")
     #: [{"slug": ..., "article_ids": [...]}, ...] in the order the digest shows them.
     content: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: Why it stopped (None: it did not); ``status_reason`` says it in words, with the detail.
+    stop_reason: Mapped[StopReason | None] = mapped_column(_enum(StopReason), nullable=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     #: Transport failures (connection lost, 421) in a row, and recipients refused in a row:
     #: either past its limit pauses the edition, since it means a problem with the sender.

@@ -11,7 +11,6 @@ carries the session's CSRF token.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from flask import (
@@ -29,13 +28,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from digest.edition import ledger
 from digest.edition.select import local_today
-from digest.edition.state import edition_state
 from digest.errors import DigestError, NotFoundError
 from digest.service.identity import identity_warnings
+from digest.service.summary import EditionSummary, summarize
 from digest.store.models import (
-    FINAL_DELIVERY_STATUSES,
     Edition,
     EditionStatus,
     MailingList,
@@ -181,44 +178,8 @@ def logout() -> BaseResponse:
 # -- the overview ----------------------------------------------------------------------------
 
 
-@dataclass
-class EditionRow:
-    id: int
-    list_slug: str
-    list_name: str
-    day: dt.date
-    status: str
-    reason: str | None
-    counts: dict[str, int]
-    total: int
-    final: int
-    #: The operator's name for the state: scheduled, sending, paused, done, failed, ...
-    label: str = ""
-
-    @property
-    def sending(self) -> bool:
-        return self.status == EditionStatus.READY.value
-
-    @property
-    def percent(self) -> int:
-        return int(100 * self.final / self.total) if self.total else 100
-
-
-def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) -> EditionRow:
-    counts = ledger.counts(session, edition.id)
-    held = ledger.held_count(session, edition.id, utcnow()) if counts["pending"] else 0
-    return EditionRow(
-        id=edition.id,
-        list_slug=mailing_list.slug,
-        list_name=mailing_list.name,
-        day=edition.edition_date,
-        status=edition.status.value,
-        reason=edition.status_reason,
-        counts=counts,
-        total=sum(counts.values()),
-        final=sum(counts[s.value] for s in FINAL_DELIVERY_STATUSES),
-        label=edition_state(edition.status, counts, edition.status_reason, held),
-    )
+def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) -> EditionSummary:
+    return summarize(session, edition, mailing_list, utcnow())
 
 
 def _subscriber_counts(session: Session) -> dict[int, dict[str, int]]:

@@ -23,6 +23,7 @@ from digest.store.models import (
     Edition,
     EditionStatus,
     Source,
+    StopReason,
     utcnow,
 )
 from digest.web import create_app
@@ -387,6 +388,7 @@ def test_overview_names_states_as_an_operator_would(
     with db.session() as session:
         edition = session.get_one(Edition, edition_id)
         edition.status = EditionStatus.PAUSED
+        edition.stop_reason = StopReason.TRANSPORT_ERRORS
         edition.status_reason = "paused: 5 transport errors in a row; last: connection refused"
     row = client.get("/dashboard/").get_data(as_text=True).split(f'id="edition-{edition_id}"')[1]
     row = row.split("</tr>")[0]

@@ -6,20 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from digest.edition import ledger
-from digest.edition.state import edition_state
-from digest.errors import InputError, NotFoundError
-from digest.service import catalog
+from digest.errors import InputError
 from digest.service.core import parse_day
 from digest.service.dispatch import Dispatched
-from digest.store.models import (
-    Edition,
-    MailingList,
-    utcnow,
-)
+from digest.service.summary import EditionSummary
 from digest.web import context
 from digest.web.api.base import (
     bp,
@@ -33,52 +24,43 @@ from digest.web.api.base import (
 # -- editions ----------------------------------------------------------------------------------
 
 
-def _edition(session: Session, edition: Edition, slug: str) -> dict[str, Any]:
-    counts = ledger.counts(session, edition.id)
-    total = sum(counts.values())
-    open_rows = sum(counts[s.value] for s in ledger.OPEN_STATUSES)
-    held = ledger.held_count(session, edition.id, utcnow()) if counts["pending"] else 0
+def _edition(summary: EditionSummary) -> dict[str, Any]:
     return {
-        "id": edition.id,
-        "list": slug,
-        "date": edition.edition_date.isoformat(),
-        "status": edition.status.value,
+        "id": summary.id,
+        "list": summary.list_slug,
+        "date": summary.day.isoformat(),
+        "status": summary.status,
         # The operator's name for it: scheduled, sending, paused, done, failed, cancelled, empty.
-        "state": edition_state(edition.status, counts, edition.status_reason, held),
-        "reason": edition.status_reason,
-        "subject": edition.subject,
-        "created_at": utc_iso(edition.created_at),
-        "completed_at": utc_iso(edition.completed_at),
-        "counts": counts,
-        "total": total,
-        "done": total - open_rows,
+        "state": summary.label,
+        "reason": summary.reason,
+        "subject": summary.subject,
+        "created_at": utc_iso(summary.created_at),
+        "completed_at": utc_iso(summary.completed_at),
+        "counts": summary.counts,
+        "total": summary.total,
+        "done": summary.total - summary.open,
+        "held": summary.held,
+        "late": summary.late,
+        "next_retry_at": utc_iso(summary.next_retry),
     }
 
 
-def _edition_by_id(session: Session, edition_id: int) -> dict[str, Any]:
-    row = session.execute(
-        select(Edition, MailingList.slug).join(MailingList).where(Edition.id == edition_id)
-    ).first()
-    if row is None:
-        raise NotFoundError("edition", edition_id)
-    return _edition(session, row[0], row[1])
+def _edition_by_id(edition_id: int) -> dict[str, Any]:
+    return _edition(context().core.summary(edition_id))
 
 
 @bp.get("/editions")
 def editions_index() -> Response:
     limit, offset = page_args()
-    with context().db.session() as session:
-        query = select(Edition, MailingList.slug).join(MailingList)
-        if slug := request.args.get("list"):
-            query = query.where(MailingList.id == catalog.get_list(session, slug).id)
-        rows = session.execute(query.order_by(Edition.id.desc()).limit(limit).offset(offset))
-        return jsonify([_edition(session, edition, slug) for edition, slug in rows])
+    summaries = context().core.overview(
+        limit=limit, offset=offset, list_slug=request.args.get("list") or None
+    )
+    return jsonify([_edition(summary) for summary in summaries])
 
 
 @bp.get("/editions/<int:edition_id>")
 def editions_show(edition_id: int) -> Response:
-    with context().db.session() as session:
-        return jsonify(_edition_by_id(session, edition_id))
+    return jsonify(_edition_by_id(edition_id))
 
 
 @bp.get("/editions/preview")
@@ -120,8 +102,7 @@ def editions_send() -> tuple[Response, int]:
         send_early=_flag(data, "send_early"),
         include_late=_flag(data, "include_late"),
     )
-    with ctx.db.session() as session:
-        edition = _edition_by_id(session, start.edition_id)
+    edition = _edition_by_id(start.edition_id)
     edition.update(
         created=start.created,
         late=start.late,
@@ -161,16 +142,14 @@ def editions_test(edition_id: int) -> Response:
 def editions_pause(edition_id: int) -> Response:
     ctx = context()
     ctx.core.pause(edition_id)
-    with ctx.db.session() as session:
-        return jsonify(_edition_by_id(session, edition_id))
+    return jsonify(_edition_by_id(edition_id))
 
 
 @bp.post("/editions/<int:edition_id>/cancel")
 def editions_cancel(edition_id: int) -> Response:
     ctx = context()
     skipped = ctx.core.cancel(edition_id)
-    with ctx.db.session() as session:
-        return jsonify({**_edition_by_id(session, edition_id), "skipped_now": skipped})
+    return jsonify({**_edition_by_id(edition_id), "skipped_now": skipped})
 
 
 @bp.post("/editions/<int:edition_id>/resume")
@@ -178,8 +157,7 @@ def editions_resume(edition_id: int) -> tuple[Response, int]:
     """Continue a paused edition from where it stopped, on the workers or a thread here."""
     ctx = context()
     dispatched = ctx.core.resume(edition_id)
-    with ctx.db.session() as session:
-        edition = _edition_by_id(session, edition_id)
+    edition = _edition_by_id(edition_id)
     return jsonify({**edition, **_sending(dispatched)}), 202
 
 
@@ -188,8 +166,7 @@ def editions_retry_failed(edition_id: int) -> tuple[Response, int]:
     """Queue the failed rows again (only those) and send them."""
     ctx = context()
     count, dispatched = ctx.core.retry_failed(edition_id)
-    with ctx.db.session() as session:
-        edition = _edition_by_id(session, edition_id)
+    edition = _edition_by_id(edition_id)
     edition.update(requeued=count, **_sending(dispatched))
     return jsonify(edition), 202 if count else 200
 
@@ -202,8 +179,7 @@ def editions_include_late(edition_id: int) -> tuple[Response, int]:
     dispatched = (
         ctx.core.continue_send(edition_id) if count and ctx.core.is_sending(edition_id) else None
     )
-    with ctx.db.session() as session:
-        edition = _edition_by_id(session, edition_id)
+    edition = _edition_by_id(edition_id)
     edition.update(included=count, **_sending(dispatched))
     return jsonify(edition), 202 if dispatched else 200
 
@@ -215,8 +191,7 @@ def editions_rebuild(edition_id: int) -> tuple[Response, int]:
     data = request.get_json(silent=True) or {}
     ctx = context()
     start = ctx.core.rebuild_edition(edition_id, send_early=_flag(data, "send_early"))
-    with ctx.db.session() as session:
-        edition = _edition_by_id(session, start.edition_id)
+    edition = _edition_by_id(start.edition_id)
     edition.update(replaced=edition_id, **_sending(start.dispatched))
     return jsonify(edition), 202 if start.sending else 200
 
