@@ -420,7 +420,7 @@ def _setup_value(name: str, flag: str, raw: str) -> str:
             raise InputError(f"{flag} must be an absolute http(s) URL, not {value!r}")
         return value.rstrip("/") if name == "base_url" else value
     if name == "from_address":
-        return catalog.normalise_email(value)
+        return catalog.check_email(value)
     return value
 
 

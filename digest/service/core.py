@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from digest.audience import normalise_email
 from digest.config import Settings
 from digest.edition import ledger, lifecycle
 from digest.edition.build import (
@@ -248,7 +249,7 @@ class Digest:
 
         Returns (normalised address, the transport's detail: the outbox file or the reply).
         """
-        address = catalog.normalise_email(to_address)
+        address = normalise_email(to_address)
         if not draft.sections:
             raise DigestError(
                 f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to send"
