@@ -13,23 +13,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from sqlalchemy import func, select
 
 from digest.cli.context import App, pass_app
 from digest.cli.output import plural
 from digest.errors import InputError
-from digest.ingest.run import IDENTITIES, parse_category_map
-from digest.ingest.text import one_line
 from digest.service import catalog
-from digest.store.models import MailingList, Section, Source, Subscription, SubscriptionStatus
+from digest.service.catalog.validation import IDENTITIES, one_line
 
 
 @click.command()
 @pass_app
 def init(app: App) -> None:
     """Create the database, or upgrade it to the current schema."""
-    app.fresh_db().upgrade()
-    click.echo(f"database ready: {app.settings.database_url}")
+    click.echo(f"database ready: {app.core.upgrade_database()}")
 
 
 @click.group()
@@ -43,18 +39,16 @@ def sections() -> None:
 @pass_app
 def sections_add(app: App, slug: str, name: str) -> None:
     """Add a section, or rename an existing one."""
-    with app.db.session() as session:
-        section, created = catalog.add_section(session, slug, name)
-        click.echo(f"{'added' if created else 'updated'} section {section.slug}: {section.name}")
+    section, created = app.core.catalog.add_section(slug, name)
+    click.echo(f"{'added' if created else 'updated'} section {section.slug}: {section.name}")
 
 
 @sections.command("list")
 @pass_app
 def sections_list(app: App) -> None:
     """Show the sections."""
-    with app.db.session() as session:
-        for section in session.scalars(select(Section).order_by(Section.slug)):
-            click.echo(f"{section.slug:<24} {section.name}")
+    for section in app.core.catalog.sections():
+        click.echo(f"{section.slug:<24} {section.name}")
 
 
 @click.group()
@@ -105,34 +99,30 @@ def sources_add(
     The feed is fetched and parsed once (nothing stored) to say what it holds; a feed that
     cannot be read is still added, with a warning, unless --strict."""
     # A location that is no URL or file is one line now, before anything is fetched.
-    location, _ = catalog.check_location(url_or_path)
+    site = app.core.catalog
+    location = site.check_location(url_or_path)
     if allow_private is None:
-        with app.db.session() as session:
-            known = catalog.find_source(session, location)
-            private_ok = bool(known and known.allow_private)
+        known = site.source_at(location)
+        private_ok = bool(known and known.allow_private)
     else:
         private_ok = allow_private
     # Fetched before anything is written: a slow feed must not hold the database's write lock.
-    checked = (
-        None if no_fetch else catalog.check_feed(app.settings, location, allow_private=private_ok)
-    )
+    checked = None if no_fetch else site.check_feed(location, allow_private=private_ok)
     if strict and checked is not None and checked.error is not None:
         raise InputError(f"source not added: {checked.describe()}")
-    with app.db.session() as session:
-        source, created = catalog.add_source(
-            session,
-            location,
-            section_slug,
-            name,
-            category_map=parse_category_map(category_map) if category_map is not None else None,
-            identity=identity,
-            allow_private=allow_private,
-        )
-        location = source.url
-        verb = "added" if created else "updated"
-        click.echo(f"{verb} source {source.id} ({source.name}) -> {section_slug}")
+    source, created = site.add_source(
+        location,
+        section_slug,
+        name,
+        category_map=category_map,
+        identity=identity,
+        allow_private=allow_private,
+    )
+    location = source.url
+    verb = "added" if created else "updated"
+    click.echo(f"{verb} source {source.id} ({source.name}) -> {section_slug}")
     if not private_ok:
-        address = catalog.private_address(location)
+        address = site.private_address(location)
         if address is not None:
             click.echo(
                 f"warning: {location} is at {address}, a loopback or private address: ingest "
@@ -151,9 +141,8 @@ def sources_add(
 @pass_app
 def sources_disable(app: App, source_id: int) -> None:
     """Stop fetching a source; its articles and past editions are kept."""
-    with app.db.session() as session:
-        source = catalog.set_source_enabled(session, source_id, False)
-        click.echo(f"disabled source {source.id} ({source.name}): not fetched until enabled")
+    source = app.core.catalog.set_source_enabled(source_id, False)
+    click.echo(f"disabled source {source.id} ({source.name}): not fetched until enabled")
 
 
 @sources.command("enable")
@@ -161,9 +150,8 @@ def sources_disable(app: App, source_id: int) -> None:
 @pass_app
 def sources_enable(app: App, source_id: int) -> None:
     """Fetch a disabled source again, from the next ingest."""
-    with app.db.session() as session:
-        source = catalog.set_source_enabled(session, source_id, True)
-        click.echo(f"enabled source {source.id} ({source.name})")
+    source = app.core.catalog.set_source_enabled(source_id, True)
+    click.echo(f"enabled source {source.id} ({source.name})")
 
 
 @sources.command("remove")
@@ -171,9 +159,8 @@ def sources_enable(app: App, source_id: int) -> None:
 @pass_app
 def sources_remove(app: App, source_id: int) -> None:
     """Delete a source; the articles it brought stay, with the editions that carried them."""
-    with app.db.session() as session:
-        source, kept = catalog.remove_source(session, source_id)
-        click.echo(f"removed source {source_id} ({source.name}); {kept} of its articles kept")
+    source, kept = app.core.catalog.remove_source(source_id)
+    click.echo(f"removed source {source_id} ({source.name}); {kept} of its articles kept")
 
 
 @sources.command("list")
@@ -184,27 +171,24 @@ def sources_list(app: App) -> None:
     def when(value: dt.datetime | None, default: str) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else default
 
-    with app.db.session() as session:
-        rows = session.execute(select(Source, Section.slug).join(Section).order_by(Source.id)).all()
+    click.echo(
+        f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'http':>4} {'found':>5} "
+        f"{'new':>4} {'errors':>6}  {'next try (UTC)':<17} source"
+    )
+    for source in app.core.catalog.sources():
+        status = str(source.last_status) if source.last_status else "-"
+        next_try = when(source.next_fetch_at, "now") if source.enabled else "disabled"
+        fetched = when(source.last_fetched_at, "never")
         click.echo(
-            f"{'id':>4}  {'section':<18} {'last fetch (UTC)':<17} {'http':>4} {'found':>5} "
-            f"{'new':>4} {'errors':>6}  {'next try (UTC)':<17} source"
+            f"{source.id:>4}  {source.section_slug:<18} {fetched:<17} "
+            f"{status:>4} {source.last_found:>5} {source.last_new:>4} "
+            f"{source.consecutive_errors:>6}  {next_try:<17} {source.name}"
         )
-        for source, slug in rows:
-            status = str(source.last_status) if source.last_status else "-"
-            next_try = when(source.next_fetch_at, "now")
-            if not source.enabled:
-                next_try = "disabled"
-            click.echo(
-                f"{source.id:>4}  {slug:<18} {when(source.last_fetched_at, 'never'):<17} "
-                f"{status:>4} {source.last_found:>5} {source.last_new:>4} "
-                f"{source.consecutive_errors:>6}  {next_try:<17} {source.name}"
-            )
-            if source.category_map:
-                pairs = ", ".join(f"{k}={v}" for k, v in source.category_map.items())
-                click.echo(f"{'':>6}categories: {pairs}")
-            if source.last_error:
-                click.echo(f"{'':>6}last error: {source.last_error}")
+        if source.category_map:
+            pairs = ", ".join(f"{k}={v}" for k, v in source.category_map.items())
+            click.echo(f"{'':>6}categories: {pairs}")
+        if source.last_error:
+            click.echo(f"{'':>6}last error: {source.last_error}")
 
 
 @click.group("lists")
@@ -253,51 +237,40 @@ def lists_group() -> None:
 def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) -> None:
     """Add a list, or change an existing one."""
     slugs = [s.strip() for s in section_csv.split(",") if s.strip()]
-    with app.db.session() as session:
-        mailing_list, created = catalog.add_list(session, slug, name, slugs, **options)
-        extra = "".join(
-            f", {label} {value}"
-            for label, value in (
-                ("language", mailing_list.language),
-                ("templates in", mailing_list.template_dir),
-            )
-            if value and value != "en"
+    mailing_list, created = app.core.catalog.add_list(slug, name, slugs, **options)
+    extra = "".join(
+        f", {label} {value}"
+        for label, value in (
+            ("language", mailing_list.language),
+            ("templates in", mailing_list.template_dir),
         )
-        click.echo(
-            f"{'added' if created else 'updated'} list {mailing_list.slug}: "
-            f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
-            f"{mailing_list.per_section} per section{extra}"
-        )
+        if value and value != "en"
+    )
+    click.echo(
+        f"{'added' if created else 'updated'} list {mailing_list.slug}: "
+        f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
+        f"{mailing_list.per_section} per section{extra}"
+    )
 
 
 @lists_group.command("list")
 @pass_app
 def lists_list(app: App) -> None:
-    """Show the lists with their confirmed subscriber counts."""
-    with app.db.session() as session:
-        for mailing_list in session.scalars(select(MailingList).order_by(MailingList.slug)):
-            count = session.scalar(
-                select(func.count())
-                .select_from(Subscription)
-                .where(
-                    Subscription.list_id == mailing_list.id,
-                    Subscription.status == SubscriptionStatus.CONFIRMED,
-                )
+    """Show the lists with how many subscribers an edition built now would go to."""
+    for mailing_list in app.core.catalog.lists():
+        flags = "".join(
+            f" ({flag})"
+            for flag, on in (
+                ("disabled", not mailing_list.enabled),
+                ("hidden", not mailing_list.public),
             )
-            sections = ",".join(s.slug for s in mailing_list.sections)
-            flags = "".join(
-                f" ({flag})"
-                for flag, on in (
-                    ("disabled", not mailing_list.enabled),
-                    ("hidden", not mailing_list.public),
-                )
-                if on
-            )
-            click.echo(
-                f"{mailing_list.slug:<16} {plural(count or 0, 'subscriber'):>18}  "
-                f"{mailing_list.timezone} {mailing_list.send_at}  [{sections}]  "
-                f"{mailing_list.name}{flags}"
-            )
+            if on
+        )
+        click.echo(
+            f"{mailing_list.slug:<16} {plural(mailing_list.audience.eligible, 'subscriber'):>18}  "
+            f"{mailing_list.timezone} {mailing_list.send_at}  "
+            f"[{','.join(mailing_list.section_slugs)}]  {mailing_list.name}{flags}"
+        )
 
 
 def _list_switch(name: str, doc: str, change: str, value: bool, said: str) -> None:
@@ -305,10 +278,10 @@ def _list_switch(name: str, doc: str, change: str, value: bool, said: str) -> No
     @click.argument("slug")
     @pass_app
     def command(app: App, slug: str) -> None:
-        with app.db.session() as session:
-            setter = catalog.set_list_enabled if change == "enabled" else catalog.set_list_public
-            mailing_list = setter(session, slug, value)
-            click.echo(f"list {mailing_list.slug}: {said}")
+        site = app.core.catalog
+        setter = site.set_list_enabled if change == "enabled" else site.set_list_public
+        mailing_list = setter(slug, value)
+        click.echo(f"list {mailing_list.slug}: {said}")
 
 
 _list_switch(
@@ -334,9 +307,8 @@ _list_switch("show", "Show a hidden list on the public index page.", "public", T
 @pass_app
 def lists_remove(app: App, slug: str) -> None:
     """Delete a list that was never sent or subscribed to (else: disable and hide it)."""
-    with app.db.session() as session:
-        catalog.remove_list(session, slug)
-        click.echo(f"removed list {slug}")
+    app.core.catalog.remove_list(slug)
+    click.echo(f"removed list {slug}")
 
 
 #: (setting, flag, prompt, what the comment above it in digest.toml says)

@@ -11,9 +11,7 @@ import click
 
 from digest.cli import inbound
 from digest.cli.context import App, pass_app
-from digest.edition.select import zone
 from digest.service import catalog
-from digest.store.models import SubscriberStatus
 
 
 @click.group()
@@ -32,14 +30,11 @@ def subscribers() -> None:
 @pass_app
 def subscribers_add(app: App, email: str, list_slug: str, name: str, timezone: str | None) -> None:
     """Subscribe EMAIL to a list (confirmed: you vouch for the consent)."""
-    with app.db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        subscriber, added = catalog.subscribe(session, mailing_list, email, name, source="cli")
-        if timezone is not None:
-            zone(timezone)
-            subscriber.timezone = timezone
-        state = "subscribed" if added else "already subscribed"
-        click.echo(f"{subscriber.email} {state} to {list_slug}")
+    subscriber, added = app.core.catalog.add_subscriber(
+        list_slug, email, name, timezone=timezone, source="cli"
+    )
+    state = "subscribed" if added else "already subscribed"
+    click.echo(f"{subscriber.email} {state} to {list_slug}")
 
 
 @subscribers.command("import")
@@ -52,9 +47,7 @@ def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:
     Bad rows are reported with their line numbers and the rest are imported;
     the exit status is 1 if any row was bad.
     """
-    with app.db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        report = catalog.import_subscribers(session, mailing_list, csv_file)
+    report = app.core.catalog.import_subscribers(list_slug, csv_file)
     for error in report.errors:
         click.echo(f"{csv_file}:{error.line}: {error.reason}", err=True)
     click.echo(
@@ -70,13 +63,9 @@ def subscribers_import(app: App, csv_file: Path, list_slug: str) -> None:
 @pass_app
 def subscribers_list(app: App, list_slug: str) -> None:
     """Show a list's subscribers and their state."""
-    with app.db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
-            state = subscription.status.value
-            if subscriber.status != SubscriberStatus.ACTIVE:
-                state = subscriber.status.value
-            click.echo(f"{subscriber.email:<40} {state:<13} {subscriber.name}")
+    for subscriber in app.core.catalog.subscribers(list_slug):
+        state = subscriber.state_on(list_slug)
+        click.echo(f"{subscriber.email:<40} {state:<13} {subscriber.name}")
 
 
 @subscribers.command("export")
@@ -92,21 +81,16 @@ def subscribers_export(app: App, list_slug: str, out: Any) -> None:
     """Write a list's subscribers as CSV (email,name,status,subscribed_at)."""
     writer = csv.writer(out)
     writer.writerow(["email", "name", "status", "subscribed_at"])
-    with app.db.session() as session:
-        mailing_list = catalog.get_list(session, list_slug)
-        for subscriber, subscription in catalog.list_subscribers(session, mailing_list):
-            state = subscription.status.value
-            if subscriber.status != SubscriberStatus.ACTIVE:
-                state = subscriber.status.value
-            writer.writerow(
-                [
-                    # A spreadsheet would run a name like =HYPERLINK(...) as a formula.
-                    catalog.csv_safe_cell(subscriber.email),
-                    catalog.csv_safe_cell(subscriber.name),
-                    state,
-                    subscription.created_at.isoformat(timespec="seconds"),
-                ]
-            )
+    for subscriber in app.core.catalog.subscribers(list_slug):
+        writer.writerow(
+            [
+                # A spreadsheet would run a name like =HYPERLINK(...) as a formula.
+                catalog.csv_safe_cell(subscriber.email),
+                catalog.csv_safe_cell(subscriber.name),
+                subscriber.state_on(list_slug),
+                subscriber.lists[list_slug].created_at.isoformat(timespec="seconds"),
+            ]
+        )
 
 
 # Registered here so `digest subscribers --help` lists it; its code lives with the inbox.

@@ -34,6 +34,7 @@ from digest.send import schedule
 from digest.send.batch import BatchReport, is_sending, send_batch, send_until_done
 from digest.send.mailer import EditionMailer, mail_domain, make_mailer
 from digest.service import catalog
+from digest.service.catalog.facade import Catalog
 from digest.service.dispatch import (
     BackgroundDispatcher,
     CeleryDispatcher,
@@ -171,6 +172,16 @@ class Digest:
                 "date: run `digest init`"
             )
         return self.db
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """Sections, sources, lists and subscribers, as the faces read and change them."""
+        return Catalog(self.settings, self.require_schema)
+
+    def upgrade_database(self) -> str:
+        """Create the schema, or bring it to the newest migration; returns the database URL."""
+        self.db.upgrade()
+        return self.settings.database_url
 
     @property
     def mailer(self) -> EditionMailer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.audience import normalise_email
@@ -123,7 +123,7 @@ def remove_list(session: Session, slug: str) -> MailingList:
             f"`digest lists disable {slug}` stops its sends and `digest lists hide {slug}` "
             "takes it off the public page"
         )
-    session.execute(delete(ListSection).where(ListSection.list_id == mailing_list.id))
+    # Its sections go with it: the relationship cascades.
     session.delete(mailing_list)
     session.flush()
     return mailing_list

@@ -16,8 +16,11 @@ from digest.audience import normalise_email
 from digest.edition.select import SUBJECT_FIELDS, zone
 from digest.errors import InputError
 from digest.ingest.fetch import is_http_url, local_path
+from digest.ingest.run import IDENTITIES, parse_category_map
+from digest.ingest.text import one_line
 
 __all__ = [
+    "IDENTITIES",
     "MAX_PER_SECTION",
     "check_email",
     "check_language",
@@ -29,7 +32,10 @@ __all__ = [
     "check_text",
     "check_zone",
     "closest",
+    "is_http_url",
     "is_slug",
+    "one_line",
+    "parse_category_map",
     "shown",
     "urlsplit_or_none",
 ]
