@@ -61,7 +61,6 @@ from typing import Any
 from sqlalchemy import create_engine, insert, select, text, update
 
 from digest import sample
-from digest.cli.demo import install_sample
 from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import build_edition, stored_draft
@@ -72,6 +71,7 @@ from digest.mail.mime import Recipient, message_id
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer, mail_domain, make_mailer
 from digest.service import catalog
+from digest.service.demo import install_sample
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,

@@ -123,3 +123,11 @@ def ledger_counts(db: Database, edition_id: int) -> dict[str, int]:
     """The edition's rows per status, the statuses that have none left out."""
     with db.session() as session:
         return {k: v for k, v in ledger.counts(session, edition_id).items() if v}
+
+
+def api_token(db: Database, name: str = "tests") -> str:
+    """A new API bearer token, made as `digest tokens create` makes one."""
+    from digest.config import Settings
+    from digest.service.access import Access
+
+    return Access(Settings(), lambda: db).create_token(name)[1]

@@ -8,13 +8,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from digest import sample
-from digest.cli.demo import install_sample
 from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.edition.select import local_today
 from digest.ingest import ingest_all
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer
+from digest.service.demo import install_sample
 from digest.store.db import Database
 from digest.store.models import Article, Delivery, MailingList
 from digest.transports import transport_for

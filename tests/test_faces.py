@@ -34,7 +34,7 @@ from digest.service.queue import SEND_DUE_LISTS, make_celery
 from digest.store.db import Database
 from digest.store.models import Article, Edition
 from digest.web import context, create_app
-from digest.web.auth import create_token
+from tests.builders import api_token
 from tests.conftest import SmtpSink, postgres_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,8 +164,7 @@ def test_api_send_is_signed_and_throttled(
     """POST /api/editions/send goes through the same mailer: signed, throttled."""
     app = create_app(_settings(env))
     with app.app_context():
-        with context().db.session() as session:
-            _, token = create_token(session, "faces")
+        token = api_token(context().core.db, "faces")
         response = app.test_client().post(
             "/api/editions/send",
             json={"list": "daily", "date": env["DAY"]},
@@ -173,7 +172,7 @@ def test_api_send_is_signed_and_throttled(
         )
         assert response.status_code == 202, response.get_data(as_text=True)
         _assert_signed_and_spaced(smtp_server, key)
-        context().db.dispose()
+        context().close()
 
 
 def test_dashboard_send_is_signed_and_throttled(
@@ -197,7 +196,7 @@ def test_dashboard_send_is_signed_and_throttled(
     assert sent.status_code == 303
     _assert_signed_and_spaced(smtp_server, key)
     with app.app_context():
-        context().db.dispose()
+        context().close()
 
 
 # -- the workers: a real Celery worker on a real Redis, the ledger on PostgreSQL ---------------

@@ -135,3 +135,86 @@ def test_no_import_cycles() -> None:
         if module not in state:
             walk(module, [module])
     assert cycles == []
+
+
+#: The faces: what an operator or a reader touches. They ask the core for everything.
+FACES = ("digest.cli", "digest.web", "digest.ops")
+#: What a face may import, besides its own package and the ``digest`` package itself.
+FACE_ALLOWED = ("digest.service", "digest.errors", "digest.config")
+#: The CLI starts the other faces' processes (``digest web``, ``doctor``, ``worker``).
+CLI_STARTS = ("digest.web", "digest.ops", "digest.worker")
+
+
+def _all_imports(tree: ast.Module) -> set[str]:
+    """Every digest module a module names, type-only imports included: a face that names a
+    table in a type hint is as tied to it as one that queries it."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("digest"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("digest"):
+            found.add(node.module or "")
+    return found
+
+
+def _under(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_faces_import_only_the_service() -> None:
+    """The CLI, the web app and the ops checks import only the service, the errors and the
+    settings (the CLI also the faces it starts): no table, ledger or mailer of their own."""
+    wrong = []
+    for module, tree in _modules().items():
+        if not _under(module, FACES):
+            continue
+        own = next(face for face in FACES if _under(module, (face,)))
+        allowed = (*FACE_ALLOWED, own, *(CLI_STARTS if own == "digest.cli" else ()))
+        for imported in _all_imports(tree):
+            if imported != "digest" and not _under(imported, allowed):
+                wrong.append(f"{module} imports {imported}")
+    assert wrong == []
+
+
+def test_every_package_declares_its_public_names() -> None:
+    """Each package's ``__init__`` says what it offers in ``__all__``, and every name listed
+    is there (a function, a class, or one of its modules)."""
+    missing, wrong = [], []
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        if "migrations" in init.parts:
+            continue
+        module = _module_name(init)
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        listed = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ]
+        if not listed:
+            missing.append(module)
+            continue
+        names = ast.literal_eval(listed[0])
+        defined = (
+            {
+                alias.asname or alias.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom | ast.Import)
+                for alias in node.names
+            }
+            | {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+            | {
+                target.id
+                for node in tree.body
+                if isinstance(node, ast.Assign | ast.AnnAssign)
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)
+            }
+        )
+        for name in names:
+            folder = init.parent
+            if name not in defined and not (
+                (folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists()
+            ):
+                wrong.append(f"{module}.{name}")
+    assert missing == [] and wrong == []

@@ -29,7 +29,7 @@ from digest.service.identity import identity_warnings
 from digest.store.db import Database
 from digest.store.models import Article, Edition, Source, utcnow
 from digest.web import context, create_app
-from digest.web.auth import create_token
+from tests.builders import api_token
 from tests.web.conftest import wait_for_sends
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -259,7 +259,7 @@ def web(settings: Settings, db: Database) -> Iterator[Flask]:
     yield app
     wait_for_sends(app)
     with app.app_context():
-        context().db.dispose()
+        context().close()
 
 
 @pytest.fixture
@@ -305,8 +305,7 @@ def test_metrics_name_the_charset_once(client: FlaskClient) -> None:
 
 @pytest.fixture
 def auth(db: Database) -> dict[str, str]:
-    with db.session() as session:
-        _, token = create_token(session, "tests")
+    token = api_token(db)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -498,4 +497,4 @@ def test_send_dry_run_and_dashboard_show_the_identity_warnings(
         assert "while mail goes out by SMTP" in overview
     finally:
         with app.app_context():
-            context().db.dispose()
+            context().close()

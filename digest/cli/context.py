@@ -15,7 +15,6 @@ from digest.errors import InputError
 if TYPE_CHECKING:
     from digest.config import Settings
     from digest.service.core import Digest
-    from digest.store.db import Database
 
 
 class App:
@@ -48,14 +47,10 @@ class App:
             self._core = Digest(self.settings)
         return self._core
 
-    @property
-    def db(self) -> Database:
-        """The database, once it is known to be set up (else one line: run `digest init`)."""
-        return self.core.require_schema()
-
-    def fresh_db(self) -> Database:
-        """The database without the schema check (for ``init`` and ``demo``)."""
-        return self.core.db
+    def require_schema(self) -> None:
+        """Say in one line (run `digest init`) if the database is not set up or out of date:
+        before a command does anything, rather than as a traceback halfway through."""
+        self.core.require_schema()
 
 
 pass_app = click.make_pass_decorator(App)

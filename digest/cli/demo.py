@@ -6,56 +6,11 @@ from pathlib import Path
 
 import click
 
-from digest import sample
 from digest.cli.context import App, pass_app
 from digest.cli.output import plural
-from digest.config import Settings
 from digest.errors import InputError
-from digest.service import catalog
-from digest.store.db import Database
 
 SAMPLE_SITE_DIR = Path("sample-site")
-DEFAULT_SITE_NAME = Settings.site_name
-
-
-def demo_settings(settings: Settings, site: sample.SampleSite) -> Settings:
-    """The sample publisher's name and address where the operator configured none; always
-    in-process, and to the outbox or the demo's own SMTP server (DIGEST_DEMO_SMTP_URL, a
-    Mailpit): never through the relay that mails real subscribers."""
-    changes: dict[str, object] = {"broker_url": None, "smtp_url": settings.demo_smtp_url}
-    if settings.site_name == DEFAULT_SITE_NAME:
-        changes.update(
-            site_name=site.name,
-            site_url=site.url,
-            postal_address=site.postal_address,
-            from_address="digest@meridian.example",
-        )
-    return settings.replace(**changes)
-
-
-def install_sample(db: Database, directory: Path) -> dict[str, Path]:
-    """Write the sample feeds into ``directory`` and add the sample sections, sources, lists
-    and subscribers (again: every step is an idempotent add-or-update)."""
-    site = sample.load_site()
-    feeds = sample.write_feeds(directory)
-    with db.session() as session:
-        for slug, name in site.sections:
-            catalog.add_section(session, slug, name)
-            catalog.add_source(session, str(feeds[slug]), slug, f"{site.name}: {name}")
-        for spec in sample.LISTS:
-            mailing_list, _ = catalog.add_list(
-                session,
-                spec["slug"],
-                spec["name"],
-                spec["sections"],
-                timezone=sample.TIMEZONE,
-                send_at="07:00",
-                per_section=spec["per_section"],
-            )
-            report = catalog.import_subscribers(session, mailing_list, spec["csv"])
-            for error in report.errors:
-                click.echo(f"   {spec['csv'].name}:{error.line}: {error.reason}", err=True)
-    return feeds
 
 
 @click.command()
@@ -78,17 +33,17 @@ def demo(app: App, smtp_url: str | None) -> None:
 
 def run_demo(app: App) -> None:
     from digest.cli.sending import print_ingest, send_edition, write_preview
+    from digest.service.demo import demo_settings
 
-    site = sample.load_site()
-    app.settings = demo_settings(app.settings, site)
-    db = app.fresh_db()
-    db.upgrade()
-    click.echo(f"1. database ready: {app.settings.database_url}")
+    app.settings = demo_settings(app.settings)
+    click.echo(f"1. database ready: {app.core.upgrade_database()}")
 
-    feeds = install_sample(db, SAMPLE_SITE_DIR)
+    site = app.core.install_sample(SAMPLE_SITE_DIR)
+    for file_name, error in site.errors:
+        click.echo(f"   {file_name}:{error.line}: {error.reason}", err=True)
     click.echo(
-        f"2. sample site {site.name!r}: {plural(len(feeds), 'RSS feed')} in "
-        f"{SAMPLE_SITE_DIR.resolve()}, {plural(len(sample.LISTS), 'list')}"
+        f"2. sample site {site.name!r}: {plural(len(site.feeds), 'RSS feed')} in "
+        f"{SAMPLE_SITE_DIR.resolve()}, {plural(len(site.lists), 'list')}"
     )
 
     click.echo("3. ingesting:")
@@ -96,15 +51,14 @@ def run_demo(app: App) -> None:
 
     click.echo("4. previews:")
     previews = []
-    for spec in sample.LISTS:
-        path = write_preview(app, spec["slug"], None, Path(f"preview-{spec['slug']}.html"))
+    for slug in site.lists:
+        path = write_preview(app, slug, None, Path(f"preview-{slug}.html"))
         previews.append(path)
         click.echo(f"   {path.resolve()}")
 
     click.echo("5. sending today's editions:")
-    for spec in sample.LISTS:
-        send_edition(app, spec["slug"], None)
-
+    for slug in site.lists:
+        send_edition(app, slug, None)
     click.echo("")
     click.echo("Done. Look at:")
     if app.settings.smtp_url:

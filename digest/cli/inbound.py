@@ -44,37 +44,26 @@ def inbound(
     Point the MX of DIGEST_BOUNCE_DOMAIN (and of the List-Unsubscribe mailto's domain) at
     this server. Mail to any other address is refused.
     """
-    from digest.feedback.inbound import (
-        ImapConfig,
-        inbound_controller,
-        poll_imap,
-        poll_imap_forever,
-    )
-    from digest.logs import configure_logging
-
     settings = app.settings
+    inbox = app.core.inbox
     if not settings.bounce_domain:
         click.echo(
             "note: DIGEST_BOUNCE_DOMAIN is not set: only mailto unsubscribes are accepted",
             err=True,
         )
     if imap_url:
-        try:
-            config = ImapConfig.from_url(imap_url)
-        except ValueError as exc:  # urlsplit's own refusals: "imaps://[::1"
-            raise ConfigError(f"--imap: {exc}") from exc
         if once:
-            counts = poll_imap(app.db, settings, config)
-            click.echo(" ".join(f"{k.value}={v}" for k, v in counts.items()))
+            counts = inbox.poll_imap(imap_url)
+            click.echo(" ".join(f"{verdict}={n}" for verdict, n in counts.items()))
             return
         # Only a long-running server takes over the process's logging (--once prints instead).
-        configure_logging(settings)
-        poll_imap_forever(app.db, settings, config, interval)
+        app.core.configure_logging()
+        inbox.poll_imap(imap_url, interval=interval)
         return
-    configure_logging(settings)
+    app.core.configure_logging()
     # aiosmtpd logs every SMTP command at INFO, the addresses with them: keep its warnings only.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    controller = inbound_controller(app.db, settings, host, port)
+    controller = inbox.smtp_server(host, port)
     try:
         controller.start()
     except (OSError, RuntimeError) as exc:
@@ -95,16 +84,14 @@ def inbound(
 def forget(app: App, email: str, yes: bool) -> None:
     """Erase a person: their address, name and consent record, keeping counts, and keeping the
     address suppressed as a hash so it is never mailed or subscribed again."""
-    from digest.audience import forget as forget_address
-    from digest.audience import lookup_form
-
-    address = lookup_form(email)
+    inbox = app.core.inbox
+    address = inbox.lookup_form(email)
     if address is None:
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     if not yes:
         click.confirm(f"Erase {address} for good?", abort=True)
-    with app.db.session() as session:
-        report = forget_address(session, address)
+    app.require_schema()  # one line, not a traceback, if the database is not set up
+    report = inbox.forget(address)
     if report.found:
         click.echo(
             f"forgotten: {plural(report.subscriptions, 'subscription')} and "

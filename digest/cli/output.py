@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from digest.send.batch import BatchReport
+    from digest.service.core import BatchReport
 
 #: Delivery states that will not change any more (mirrors ``FINAL_DELIVERY_STATUSES``;
 #: spelled out so this module stays free of the database layer).

@@ -12,28 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import func, select
 
 from digest.cli.context import ROW_ID, App, NumberArgs, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
-from digest.edition.build import Draft
-from digest.edition.select import local_today
 from digest.errors import DigestError, InputError
-from digest.send.batch import BatchReport
-from digest.service.core import EditionSummary, NotYetError
+from digest.service.core import BatchReport, Draft, EditionSummary, NotYetError
 from digest.service.dispatch import Dispatched
-from digest.store.models import (
-    Edition,
-    EditionStatus,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
-    Suppression,
-)
 
 if TYPE_CHECKING:
-    from digest.ingest import SourceReport
+    from digest.service.core import SourceReport
 
 
 @click.command()
@@ -41,7 +28,7 @@ if TYPE_CHECKING:
 @pass_app
 def ingest(app: App, force: bool) -> None:
     """Fetch every due source and store new articles; exits 1 only if every source failed."""
-    app.db  # noqa: B018 - one line, not a traceback, if the database is not set up
+    app.require_schema()  # one line, not a traceback, if the database is not set up
     reports = app.core.ingest(force=force)
     print_ingest(reports)
     if reports and all(r.failed for r in reports):
@@ -69,9 +56,9 @@ def print_ingest(reports: list[SourceReport]) -> None:
     )
 
 
-def edition_draft(app: App, list_slug: str, date: str | None) -> tuple[Draft, Edition | None]:
+def edition_draft(app: App, list_slug: str, date: str | None) -> tuple[Draft, int | None]:
     """The stored edition's content if it was built, else today's draft; not stored."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     return app.core.draft(list_slug, parse_date(date))
 
 
@@ -156,7 +143,7 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
 def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     from digest.service.identity import identity_warnings
 
-    draft, edition = edition_draft(app, list_slug, date)
+    draft, edition_id = edition_draft(app, list_slug, date)
     # Render for real: a broken template is found now, not by the send.
     app.core.mailer.check(draft)
     # Before anything reaches an inbox is the moment to hear about a default From or footer
@@ -166,14 +153,14 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     click.echo(f"list {list_slug}, edition {draft.day}: {draft.subject!r}")
     for section in draft.sections:
         click.echo(f"  {section.name}: {plural(len(section.articles), 'article')}")
-    if edition is not None:
-        summary = app.core.overview(edition.id)[0]
+    if edition_id is not None:
+        summary = app.core.summary(edition_id)
         click.echo(
-            f"already built (edition {edition.id}, {summary.label}): {counts_text(summary.counts)}"
+            f"already built (edition {edition_id}, {summary.label}): {counts_text(summary.counts)}"
         )
         _say_late(summary.late, list_slug, draft.day.isoformat())
         return
-    if draft.day > local_today(draft.mailing_list.timezone):
+    if not app.core.has_started(draft):
         click.echo(
             f"{draft.day} has not started yet in {draft.mailing_list.timezone}: `send` builds "
             "it on the day (or now, with --send-early)"
@@ -181,21 +168,7 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     if not draft.sections:
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return
-    with app.db.session() as session:
-        recipients = int(
-            session.scalar(
-                select(func.count())
-                .select_from(Subscription)
-                .join(Subscriber)
-                .where(
-                    Subscription.list_id == draft.mailing_list.id,
-                    Subscription.status == SubscriptionStatus.CONFIRMED,
-                    Subscriber.status == SubscriberStatus.ACTIVE,
-                    ~select(Suppression.id).where(Suppression.email == Subscriber.email).exists(),
-                )
-            )
-            or 0
-        )
+    recipients = app.core.catalog.eligible_count(list_slug)
     click.echo(
         f"would send to {plural(recipients, 'subscriber')} (dry run: nothing stored or sent)"
     )
@@ -209,7 +182,7 @@ def send_edition(
     send_early: bool = False,
     include_late: bool = False,
 ) -> None:
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     day = parse_date(date)
     try:
         with _progress(app) as on_batch:
@@ -218,7 +191,7 @@ def send_edition(
             )
     except NotYetError as exc:
         raise InputError(f"{exc} (--send-early sends what there is now)") from exc
-    if start.status == EditionStatus.EMPTY:
+    if start.empty:
         click.echo(
             f"no articles for {list_slug} on {start.day}: edition {start.edition_id} recorded "
             "as empty, nothing sent (it is built again when the day has articles)"
@@ -229,7 +202,7 @@ def send_edition(
     if start.included:
         click.echo(f"added {plural(start.included, 'subscriber')} who joined since the build")
     if start.dispatched is None:
-        click.echo(f"edition {start.edition_id} is {start.status.value}: nothing to send")
+        click.echo(f"edition {start.edition_id} is {start.status}: nothing to send")
         _say_late(start.late, list_slug, start.day.isoformat())
         return
     _say_dispatched(app, start.edition_id, start.dispatched, list_slug, start.day.isoformat())
@@ -307,7 +280,7 @@ def status(app: App, edition_id: int | None, watch: bool, interval: float) -> No
             raise InputError("--watch needs an EDITION id (see `digest status`)")
         watch_edition(app, edition_id, interval)
         return
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     summaries = app.core.overview(edition_id)
     if not summaries:
         click.echo("no editions yet: `digest send --list SLUG` builds and sends one")
@@ -364,7 +337,7 @@ def watch_edition(app: App, edition_id: int, interval: float) -> None:
     """Redraw the edition's progress until it is done or cancelled (Ctrl-C stops watching)."""
     live = sys.stdout.isatty()
     samples: list[tuple[float, int]] = []
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     try:
         while True:
             summary = app.core.summary(edition_id)
@@ -394,7 +367,7 @@ EDITION = click.argument("edition_id", type=ROW_ID, metavar="EDITION")
 @pass_app
 def pause(app: App, edition_id: int) -> None:
     """Pause a send; workers stop after the batch they are on. `digest resume` continues it."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     app.core.pause(edition_id)
     click.echo(f"edition {edition_id} paused")
 
@@ -404,7 +377,7 @@ def pause(app: App, edition_id: int) -> None:
 @pass_app
 def resume(app: App, edition_id: int) -> None:
     """Continue a paused send from where it stopped (nobody gets it twice)."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     with _progress(app) as on_batch:
         dispatched = app.core.resume(edition_id, on_batch)
     click.echo(f"edition {edition_id} resumed")
@@ -416,7 +389,7 @@ def resume(app: App, edition_id: int) -> None:
 @pass_app
 def cancel(app: App, edition_id: int) -> None:
     """Stop a send for good: recipients not yet sent to are skipped."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     skipped = app.core.cancel(edition_id)
     click.echo(f"edition {edition_id} cancelled; {plural(skipped, 'unsent recipient')} skipped")
 
@@ -426,7 +399,7 @@ def cancel(app: App, edition_id: int) -> None:
 @pass_app
 def retry_failed(app: App, edition_id: int) -> None:
     """Send again to the recipients of an edition that failed, and only to them."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     with _progress(app) as on_batch:
         count, dispatched = app.core.retry_failed(edition_id, on_batch)
     click.echo(f"edition {edition_id}: {plural(count, 'failed recipient')} queued again")
@@ -453,14 +426,14 @@ def edition() -> None:
 @pass_app
 def edition_rebuild(app: App, edition_id: int, send_early: bool) -> None:
     """Build EDITION's day again from the articles there are now, and send it."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     try:
         with _progress(app) as on_batch:
             start = app.core.rebuild_edition(edition_id, on_batch, send_early=send_early)
     except NotYetError as exc:
         raise InputError(f"{exc} (--send-early rebuilds it anyway)") from exc
     day = start.day.isoformat()
-    if start.status == EditionStatus.EMPTY:
+    if start.empty:
         click.echo(
             f"edition {edition_id} dropped; {start.list_slug} {day} has no articles: "
             f"edition {start.edition_id} recorded as empty, nothing sent"
@@ -478,7 +451,7 @@ def edition_rebuild(app: App, edition_id: int, send_early: bool) -> None:
 @pass_app
 def edition_drop(app: App, edition_id: int) -> None:
     """Delete EDITION and its unsent ledger rows; its day can then be sent afresh."""
-    app.db  # noqa: B018 - checks the schema first
+    app.require_schema()  # checks the schema first
     slug, day, rows = app.core.drop_edition(edition_id)
     click.echo(
         f"edition {edition_id} ({slug}, {day}) dropped with {plural(rows, 'unsent recipient')}"

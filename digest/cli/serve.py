@@ -69,12 +69,11 @@ def web(app: App, host: str, port: int, threads: int) -> None:
     the operator API, the dashboard and /metrics, with the waitress WSGI server."""
     import waitress
 
-    from digest.logs import configure_logging
     from digest.web import create_app
 
     require_strong_secrets(app.settings)
-    app.db  # noqa: B018 - fail now, in one line, if the database is not set up
-    configure_logging(app.settings)
+    app.require_schema()  # fail now, in one line, if the database is not set up
+    app.core.configure_logging()
     click.echo(f"serving on http://{host}:{port}/ (links in emails use {app.settings.base_url})")
     waitress.serve(create_app(app.settings, core=app.core), host=host, port=port, threads=threads)
 

@@ -30,18 +30,16 @@ def stats(app: App, edition_id: int | None, weekly: bool, list_slug: str | None)
     left out of the readers. With --weekly: each list's sections by click-through over the
     last 7 days.
     """
-    from digest.service.stats import edition_stats, weekly_report
-
     if weekly == (edition_id is not None):
         raise InputError("give an EDITION id, or --weekly (see `digest status` for ids)")
     if list_slug and not weekly:
         raise InputError("--list goes with --weekly")
-    with app.db.session() as session:
-        if weekly:
-            _show_weekly(weekly_report(session, list_slug))
-        else:
-            assert edition_id is not None
-            _show_edition(edition_stats(session, edition_id))
+    app.require_schema()  # checks the schema first
+    if weekly:
+        _show_weekly(app.core.weekly_report(list_slug))
+    else:
+        assert edition_id is not None
+        _show_edition(app.core.edition_stats(edition_id))
     if not app.settings.track_clicks:
         click.echo("(click tracking is off: DIGEST_TRACK_CLICKS=1 turns it on)", err=True)
 

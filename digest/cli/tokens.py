@@ -23,12 +23,8 @@ def tokens() -> None:
 @click.pass_obj
 def tokens_create(app: App, name: str) -> None:
     """Make a token for NAME (who or what uses it) and print it; it is shown only this once."""
-    from digest.web.auth import create_token
-
-    with app.db.session() as session:
-        row, token = create_token(session, name)
-        token_id = row.id
-    click.echo(f"token {token_id} ({name}) created; it is shown only now, keep it safe:", err=True)
+    row, token = app.core.access.create_token(name)
+    click.echo(f"token {row.id} ({name}) created; it is shown only now, keep it safe:", err=True)
     click.echo(token)
 
 
@@ -36,10 +32,7 @@ def tokens_create(app: App, name: str) -> None:
 @click.pass_obj
 def tokens_list(app: App) -> None:
     """Show every token's id, name, creation, last use and whether it is revoked."""
-    from digest.web.auth import list_tokens
-
-    with app.db.session() as session:
-        rows = list_tokens(session)
+    rows = app.core.access.tokens()
     if not rows:
         click.echo("no tokens yet: `digest tokens create NAME` makes one")
     for row in rows:
@@ -55,8 +48,5 @@ def tokens_list(app: App) -> None:
 @click.pass_obj
 def tokens_revoke(app: App, token_id: int) -> None:
     """Refuse the token TOKEN_ID from now on (the row stays, for the record)."""
-    from digest.web.auth import revoke_token
-
-    with app.db.session() as session:
-        revoke_token(session, token_id)
+    app.core.access.revoke_token(token_id)
     click.echo(f"token {token_id} revoked")

@@ -1,0 +1,3 @@
+"""Rendering an edition once per variant: Jinja2, premailer, the text part (``renderer``)."""
+
+__all__ = ["renderer"]

@@ -17,6 +17,17 @@ from xml.sax.saxutils import escape
 
 from digest.edition.select import zone
 
+__all__ = [
+    "LISTS",
+    "SAMPLE_DIR",
+    "SITE_FILE",
+    "TIMEZONE",
+    "SampleSite",
+    "load_site",
+    "publication_times",
+    "write_feeds",
+]
+
 SAMPLE_DIR = Path(__file__).resolve().parent
 SITE_FILE = SAMPLE_DIR / "site.toml"
 TIMEZONE = "Asia/Karachi"

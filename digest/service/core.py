@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from digest.audience import normalise_email
+from digest.audience import is_placeholder, normalise_email
 from digest.config import Settings
 from digest.edition import ledger, lifecycle
 from digest.edition.build import (
@@ -28,13 +28,16 @@ from digest.edition.build import (
     stored_draft,
 )
 from digest.edition.select import local_today
-from digest.errors import DigestError, InputError, NotFoundError
+from digest.errors import DigestError, InputError, NotFoundError, TransportError
 from digest.mail.mime import Recipient, random_message_id
+from digest.mail.tokens import TokenSigner
 from digest.send import schedule
 from digest.send.batch import BatchReport, is_sending, send_batch, send_until_done
 from digest.send.mailer import EditionMailer, mail_domain, make_mailer
-from digest.service import catalog
+from digest.service import catalog, throttle
+from digest.service.access import Access
 from digest.service.catalog.facade import Catalog
+from digest.service.catalog.views import ListView
 from digest.service.dispatch import (
     BackgroundDispatcher,
     CeleryDispatcher,
@@ -43,15 +46,38 @@ from digest.service.dispatch import (
     InProcessDispatcher,
     OnBatch,
 )
+from digest.service.inbox import Inbox
+from digest.service.notices import SIGNUP_MAIL, Notice, build_notice, signup_mail_key
 from digest.service.summary import LATE_STATES, EditionSummary, summarize
 from digest.store.db import Database
-from digest.store.models import Edition, EditionStatus, MailingList, utcnow
+from digest.store.models import Edition, EditionStatus, MailingList, Subscriber, utcnow
 from digest.transports import Envelope, Outcome, SmtpTransport, Transport, transport_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from celery import Celery
 
     from digest.ingest import SourceReport
+    from digest.service.demo import DemoSite
+    from digest.service.metrics import Figures
+    from digest.service.readers import Readers
+    from digest.service.stats import EditionStats, WeeklyReport
+    from digest.service.tracking import Tracking
+
+__all__ = [
+    "BatchReport",
+    "Digest",
+    "Dispatched",
+    "Draft",
+    "EditionSummary",
+    "ListToday",
+    "NotYetError",
+    "SendStart",
+    "SourceReport",
+    "parse_day",
+    "sample_links",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +159,20 @@ class SendStart:
     def batches(self) -> int:
         return self.dispatched.batches if self.dispatched else 0
 
+    @property
+    def empty(self) -> bool:
+        """The day had no articles: recorded as an empty edition, nothing sent."""
+        return self.status == EditionStatus.EMPTY
+
+
+@dataclass(frozen=True)
+class ListToday:
+    """A list, its day today in its own time zone, and that day's edition if it was built."""
+
+    list: ListView
+    day: dt.date
+    edition: EditionSummary | None
+
 
 class Digest:
     """Settings in, every operator action out. Parts are made on first use, so a command
@@ -178,6 +218,47 @@ class Digest:
         """Sections, sources, lists and subscribers, as the faces read and change them."""
         return Catalog(self.settings, self.require_schema)
 
+    def install_sample(self, directory: Path) -> DemoSite:
+        """The bundled sample site's feeds written to ``directory`` and added here."""
+        from digest.service.demo import install_sample
+
+        return install_sample(self.db, directory)
+
+    @cached_property
+    def readers(self) -> Readers:
+        """What the public pages and the links in readers' mail do."""
+        from digest.service.readers import Readers
+
+        return Readers(self)
+
+    @cached_property
+    def tokens(self) -> TokenSigner:
+        """Signs and checks the tokens in readers' links."""
+        return TokenSigner(self.settings.secret)
+
+    @cached_property
+    def tracking(self) -> Tracking:
+        """Tracked links and the open pixel."""
+        from digest.service.tracking import Tracking
+
+        return Tracking(self.settings, self.require_schema)
+
+    @cached_property
+    def access(self) -> Access:
+        """API tokens and dashboard logins."""
+        return Access(self.settings, self.require_schema)
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        """The inbound server, IMAP polling and forgetting a person."""
+        return Inbox(self.settings, self.require_schema)
+
+    def configure_logging(self) -> None:
+        """Log as the settings say (DIGEST_LOG_FORMAT), for a long-running process."""
+        from digest.logs import configure_logging
+
+        configure_logging(self.settings)
+
     def upgrade_database(self) -> str:
         """Create the schema, or bring it to the newest migration; returns the database URL."""
         self.db.upgrade()
@@ -209,8 +290,8 @@ class Digest:
                 self.celery_app, self.db, self.settings.batch_size, self.settings.queue
             )
         if self._background:
-            return BackgroundDispatcher(self.send_all, self.ingest_source)
-        return InProcessDispatcher(self.send_all, self.ingest_source)
+            return BackgroundDispatcher(self.send_all, self.ingest_source, self.send_notice)
+        return InProcessDispatcher(self.send_all, self.ingest_source, self.send_notice)
 
     @cached_property
     def celery_app(self) -> Celery:
@@ -221,9 +302,10 @@ class Digest:
         return make_celery(self.settings)
 
     # -- reading ------------------------------------------------------------------------
-    def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, Edition | None]:
+    def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, int | None]:
         """What the list's edition of ``day`` (default: today in its zone) holds: the stored
-        content if it was built, else a draft of what building it now would choose. An empty
+        content and the edition's id if it was built, else a draft of what building it now
+        would choose (and None). An empty
         edition counts as not built: the next send builds it again from what is there now."""
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
@@ -234,7 +316,7 @@ class Digest:
                 )
             ).first()
             if edition is not None and edition.status != EditionStatus.EMPTY:
-                return stored_draft(session, self.settings, edition), edition
+                return stored_draft(session, self.settings, edition), edition.id
             return draft_edition(session, self.settings, mailing_list, day), None
 
     def edition_draft(self, edition_id: int) -> Draft:
@@ -243,6 +325,10 @@ class Digest:
             if edition is None:
                 raise NotFoundError("edition", edition_id)
             return stored_draft(session, self.settings, edition)
+
+    def has_started(self, draft: Draft) -> bool:
+        """Whether the draft's day has begun in its list's time zone."""
+        return draft.day <= local_today(draft.mailing_list.timezone)
 
     def preview_html(self, draft: Draft) -> str:
         """The digest's HTML as a subscriber would see it, with sample personal links."""
@@ -401,6 +487,41 @@ class Digest:
             retries=IN_PROCESS_RETRIES,
         )
 
+    def notify(self, notice: Notice) -> None:
+        """Get one notice sent: here, or on a broker by a worker."""
+        self.dispatcher.notify(notice)
+
+    def send_notice(self, notice: Notice, *, final: bool = True) -> None:
+        """Send one notice now, signed and throttled like every digest. A notice the server
+        does not take raises TransportError; on the ``final`` try its sign-up's mail slot
+        is given back first (the person will post the form again and get a new one)."""
+        with self.db.session() as session:
+            subscriber = session.get(Subscriber, notice.subscriber_id)
+            mailing_list = session.get(MailingList, notice.list_id)
+            if subscriber is None or mailing_list is None or is_placeholder(subscriber.email):
+                return  # forgotten or removed since it was asked for: nobody to write to
+            built = build_notice(
+                self.settings, self.mailer.tokens, subscriber, mailing_list, notice
+            )
+        message = built.message
+        if self.mailer.dkim_signer is not None:
+            message = self.mailer.dkim_signer(message)
+        self.mailer.rate_limiter.wait(built.to_address.rpartition("@")[2])
+        try:
+            with self.transport() as transport:
+                result = transport.send(
+                    Envelope(built.from_address, built.to_address, "notices"), message
+                )
+            if result.outcome != Outcome.SENT:
+                raise TransportError(f"notice refused: {result.code} {result.detail}")
+        except TransportError:
+            if final:
+                with self.db.session() as session:
+                    throttle.give_back(
+                        session, SIGNUP_MAIL, signup_mail_key(built.to_address, notice.list_id)
+                    )
+            raise
+
     def send_batch(self, edition_id: int) -> BatchReport:
         """One batch over one connection (what a worker's task does)."""
         with self.transport() as transport:
@@ -461,6 +582,23 @@ class Digest:
         """One edition's summary (NotFoundError if there is none)."""
         return self.overview(edition_id)[0]
 
+    def lists_today(self) -> list[ListToday]:
+        """Each list (by name) with its day today in its own zone and that day's edition."""
+        now = utcnow()
+        views = {view.id: view for view in self.catalog.lists()}
+        found = []
+        with self.db.session() as session:
+            for mailing_list in session.scalars(select(MailingList).order_by(MailingList.name)):
+                day = local_today(mailing_list.timezone, now)
+                edition = session.scalars(
+                    select(Edition).where(
+                        Edition.list_id == mailing_list.id, Edition.edition_date == day
+                    )
+                ).first()
+                summary = summarize(session, edition, mailing_list, now) if edition else None
+                found.append(ListToday(views[mailing_list.id], day, summary))
+        return found
+
     def today(self, list_slug: str) -> EditionSummary | None:
         """The summary of the list's edition of today (in its zone), if it was built."""
         with self.db.session() as session:
@@ -476,6 +614,32 @@ class Digest:
     def counts(self, edition_id: int) -> dict[str, int]:
         with self.db.session() as session:
             return ledger.counts(session, edition_id)
+
+    def metrics(self) -> Figures:
+        """The counts ``/metrics`` exposes, read from the ledger now."""
+        from digest.service.metrics import figures
+
+        return figures(self.db)
+
+    def close(self) -> None:
+        """Close the database's connections (a test's app, a process about to fork)."""
+        if self._db is not None:
+            self._db.dispose()
+
+    # -- what readers did -----------------------------------------------------------------
+    def edition_stats(self, edition_id: int) -> EditionStats:
+        """An edition's deliveries, bounces, complaints, unsubscribes and clicks."""
+        from digest.service.stats import edition_stats
+
+        with self.db.session() as session:
+            return edition_stats(session, edition_id)
+
+    def weekly_report(self, list_slug: str | None = None) -> WeeklyReport:
+        """Each list's (or one list's) sections by click-through over the last 7 days."""
+        from digest.service.stats import weekly_report
+
+        with self.db.session() as session:
+            return weekly_report(session, list_slug)
 
     # -- the schedule ---------------------------------------------------------------------
     def send_due(self, now: dt.datetime | None = None) -> list[int]:

@@ -3,7 +3,7 @@ Celery workers. One small interface, so the service never asks "is there a broke
 
 ::
 
-    Dispatcher                 send(edition_id, rows, on_batch) -> Dispatched
+    Dispatcher                 send(edition_id, rows, on_batch) -> Dispatched; ingest; notify
     ├── InProcessDispatcher    sends every due row now, in this process (the CLI's default)
     ├── BackgroundDispatcher   the same in a thread (the web app without a broker)
     ├── CeleryDispatcher       queues one batch task per batch_size rows for the workers
@@ -23,6 +23,7 @@ from digest.edition import ledger
 from digest.errors import DigestError
 from digest.send.batch import BatchReport
 from digest.service import queue
+from digest.service.notices import Notice
 from digest.store.db import Database
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ OnBatch = Callable[[BatchReport], None]
 SendAll = Callable[[int, OnBatch | None], BatchReport]
 #: Fetches and stores one source in this process.
 IngestOne = Callable[[int], object]
+#: Sends one notice in this process.
+NotifyOne = Callable[[Notice], None]
 
 
 @dataclass
@@ -59,11 +62,15 @@ class Dispatcher(Protocol):
     def ingest(self, source_ids: list[int]) -> None:
         """Get each source fetched and stored."""
 
+    def notify(self, notice: Notice) -> None:
+        """Get one notice sent."""
+
 
 class InProcessDispatcher:
-    def __init__(self, send_all: SendAll, ingest_one: IngestOne) -> None:
+    def __init__(self, send_all: SendAll, ingest_one: IngestOne, notify_one: NotifyOne) -> None:
         self._send_all = send_all
         self._ingest_one = ingest_one
+        self._notify_one = notify_one
 
     def check(self) -> None:
         return None
@@ -77,6 +84,9 @@ class InProcessDispatcher:
         for source_id in source_ids:
             self._ingest_one(source_id)
 
+    def notify(self, notice: Notice) -> None:
+        self._notify_one(notice)
+
 
 @dataclass
 class BackgroundDispatcher:
@@ -88,6 +98,8 @@ class BackgroundDispatcher:
 
     send_all: SendAll
     ingest_one: IngestOne
+    #: The web app runs notices after the response already: sent in that thread.
+    notify_one: NotifyOne
     threads: dict[int, threading.Thread] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -124,6 +136,9 @@ class BackgroundDispatcher:
     def ingest(self, source_ids: list[int]) -> None:
         for source_id in source_ids:
             self.ingest_one(source_id)
+
+    def notify(self, notice: Notice) -> None:
+        self.notify_one(notice)
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Join every send started so far; returns whether all of them finished."""
@@ -172,6 +187,9 @@ class CeleryDispatcher:
         for source_id in source_ids:
             self.app.send_task(queue.INGEST_SOURCE, args=[source_id], queue=self.queue_name)
 
+    def notify(self, notice: Notice) -> None:
+        self.app.send_task(queue.SEND_NOTICE, args=notice.as_args(), queue=self.queue_name)
+
 
 @dataclass
 class RecordingDispatcher:
@@ -180,6 +198,7 @@ class RecordingDispatcher:
     #: (edition id, rows said to be due: None when not counted) per request.
     sent: list[tuple[int, int | None]] = field(default_factory=list)
     ingested: list[int] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     def check(self) -> None:
         return None
@@ -192,6 +211,9 @@ class RecordingDispatcher:
 
     def ingest(self, source_ids: list[int]) -> None:
         self.ingested.extend(source_ids)
+
+    def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
 
 
 def _safe(url: str) -> str:

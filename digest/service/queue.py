@@ -27,6 +27,7 @@ INGEST_SOURCE = "digest.tasks.ingest_source"
 INGEST_ALL = "digest.tasks.ingest_all"
 SEND_DUE_LISTS = "digest.tasks.send_due_lists"
 SWEEP = "digest.tasks.sweep"
+SEND_NOTICE = "digest.tasks.send_notice"
 
 
 def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:

@@ -4,7 +4,8 @@ get one on their own database.
 
 Flask rather than FastAPI: the pages are server-rendered forms, the database
 layer is synchronous SQLAlchemy, and Flask's test client and Jinja2 are the
-ones the email side already uses.
+ones the email side already uses. Like every face, it asks the core
+(``digest.service``) for everything and holds no table or session of its own.
 """
 
 from __future__ import annotations
@@ -14,34 +15,26 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app
 
 from digest.config import Settings, load_settings
-from digest.mail.tokens import TokenSigner
-from digest.send.mailer import EditionMailer
 from digest.service.core import Digest
-from digest.store.db import Database
+
+__all__ = ["WebContext", "context", "create_app"]
 
 
 @dataclass
 class WebContext:
     #: The core every page, API call and dashboard button goes through.
     core: Digest
-    tokens: TokenSigner
 
     @property
     def settings(self) -> Settings:
         return self.core.settings
 
-    @property
-    def db(self) -> Database:
-        return self.core.db
-
-    @property
-    def archive(self) -> EditionMailer:
-        """Renders archive pages; its cache keeps each edition's rendering for later visitors."""
-        return self.core.mailer
+    def close(self) -> None:
+        self.core.close()
 
 
 def context() -> WebContext:
-    """The running app's core and token signer."""
+    """The running app's core."""
     found: WebContext = current_app.extensions["digest"]
     return found
 
@@ -66,7 +59,7 @@ def create_app(settings: Settings | None = None, *, core: Digest | None = None) 
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
-    app.extensions["digest"] = WebContext(core, TokenSigner(settings.secret))
+    app.extensions["digest"] = WebContext(core)
 
     from digest.web import clicks, metrics, public
 

@@ -14,8 +14,6 @@ from flask import Blueprint, Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from digest.errors import DigestError, InputError
-from digest.feedback import clicks
-from digest.mail.tracking import CLICK, OPEN, LinkSigner, TrackedLink
 from digest.web import context
 from digest.web.public import _message
 
@@ -25,13 +23,6 @@ log = logging.getLogger(__name__)
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def _verify(purpose: str, token: str) -> TrackedLink | None:
-    try:
-        return LinkSigner(context().settings.secret).verify(purpose, token)
-    except InputError:
-        return None
-
-
 def _invalid() -> tuple[str, int]:
     return _message("Link not valid", "This link is not valid. Nothing was recorded.", 400)
 
@@ -39,21 +30,13 @@ def _invalid() -> tuple[str, int]:
 @bp.get("/c/<token>")
 def click(token: str) -> BaseResponse | tuple[str, int]:
     """Redirect (302) to the article the token names; a GET is counted, a HEAD is not."""
-    link = _verify(CLICK, token)
-    if link is None:
-        return _invalid()
-    ctx = context()
-    with ctx.db.session() as session:
-        try:
-            url = clicks.target(session, link)
-        except InputError:
-            return _invalid()
-        except DigestError:
-            return _message("Not found", "This article is no longer here.", 404)
+    try:
         # Flask answers HEAD with the GET view: only a real GET is a reader (or scanner).
-        # Links mailed while tracking was on keep leading to their articles once it is off.
-        if request.method == "GET" and ctx.settings.track_clicks:
-            clicks.record(session, link, clicks.ScannerRules.of(ctx.settings))
+        url = context().core.tracking.follow(token, count=request.method == "GET")
+    except InputError:
+        return _invalid()
+    except DigestError:
+        return _message("Not found", "This article is no longer here.", 404)
     response = redirect(url, 302)
     # Each fetch must reach us to be counted, and the article's address is nobody else's.
     response.headers["Cache-Control"] = "no-store"
@@ -63,12 +46,9 @@ def click(token: str) -> BaseResponse | tuple[str, int]:
 
 @bp.get("/o/<token>")
 def opened(token: str) -> BaseResponse | tuple[str, int]:
-    """A transparent 1x1 GIF; a GET is counted as an open (unreliable: see the README)."""
-    link = _verify(OPEN, token)
-    if link is None:
+    """A transparent 1x1 GIF; a GET is counted as an open (unreliable: see the docs)."""
+    try:
+        context().core.tracking.opened(token, count=request.method == "GET")
+    except InputError:
         return _invalid()
-    ctx = context()
-    if request.method == "GET" and ctx.settings.track_opens:
-        with ctx.db.session() as session:
-            clicks.record(session, link, clicks.ScannerRules.of(ctx.settings))
     return Response(_PIXEL, 200, {"Content-Type": "image/gif", "Cache-Control": "no-store"})

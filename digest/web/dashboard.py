@@ -10,7 +10,6 @@ carries the session's CSRF token.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import (
@@ -24,35 +23,12 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from digest.edition.select import local_today
 from digest.errors import DigestError, NotFoundError
 from digest.service.identity import identity_warnings
-from digest.service.summary import EditionSummary, summarize
-from digest.store.models import (
-    Edition,
-    EditionStatus,
-    MailingList,
-    Section,
-    Source,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
-from digest.web import context, throttle
-from digest.web.auth import (
-    LOGIN_ALL,
-    LOGIN_IP,
-    csrf_ok,
-    csrf_token,
-    log_in,
-    log_out,
-    logged_in,
-    password_matches,
-)
+from digest.web import context
+from digest.web.auth import csrf_ok, csrf_token, forget_login, logged_in, remember_login
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -80,8 +56,7 @@ def _password() -> str | None:
 
 def _signed_in() -> bool:
     ctx = context()
-    with ctx.db.session() as session:
-        return logged_in(session, _password(), ctx.settings.secret)
+    return logged_in(ctx.core.access, _password(), ctx.settings.secret)
 
 
 @bp.before_request
@@ -133,27 +108,12 @@ def login() -> tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse:
         if _signed_in():
             return redirect(url_for("dashboard.overview"), 303)
         return _render("login.html")
-    settings = ctx.settings
-    window = dt.timedelta(seconds=settings.login_lockout_seconds)
-    ip = request.remote_addr or "unknown"
-    with ctx.db.session() as session:
-        # Each attempt takes a slot before the password is even compared, so parallel guesses
-        # cannot outrun the count; a right password gives its slots back.
-        mine = throttle.take(session, LOGIN_IP, ip, settings.login_attempts_per_ip, window)
-        everyone = (
-            throttle.take(session, LOGIN_ALL, "", settings.login_attempts_overall, window)
-            if mine.allowed
-            else mine
-        )
-        if not everyone.allowed:
-            if mine.allowed:
-                throttle.give_back(session, LOGIN_IP, ip)
-            return _locked_out(max(mine.retry_after, everyone.retry_after))
-        if not password_matches(request.form.get("password", ""), password):
-            return _render("login.html", 401, error="That password is not right.")
-        throttle.give_back(session, LOGIN_IP, ip)
-        throttle.give_back(session, LOGIN_ALL, "")
-        log_in(session, password, settings.secret, request.remote_addr)
+    login = ctx.core.access.log_in(request.form.get("password", ""), request.remote_addr)
+    if login.locked_for:
+        return _locked_out(login.locked_for)
+    if login.session_id is None:
+        return _render("login.html", 401, error="That password is not right.")
+    remember_login(login.session_id, password, ctx.settings.secret)
     return redirect(url_for("dashboard.overview"), 303)
 
 
@@ -170,72 +130,29 @@ def _locked_out(retry_after: int) -> tuple[str, int, dict[str, str]]:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    with context().db.session() as session:
-        log_out(session)
+    forget_login(context().core.access)
     return redirect(url_for("dashboard.login"), 303)
 
 
 # -- the overview ----------------------------------------------------------------------------
 
 
-def _edition_row(session: Session, edition: Edition, mailing_list: MailingList) -> EditionSummary:
-    return summarize(session, edition, mailing_list, utcnow())
-
-
-def _subscriber_counts(session: Session) -> dict[int, dict[str, int]]:
-    counts: dict[int, dict[str, int]] = {}
-    for list_id, state, n in session.execute(
-        select(Subscription.list_id, Subscription.status, func.count()).group_by(
-            Subscription.list_id, Subscription.status
-        )
-    ):
-        counts.setdefault(list_id, {s.value: 0 for s in SubscriptionStatus})[state.value] = n
-    return counts
-
-
 @bp.get("/")
 def overview() -> tuple[str, int]:
-    with context().db.session() as session:
-        lists = session.scalars(select(MailingList).order_by(MailingList.name)).all()
-        subscribers = _subscriber_counts(session)
-        today: list[dict[str, Any]] = []
-        for mailing_list in lists:
-            day = local_today(mailing_list.timezone)
-            edition = session.scalars(
-                select(Edition).where(
-                    Edition.list_id == mailing_list.id, Edition.edition_date == day
-                )
-            ).first()
-            today.append(
-                {
-                    "list": mailing_list,
-                    "day": day,
-                    "edition": _edition_row(session, edition, mailing_list) if edition else None,
-                    "subscribers": subscribers.get(
-                        mailing_list.id, {s.value: 0 for s in SubscriptionStatus}
-                    ),
-                }
-            )
-        recent = [
-            _edition_row(session, edition, mailing_list)
-            for edition, mailing_list in session.execute(
-                select(Edition, MailingList).join(MailingList).order_by(Edition.id.desc()).limit(20)
-            ).all()
-        ]
-        sources = session.execute(
-            select(Source, Section.name).join(Section).order_by(Source.name)
-        ).all()
-        sending = any(row.sending for row in recent) or any(
-            t["edition"] and t["edition"].sending for t in today
-        )
-        return _render(
-            "overview.html",
-            warnings=identity_warnings(context().settings),
-            today=today,
-            recent=recent,
-            sources=sources,
-            refresh=REFRESH_SECONDS if sending else None,
-        )
+    core = context().core
+    today = core.lists_today()
+    recent = core.overview(limit=20)
+    sending = any(row.sending for row in recent) or any(
+        item.edition and item.edition.sending for item in today
+    )
+    return _render(
+        "overview.html",
+        warnings=identity_warnings(context().settings),
+        today=today,
+        recent=recent,
+        sources=core.catalog.sources(),
+        refresh=REFRESH_SECONDS if sending else None,
+    )
 
 
 @bp.get("/preview/<slug>")
@@ -256,15 +173,13 @@ def preview(slug: str) -> tuple[str, int, dict[str, str]]:
 @bp.get("/editions/<int:edition_id>/stats")
 def edition_stats(edition_id: int) -> tuple[str, int]:
     """An edition's figures and charts (inline SVG drawn on the server, no script)."""
-    from digest.service.stats import edition_stats as figures
     from digest.web.charts import edition_charts
 
     ctx = context()
-    with ctx.db.session() as session:
-        try:
-            stats = figures(session, edition_id)
-        except NotFoundError:
-            abort(404)
+    try:
+        stats = ctx.core.edition_stats(edition_id)
+    except NotFoundError:
+        abort(404)
     return _render(
         "stats.html", stats=stats, charts=edition_charts(stats), tracking=ctx.settings.track_clicks
     )
@@ -285,14 +200,12 @@ def send(slug: str) -> BaseResponse:
     except DigestError as exc:
         flash(f"Not sent: {exc}", "error")
         return _done()
-    if start.status == EditionStatus.EMPTY:
+    if start.empty:
         flash(f"No articles for {slug} on {start.day}: nothing to send.", "error")
     elif start.sending:
         flash(f"Edition {start.edition_id} of {slug} ({start.day}) is being sent.", "ok")
     else:
-        flash(
-            f"Edition {start.edition_id} of {slug} is {start.status.value}: nothing to send.", "ok"
-        )
+        flash(f"Edition {start.edition_id} of {slug} is {start.status}: nothing to send.", "ok")
     return _done()
 
 

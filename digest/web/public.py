@@ -1,56 +1,35 @@
 """Pages for subscribers: subscribe with double opt-in, confirm, one-click unsubscribe,
-preferences, and the archive. Every personal page is reached through a signed token in
-its URL: no login, no cookie."""
+preferences, and the archive. Every personal page is reached through a signed token in its
+URL: no login, no cookie. What each page does is ``digest.service.readers``'s; this module
+turns forms into its calls and its answers into pages.
+
+GET and HEAD never change anything (mail scanners prefetch links, some with HEAD); only a
+POST does.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from digest import audience
-from digest.audience import (
-    ConfirmState,
-    SignUp,
-    clean_name,
-    confirm_state,
-    is_forgotten,
-    is_placeholder,
-    normalise_email,
-    record_signup,
-    set_preferences,
-)
-from digest.edition.build import stored_draft
-from digest.errors import DigestError, InputError, NotFoundError, TransportError
-from digest.mail.mime import simple_message
-from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE
-from digest.send.batch import mail_domain
-from digest.service import catalog
-from digest.store.models import (
-    Edition,
-    EditionStatus,
-    MailingList,
-    Subscriber,
-    Subscription,
-    SubscriptionStatus,
-)
-from digest.transports import Envelope, Outcome, transport_for
-from digest.web import context, throttle
+from digest.errors import InputError, NotFoundError
+from digest.service.readers import ConfirmState, Readers, SignUp, SignUpVerdict
+from digest.web import context
 from digest.web.after import after_response
 
 bp = Blueprint("public", __name__)
 log = logging.getLogger(__name__)
 
-#: Shown on the form and stored with each sign-up as the consent given.
-CONSENT_WORDING = (
-    "Yes, email me {list} from {site}. I can unsubscribe at any time with the link in every email."
-)
+T = TypeVar("T")
+
+
+def _readers() -> Readers:
+    return context().core.readers
 
 
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
@@ -67,33 +46,29 @@ def _stop(title: str, text: str, status: int) -> NoReturn:
     abort(make_response(*_message(title, text, status)))
 
 
-def _verify(purpose: str, token: str) -> list[int]:
-    """The ids a token carries; a forged, altered or expired token ends the request with a
-    plain error page and changes nothing."""
+def _with_link(call: Callable[[], T]) -> T:
+    """Run a call that verifies a link's token: a forged, altered or expired one ends the
+    request with a plain error page, and nothing is changed."""
     try:
-        return context().tokens.verify(purpose, token)
+        return call()
     except InputError as exc:
         _stop("Link not valid", f"{exc}. Nothing was changed.", 400)
 
 
+def _test_copy() -> tuple[str, int]:
+    return _message(
+        "Test copy",
+        "This link is in a test copy or a preview of a digest: it belongs to no subscriber, "
+        "so there is nothing to change here. In a subscriber's copy it leads to their own page.",
+    )
+
+
 @bp.get("/")
 def index() -> tuple[str, int]:
-    with context().db.session() as session:
-        # A hidden list keeps its own subscribe page; a disabled one sends nothing to join.
-        lists = session.scalars(
-            select(MailingList)
-            .where(MailingList.public, MailingList.enabled)
-            .order_by(MailingList.name)
-        ).all()
-        return _page("web/index.html", lists=lists)
+    return _page("web/index.html", lists=_readers().offered_lists())
 
 
 # -- subscribe and confirm -------------------------------------------------------------
-
-#: Throttle kinds (see digest.web.throttle): sign-up emails per address and list, and sign-up
-#: form posts per client IP.
-SIGNUP_MAIL = "signup-mail"
-SIGNUP_IP = "signup-ip"
 
 
 @bp.route("/subscribe/<slug>", methods=["GET", "POST"])
@@ -102,84 +77,48 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     belongs to (the per-IP limit, the address's syntax), answers "check your inbox", and
     leaves the rest to after the answer: so the page, its status and its timing are the same
     for a new, a pending and an already subscribed address."""
-    settings = context().settings
-    with context().db.session() as session:
-        mailing_list = _list_or_404(session, slug)
-        wording = CONSENT_WORDING.format(list=mailing_list.name, site=settings.site_name)
-        form: dict[str, Any] = {"email": "", "name": "", "sections": []}
-        if request.method != "POST":
-            return _page(
-                "web/subscribe.html", mailing_list=mailing_list, wording=wording, form=form
-            )
-        per_ip = throttle.take(
-            session,
-            SIGNUP_IP,
-            _client_ip(),
-            settings.signups_per_ip_per_hour,
-            dt.timedelta(hours=1),
-        )
-        if not per_ip.allowed:
-            return _too_many_signups(per_ip.retry_after)
-        form = {
-            "email": request.form.get("email", ""),
-            "name": request.form.get("name", ""),
-            "sections": request.form.getlist("sections"),
-        }
-        if request.form.get("website"):  # a field people never see: only bots fill it
-            return _check_inbox()
-        try:
-            address = normalise_email(form["email"])
-        except InputError as exc:
-            return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
-                         form=form, error=str(exc))  # fmt: skip
-        if is_forgotten(session, address):
-            return _check_inbox()  # store nothing, send nothing, and say nothing about why
-        offered = {s.slug for s in mailing_list.sections}
-        signup = SignUp(
-            list_id=mailing_list.id,
-            address=address,
-            name=clean_name(str(form["name"])),
-            sections=[s for s in form["sections"] if s in offered] or None,
-            wording=wording,
-            ip=request.remote_addr,
-        )
-    # The queue's thread outlives the request, so it gets the app itself, not the proxy.
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    after_response(app).submit(partial(_sign_up, signup))
+    readers = _readers()
+    try:
+        mailing_list = readers.joinable(slug)
+    except NotFoundError:
+        _stop("Not found", "There is no such list.", 404)
+    wording = readers.consent_wording(mailing_list)
+    form: dict[str, Any] = {"email": "", "name": "", "sections": []}
+    if request.method != "POST":
+        return _page("web/subscribe.html", mailing_list=mailing_list, wording=wording, form=form)
+    form = {
+        "email": request.form.get("email", ""),
+        "name": request.form.get("name", ""),
+        "sections": request.form.getlist("sections"),
+    }
+    check = readers.check_signup(
+        slug,
+        email=form["email"],
+        name=form["name"],
+        sections=form["sections"],
+        ip=_client_ip(),
+        bot=bool(request.form.get("website")),
+    )
+    if check.verdict == SignUpVerdict.TOO_MANY:
+        return _too_many_signups(check.retry_after)
+    if check.verdict == SignUpVerdict.BAD_ADDRESS:
+        return _page("web/subscribe.html", 400, mailing_list=mailing_list, wording=wording,
+                     form=form, error=check.error)  # fmt: skip
+    if check.signup is not None:
+        # The queue's thread outlives the request, so it gets the app itself, not the proxy.
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        after_response(app).submit(partial(_complete_signup, check.signup))
     return _check_inbox()
 
 
-def _sign_up(signup: SignUp) -> None:
-    """Record the sign-up and send its one email: a confirm link, or for a subscriber a note
-    that they already receive the list. At most one email per address and list in the window;
-    a send that fails gives its slot back (the person will post the form again)."""
-    ctx = context()
-    with ctx.db.session() as session:
-        mailing_list = session.get_one(MailingList, signup.list_id)
-        subscriber, subscription, event = record_signup(session, signup)
-        mail_key = _mail_key(signup.address, mailing_list.id)
-        window = dt.timedelta(hours=ctx.settings.confirm_mail_hours)
-        if not throttle.take(session, SIGNUP_MAIL, mail_key, 1, window).allowed:
-            return  # the email sent within the window still holds a good link
-        session.commit()  # the consent history holds the sign-up even if the mail fails
-        try:
-            if subscription.status == SubscriptionStatus.CONFIRMED:
-                _send_already_subscribed(subscriber, mailing_list)
-            else:
-                _send_confirmation(subscriber, mailing_list, event.id)
-        except DigestError as exc:
-            throttle.give_back(session, SIGNUP_MAIL, mail_key)
-            log.warning("sign-up email to subscriber %s not sent: %s", subscriber.id, exc)
+def _complete_signup(signup: SignUp) -> None:
+    _readers().complete_signup(signup)
 
 
-def _mail_key(address: str, list_id: int) -> str:
-    return f"{address}\x00{list_id}"
-
-
-def _client_ip() -> str:
+def _client_ip() -> str | None:
     # remote_addr is the direct peer: behind a reverse proxy, the proxy must be trusted
     # explicitly (werkzeug's ProxyFix) or every visitor shares the proxy's limit.
-    return request.remote_addr or "unknown"
+    return request.remote_addr
 
 
 def _hours(value: float) -> str:
@@ -210,87 +149,27 @@ def _too_many_signups(retry_after: int) -> tuple[str, int, dict[str, str]]:
     return page, status, {"Retry-After": str(retry_after)}
 
 
-def _send_confirmation(subscriber: Subscriber, mailing_list: MailingList, signup_id: int) -> None:
-    ctx = context()
-    settings = ctx.settings
-    link = f"{settings.base_url.rstrip('/')}/confirm/" + ctx.tokens.sign(
-        CONFIRM, subscriber.id, mailing_list.id, signup_id
-    )
-    _send_notice(
-        subscriber,
-        mailing_list,
-        f"Confirm your subscription to {mailing_list.name}",
-        f"Please confirm that you want {mailing_list.name} from {settings.site_name} "
-        f"at this address:\n\n{link}\n\n"
-        "If you did not ask for it, ignore this email: nothing will be sent to you.\n",
-    )
-
-
-def _send_already_subscribed(subscriber: Subscriber, mailing_list: MailingList) -> None:
-    ctx = context()
-    settings = ctx.settings
-    link = f"{settings.base_url.rstrip('/')}/preferences/" + ctx.tokens.sign(
-        PREFERENCES, subscriber.id
-    )
-    _send_notice(
-        subscriber,
-        mailing_list,
-        f"You already receive {mailing_list.name}",
-        f"Someone, probably you, asked to subscribe this address to {mailing_list.name} from "
-        f"{settings.site_name}. It is subscribed already, so nothing has changed.\n\n"
-        f"To choose sections or lists, or to unsubscribe:\n\n{link}\n",
-    )
-
-
-def _send_notice(
-    subscriber: Subscriber, mailing_list: MailingList, subject: str, text: str
-) -> None:
-    settings = context().settings
-    from_address = mailing_list.from_address or settings.from_address
-    message = simple_message(
-        from_name=mailing_list.from_name or settings.site_name,
-        from_address=from_address,
-        to_name=subscriber.name,
-        to_address=subscriber.email,
-        subject=subject,
-        text=text,
-        domain=mail_domain(settings, mailing_list),
-    )
-    with transport_for(settings) as transport:
-        result = transport.send(Envelope(from_address, subscriber.email, "confirmations"), message)
-    if result.outcome != Outcome.SENT:
-        raise TransportError(f"confirmation refused: {result.code} {result.detail}")
-
-
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str) -> tuple[str, int]:
     """GET (and HEAD) show a button and change nothing; POST confirms, unless the link was
     made before the subscriber withdrew (unsubscribed from this list or from all): consent
     given once is not revived by an old link."""
-    ids = _verify(CONFIRM, token)
-    subscriber_id, list_id = ids[0], ids[1]
-    signup_id = ids[2] if len(ids) > 2 else 0  # links mailed before sign-ups were numbered
-    with context().db.session() as session:
-        mailing_list = session.get(MailingList, list_id)
-        state = confirm_state(session, subscriber_id, list_id, signup_id)
-        if state == ConfirmState.GONE or mailing_list is None:
-            _stop("Not found", "This subscription no longer exists.", 404)
-        if state == ConfirmState.VOID:
-            return _message(
-                "Link no longer valid",
-                "You unsubscribed after this link was sent, so it cannot subscribe you again. "
-                f"Nothing was changed. To receive {mailing_list.name}, sign up again on its "
-                "page.",
-                400,
-            )
-        if state == ConfirmState.READY and request.method == "POST":
-            state = audience.confirm(
-                session, subscriber_id, list_id, signup_id, ip=request.remote_addr
-            )
-            return _page("web/confirm.html", mailing_list=mailing_list, done=True)
-        # A mail scanner that opens the link must not subscribe anyone: a person clicks.
-        done = state == ConfirmState.ALREADY
-        return _page("web/confirm.html", mailing_list=mailing_list, done=done)
+    readers = _readers()
+    page = _with_link(lambda: readers.confirm_page(token))
+    if page.state == ConfirmState.READY and request.method == "POST":
+        page = _with_link(lambda: readers.confirm(token, ip=request.remote_addr))
+    if page.gone:
+        _stop("Not found", "This subscription no longer exists.", 404)
+    if page.state == ConfirmState.VOID:
+        return _message(
+            "Link no longer valid",
+            "You unsubscribed after this link was sent, so it cannot subscribe you again. "
+            f"Nothing was changed. To receive {page.list_name}, sign up again on its page.",
+            400,
+        )
+    # A mail scanner that opens the link must not subscribe anyone: a person clicks.
+    done = page.done or page.state == ConfirmState.ALREADY
+    return _page("web/confirm.html", list_name=page.list_name, done=done)
 
 
 # -- unsubscribe and preferences -----------------------------------------------------------
@@ -301,94 +180,53 @@ def unsubscribe(token: str) -> tuple[str, int]:
     """GET and HEAD show a button and change nothing (scanners prefetch links, some with HEAD).
     POST unsubscribes at once and answers 200, with no cookie, CSRF token or redirect
     (RFC 8058)."""
-    subscriber_id, list_id = _verify(UNSUBSCRIBE, token)
-    if subscriber_id == 0:
-        return _message("Test copy", "This is a test copy's link: there is nothing to change.")
-    with context().db.session() as session:
-        mailing_list = session.get(MailingList, list_id)
-        subscriber = session.get(Subscriber, subscriber_id)
-        if mailing_list is None or subscriber is None:
-            return _message("Unsubscribed", "This address is not subscribed any more.")
-        if request.method != "POST":
-            return _page("web/unsubscribe.html", mailing_list=mailing_list, email=subscriber.email)
-        everything = request.form.get("scope") == "all"
-        one_click = request.form.get("List-Unsubscribe") == "One-Click"
-        left = audience.unsubscribe(
-            session,
-            subscriber_id,
-            None if everything else list_id,
-            source="one-click" if one_click else "unsubscribe page",
-            ip=request.remote_addr,
+    readers = _readers()
+    if request.method == "POST":
+        page = _with_link(
+            lambda: readers.unsubscribe(
+                token,
+                everything=request.form.get("scope") == "all",
+                one_click=request.form.get("List-Unsubscribe") == "One-Click",
+                ip=request.remote_addr,
+            )
         )
-        for left_id in left:
-            # Their old confirm links are void now, so signing up again must mail a new one at
-            # once; this link proves the address is theirs.
-            throttle.forget(session, SIGNUP_MAIL, _mail_key(subscriber.email, left_id))
-        what = "all lists" if everything else mailing_list.name
-        return _page("web/unsubscribed.html", what=what, email=subscriber.email, token=token)
+    else:
+        page = _with_link(lambda: readers.unsubscribe_page(token))
+    if page.test_copy:
+        return _test_copy()
+    if page.gone:
+        return _message("Unsubscribed", "This address is not subscribed any more.")
+    if page.done:
+        return _page("web/unsubscribed.html", what=page.what, email=page.email, token=token)
+    return _page("web/unsubscribe.html", list_name=page.list_name, email=page.email)
 
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 def preferences(token: str) -> tuple[str, int]:
-    (subscriber_id,) = _verify(PREFERENCES, token)[:1]
-    if subscriber_id == 0:
-        return _message("Test copy", "This is a test copy's link: there is nothing to change.")
-    with context().db.session() as session:
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or is_placeholder(subscriber.email):
-            return _message("Not found", "This address is no longer in our lists.", 404)
-        # A hidden list keeps its own subscribe page; a disabled one sends nothing to join.
-        lists = session.scalars(
-            select(MailingList)
-            .where(MailingList.public, MailingList.enabled)
-            .order_by(MailingList.name)
-        ).all()
-        mine = {
-            s.list_id: s
-            for s in session.scalars(
-                select(Subscription).where(Subscription.subscriber_id == subscriber_id)
-            )
-        }
-        saved = False
-        if request.method == "POST":
-            _save_preferences(session, subscriber, lists)
-            mine = {
-                s.list_id: s
-                for s in session.scalars(
-                    select(Subscription).where(Subscription.subscriber_id == subscriber_id)
-                )
-            }
-            saved = True
-        rows = [
-            {
-                "list": lst,
-                "subscribed": lst.id in mine
-                and mine[lst.id].status == SubscriptionStatus.CONFIRMED,
-                "chosen": set(mine[lst.id].sections or []) if lst.id in mine else set(),
-            }
-            for lst in lists
-        ]
-        return _page("web/preferences.html", subscriber=subscriber, rows=rows, saved=saved)
+    readers = _readers()
+    saved = request.method == "POST"
+    if saved:
+        page = _with_link(lambda: _save_preferences(readers, token))
+    else:
+        page = _with_link(lambda: readers.preferences(token))
+    if page.test_copy:
+        return _test_copy()
+    if page.gone:
+        return _message("Not found", "This address is no longer in our lists.", 404)
+    return _page("web/preferences.html", subscriber=page, rows=page.rows, saved=saved)
 
 
-def _save_preferences(
-    session: Session, subscriber: Subscriber, lists: Sequence[MailingList]
-) -> None:
+def _save_preferences(readers: Readers, token: str) -> Any:
     """Apply the form: name, which lists, which sections of each."""
     choices = {
-        lst.id: (
-            request.form.get(f"list-{lst.id}") == "on",
-            request.form.getlist(f"sections-{lst.id}"),
+        row.list.id: (
+            request.form.get(f"list-{row.list.id}") == "on",
+            request.form.getlist(f"sections-{row.list.id}"),
         )
-        for lst in lists
+        for row in readers.preferences(token).rows
     }
-    set_preferences(
-        session,
-        subscriber,
-        request.form.get("name", subscriber.name),
-        choices,
-        lists,
-        ip=request.remote_addr,
+    return readers.save_preferences(
+        token, name=request.form.get("name"), choices=choices, ip=request.remote_addr
     )
 
 
@@ -397,15 +235,11 @@ def _save_preferences(
 
 @bp.get("/archive/<slug>/")
 def archive_index(slug: str) -> tuple[str, int]:
-    with context().db.session() as session:
-        mailing_list = _list_or_404(session, slug)
-        editions = session.scalars(
-            select(Edition)
-            .where(Edition.list_id == mailing_list.id, Edition.status.in_(_PUBLISHED))
-            .order_by(Edition.edition_date.desc())
-            .limit(365)
-        ).all()
-        return _page("web/archive.html", mailing_list=mailing_list, editions=editions)
+    try:
+        mailing_list, editions = _readers().archive(slug)
+    except NotFoundError:
+        _stop("Not found", "There is no such list.", 404)
+    return _page("web/archive.html", mailing_list=mailing_list, editions=editions)
 
 
 @bp.get("/archive/<slug>/<day>")
@@ -415,29 +249,7 @@ def archive_edition(slug: str, day: str) -> tuple[str, int]:
         date = dt.date.fromisoformat(day)
     except ValueError:
         _stop("Not found", "There is no edition of that date.", 404)
-    settings = context().settings
-    with context().db.session() as session:
-        mailing_list = _list_or_404(session, slug)
-        edition = session.scalars(
-            select(Edition).where(
-                Edition.list_id == mailing_list.id,
-                Edition.edition_date == date,
-                Edition.status.in_(_PUBLISHED),
-            )
-        ).first()
-        if edition is None:
-            _stop("Not found", f"There is no {mailing_list.name} of {day}.", 404)
-        draft = stored_draft(session, settings, edition)
-        template = context().archive.template_for(edition.id, draft, None)
-    public = f"{settings.base_url.rstrip('/')}/subscribe/{slug}"
-    return template.html.fill({"unsubscribe": public, "preferences": public}), 200
-
-
-_PUBLISHED = (EditionStatus.READY, EditionStatus.DONE, EditionStatus.PAUSED)
-
-
-def _list_or_404(session: Session, slug: str) -> MailingList:
     try:
-        return catalog.get_list(session, slug)
+        return _readers().archive_edition(slug, date), 200
     except NotFoundError:
-        _stop("Not found", "There is no such list.", 404)
+        _stop("Not found", f"There is no edition of {slug} of {day}.", 404)

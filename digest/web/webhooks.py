@@ -86,7 +86,7 @@ def _misconfigured(exc: ConfigError, vendor: str) -> Response:
 
 def _apply(notices: list[Notice], vendor: str) -> Response:
     web = context()
-    outcome: Outcome = apply_notices(web.db, web.settings, notices, f"webhook:{vendor}")
+    outcome: Outcome = apply_notices(web.core.db, web.settings, notices, f"webhook:{vendor}")
     log.info("webhook %s: %s", vendor, outcome.as_dict())
     return _answer(200, outcome.as_dict())
 

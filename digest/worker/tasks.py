@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from celery import Task
 
+from digest.errors import TransportError
 from digest.service import queue
+from digest.service.notices import Notice
 from digest.worker.app import app, core
 
 #: Retries of a batch whose transport failed: after 10, 20, 40, 80, 160 seconds.
 BATCH_RETRIES = 5
+#: Retries of a notice the server did not take: after 30, 60, 120 seconds.
+NOTICE_RETRIES = 3
 
 
 @app.task(name=queue.INGEST_ALL)
@@ -28,6 +32,15 @@ def send_batch(self: Task, edition_id: int) -> None:
         # The connection failed: the batch's unsent rows are back in the ledger;
         # this task claims them (or others) again after a growing pause.
         raise self.retry(countdown=10 * 2**self.request.retries)
+
+
+@app.task(name=queue.SEND_NOTICE, bind=True, max_retries=NOTICE_RETRIES)
+def send_notice(self: Task, kind: str, subscriber_id: int, list_id: int, signup_id: int) -> None:
+    try:
+        notice = Notice(kind, subscriber_id, list_id, signup_id)
+        core().send_notice(notice, final=self.request.retries >= NOTICE_RETRIES)
+    except TransportError as exc:
+        raise self.retry(countdown=30 * 2**self.request.retries) from exc
 
 
 @app.task(name=queue.SEND_DUE_LISTS)

@@ -102,7 +102,7 @@ def test_a_forgotten_address_stays_suppressed(db: Database, bounce_settings: Set
     app = create_app(bounce_settings)
     response = app.test_client().post("/subscribe/daily", data={"email": EMAIL, "name": "Again"})
     with app.app_context():
-        context().db.dispose()
+        context().close()
     assert response.status_code == 200
     with db.session() as session:
         assert session.scalar(select(Subscriber.id).where(Subscriber.email == EMAIL)) is None

@@ -30,7 +30,7 @@ def app(web_settings: Settings, db: Database) -> Iterator[Flask]:
     yield flask_app
     wait_for_sends(flask_app)
     with flask_app.app_context():
-        context().db.dispose()
+        context().close()
 
 
 @pytest.fixture

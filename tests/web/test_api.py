@@ -22,6 +22,7 @@ from digest.cli.tokens import tokens
 from digest.config import Settings
 from digest.edition.build import build_edition
 from digest.service import catalog
+from digest.service.access import Access
 from digest.store.db import Database
 from digest.store.models import (
     ApiToken,
@@ -37,8 +38,7 @@ from digest.store.models import (
 )
 from digest.web import context, create_app
 from digest.web.api.openapi import OPENAPI
-from digest.web.auth import create_token, revoke_token
-from tests.builders import ledger_counts
+from tests.builders import api_token, ledger_counts
 from tests.conftest import SmtpSink
 from tests.web.conftest import wait_for_sends
 
@@ -71,8 +71,7 @@ def site(db: Database) -> None:
 
 @pytest.fixture
 def auth(db: Database) -> dict[str, str]:
-    with db.session() as session:
-        _, token = create_token(session, "tests")
+    token = api_token(db)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -89,7 +88,7 @@ def make_app(db: Database) -> Iterator[Callable[[Settings], Flask]]:
     for flask_app in made:
         wait_for_sends(flask_app)
         with flask_app.app_context():
-            context().db.dispose()
+            context().close()
 
 
 def _edition(db: Database, settings: Settings, slug: str = "daily") -> int:
@@ -145,14 +144,14 @@ def test_revoked_token_is_refused_and_a_live_one_records_its_use(
     client: FlaskClient, db: Database, site: None
 ) -> None:
     """A token works until revoked, then gets 401 "token revoked"; a call stamps last_used_at."""
-    with db.session() as session:
-        row, token = create_token(session, "ci")
-        token_id = row.id
+    access = Access(Settings(), lambda: db)
+    row, token = access.create_token("ci")
+    token_id = row.id
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/lists", headers=headers).status_code == 200
     with db.session() as session:
         assert session.get_one(ApiToken, token_id).last_used_at is not None
-        revoke_token(session, token_id)
+    access.revoke_token(token_id)
     refused = client.get("/api/lists", headers=headers)
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "token revoked"}
@@ -163,10 +162,11 @@ def test_tokens_are_stored_only_as_their_sha256(db: Database) -> None:
     """The database holds the token's SHA-256, never the token."""
     import hashlib
 
+    row, token = Access(Settings(), lambda: db).create_token("ci")
     with db.session() as session:
-        row, token = create_token(session, "ci")
-        assert token.startswith("dgt_") and token not in row.token_hash
-        assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        stored = session.get_one(ApiToken, row.id).token_hash
+    assert token.startswith("dgt_") and token not in stored
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
 
 
 def test_openapi_description_is_public_and_lists_every_route(

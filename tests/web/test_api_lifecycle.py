@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from digest.service import catalog
 from digest.store.db import Database
 from digest.store.models import Article, utcnow
-from digest.web.auth import create_token
+from tests.builders import api_token
 from tests.web.conftest import wait_for_sends
 
 NOW = utcnow()
@@ -31,7 +31,7 @@ def auth(db: Database) -> dict[str, str]:
                     teaser="", published_at=NOW - dt.timedelta(minutes=30))
         )  # fmt: skip
         catalog.subscribe(session, daily, "ann@example.com")
-        _, token = create_token(session, "tests")
+    token = api_token(db)
     return {"Authorization": f"Bearer {token}"}
 
 

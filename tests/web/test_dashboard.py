@@ -24,6 +24,8 @@ from digest.store.models import (
     EditionStatus,
     Source,
     StopReason,
+    Subscription,
+    SubscriptionStatus,
     utcnow,
 )
 from digest.web import create_app
@@ -64,9 +66,9 @@ def site(db: Database) -> None:
         session.flush()
         catalog.subscribe(session, weekly, "pending@example.com")
         session.execute(
-            update(catalog.Subscription)
-            .where(catalog.Subscription.list_id == weekly.id)
-            .values(status=catalog.SubscriptionStatus.PENDING)
+            update(Subscription)
+            .where(Subscription.list_id == weekly.id)
+            .values(status=SubscriptionStatus.PENDING)
         )
 
 

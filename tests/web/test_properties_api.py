@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 
 from digest.config import Settings
 from digest.store.db import Database
-from digest.web.auth import create_token
+from tests.builders import api_token
 from tests.properties import (
     PROPERTY,
     build_site,
@@ -36,8 +36,7 @@ def site(db: Database, web_settings: Settings) -> None:
 
 @pytest.fixture
 def auth(db: Database) -> dict[str, str]:
-    with db.session() as session:
-        _, token = create_token(session, "properties")
+    token = api_token(db, "properties")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -297,12 +296,12 @@ def test_a_bug_is_a_logged_json_500(
     """A real bug under /api/ answers JSON 500 without the traceback, and logs it."""
     import logging
 
-    from digest.web.api import catalog as api_catalog
+    from digest.service.catalog.facade import Catalog
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("secret detail")
 
-    monkeypatch.setattr(api_catalog.catalog, "add_section", broken)
+    monkeypatch.setattr(Catalog, "add_section", broken)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]

@@ -28,6 +28,7 @@ from digest.store.db import Database
 from digest.store.models import (
     Article,
     ConsentEvent,
+    MailingList,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -84,7 +85,7 @@ def client(app: Flask) -> FlaskClient:
 def _ids(db: Database, email: str) -> tuple[int, dict[str, int]]:
     with db.session() as session:
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-        lists = {lst.slug: lst.id for lst in session.scalars(select(catalog.MailingList))}
+        lists = {lst.slug: lst.id for lst in session.scalars(select(MailingList))}
         return subscriber.id, lists
 
 
@@ -93,8 +94,8 @@ def _subscription(db: Database, email: str, slug: str) -> Subscription | None:
         return session.scalars(
             select(Subscription)
             .join(Subscriber)
-            .join(catalog.MailingList)
-            .where(Subscriber.email == email, catalog.MailingList.slug == slug)
+            .join(MailingList)
+            .where(Subscriber.email == email, MailingList.slug == slug)
         ).first()
 
 

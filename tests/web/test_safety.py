@@ -19,7 +19,7 @@ from digest.edition.build import build_edition
 from digest.mail.tokens import CONFIRM, PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.mail.tracking import CLICK, OPEN, LinkSigner
 from digest.send.batch import EditionMailer, send_until_done
-from digest.service import catalog
+from digest.service import catalog, throttle
 from digest.store.db import Database
 from digest.store.models import (
     Article,
@@ -31,8 +31,7 @@ from digest.store.models import (
     SubscriptionStatus,
 )
 from digest.transports import RecordingTransport
-from digest.web import throttle
-from digest.web.auth import create_token
+from tests.builders import api_token
 from tests.web.conftest import OPERATOR_PASSWORD
 
 DAY = dt.date(2026, 11, 24)
@@ -75,7 +74,6 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
         ann = session.scalars(select(Subscriber).where(Subscriber.email == "ann@example.com"))
         ann_id = ann.one().id
         ids = {"list": daily.id, "ann": ann_id, "pen": pending.subscriber_id, "signup": signup.id}
-        _, api_token = create_token(session, "safety test")
     with db.session() as session:
         edition, _ = build_edition(session, settings, catalog.get_list(session, "daily"), DAY)
         edition_id = edition.id
@@ -93,7 +91,7 @@ def world(db: Database, settings: Settings) -> dict[str, Any]:
         "day": DAY.isoformat(),
         "edition_id": edition_id,
         "subscriber_id": ids["ann"],
-        "api_token": api_token,
+        "api_token": api_token(db, "safety test"),
         "tokens": {
             # Without the sign-up id, as links mailed before sign-ups were numbered: those
             # must be as safe to prefetch.

@@ -155,7 +155,7 @@ def another_app(settings: Settings) -> Iterator[Flask]:
         yield flask_app
     finally:
         with flask_app.app_context():
-            context().db.dispose()
+            context().close()
 
 
 def hook_state_of(app: Flask) -> Any:

@@ -59,8 +59,8 @@ class Catalog:
     # -- sources ----------------------------------------------------------------------------
     def sources(self) -> list[SourceView]:
         with self._session() as session:
-            rows = session.execute(select(Source, Section.slug).join(Section).order_by(Source.id))
-            return [SourceView.of(source, slug) for source, slug in rows]
+            query = select(Source).options(selectinload(Source.section)).order_by(Source.id)
+            return [SourceView.of(source) for source in session.scalars(query)]
 
     def source(self, source_id: int) -> SourceView:
         with self._session() as session:

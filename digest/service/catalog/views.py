@@ -31,6 +31,7 @@ class SourceView:
     url: str
     name: str
     section_slug: str
+    section_name: str
     enabled: bool
     allow_private: bool
     identity: str
@@ -44,12 +45,13 @@ class SourceView:
     next_fetch_at: dt.datetime | None
 
     @classmethod
-    def of(cls, source: Source, section_slug: str | None = None) -> SourceView:
+    def of(cls, source: Source) -> SourceView:
         return cls(
             id=source.id,
             url=source.url,
             name=source.name,
-            section_slug=section_slug or source.section.slug,
+            section_slug=source.section.slug,
+            section_name=source.section.name,
             enabled=source.enabled,
             allow_private=source.allow_private,
             identity=source.identity,

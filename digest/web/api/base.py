@@ -16,8 +16,8 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
+from digest.service.access import TokenRefused
 from digest.web import context
-from digest.web.auth import TokenRefused, check_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ def require_token() -> Response | None:
     if scheme.lower() != "bearer" or not token:
         return _unauthorized("missing bearer token")
     try:
-        with context().db.session() as session:
-            check_token(session, token)
+        context().core.access.check_token(token)
     except TokenRefused as exc:
         return _unauthorized(str(exc))
     # Checked after the token, so a caller without one learns nothing but "401".
