@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 class App:
     """The CLI's handle on the core: one ``Digest``, built from the settings when first asked."""
 
-    def __init__(self, config_file: str | None) -> None:
+    def __init__(self, config_file: str | None, *, core: Digest | None = None) -> None:
+        """``core``: a core already made (a test's, on its own database)."""
         self.config_file = config_file
-        self._settings: Settings | None = None
-        self._core: Digest | None = None
+        self._settings: Settings | None = core.settings if core else None
+        self._core: Digest | None = core
 
     @property
     def settings(self) -> Settings:

@@ -42,7 +42,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InputError(f"unknown time zone: {name}") from exc
+        raise InputError(f"unknown time zone: {name[:64]!r}") from exc
 
 
 def local_today(tz_name: str, now: dt.datetime | None = None) -> dt.date:

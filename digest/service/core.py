@@ -7,6 +7,7 @@ face sends the same message, signed and throttled the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -82,6 +83,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: What a test copy's subject starts with.
+TEST_SUBJECT_PREFIX = "[TEST] "
+
 #: Transport failures an in-process send retries (after 2, 4, 8 s) before it stops.
 IN_PROCESS_RETRIES = 3
 
@@ -123,7 +127,7 @@ class NotYetError(InputError):
 
 def sample_links(settings: Settings) -> dict[str, str]:
     """Links that stand in for a subscriber's own in previews and test copies: they lead to
-    the test-copy page rather than to anyone's real unsubscribe."""
+    the test-copy page (``readers.TEST_COPY_TOKEN``) rather than to anyone's unsubscribe."""
     base = settings.base_url.rstrip("/")
     return {
         "unsubscribe": f"{base}/unsubscribe/preview",
@@ -351,7 +355,10 @@ class Digest:
             raise DigestError(
                 f"no articles for {draft.mailing_list.slug} on {draft.day}: nothing to send"
             )
-        template = self.mailer.message_template(draft)
+        # Marked in the subject, so a test copy is never taken for the real edition.
+        template = self.mailer.message_template(
+            dataclasses.replace(draft, subject=f"{TEST_SUBJECT_PREFIX}{draft.subject}")
+        )
         domain = mail_domain(self.settings, draft.mailing_list)
         message = template.build(
             Recipient(address, "", sample_links(self.settings), random_message_id(domain))

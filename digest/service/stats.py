@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
+from digest.audience import ConsentAction
 from digest.edition.popularity import human_clicks, section_of_articles, section_rates
 from digest.errors import NotFoundError
 from digest.store.models import (
@@ -42,9 +43,10 @@ from digest.store.models import (
     utcnow,
 )
 
-#: Consent actions that end a subscription to one list; "unsubscribe-all" ends every one.
-LEAVE_LIST = ("unsubscribe", "leave")
-LEAVE_ALL = "unsubscribe-all"
+#: Consent actions that end a subscription to one list, and the one that ends every one (a
+#: complaint ends every one too, but is counted as a complaint).
+LEAVE_LIST = (ConsentAction.UNSUBSCRIBE.value, ConsentAction.LEAVE.value)
+LEAVE_ALL = ConsentAction.UNSUBSCRIBE_ALL.value
 #: At most this many bars in the "sends over time" chart.
 TIME_BUCKETS = 40
 

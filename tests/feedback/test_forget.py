@@ -3,13 +3,12 @@ still suppressed (as a hash) when it is subscribed again by the operator or the 
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text, update
 
 from digest.audience import address_hash, forget
+from digest.cli.context import App
 from digest.cli.inbound import forget as forget_command
 from digest.config import Settings
 from digest.edition import ledger
@@ -18,6 +17,7 @@ from digest.feedback.events import EventKind, FeedbackEvent, apply_event
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer
 from digest.service import catalog
+from digest.service.core import Digest
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,
@@ -71,7 +71,7 @@ def test_forget_erases_the_person_and_keeps_the_counts(
     result = CliRunner().invoke(
         forget_command,
         [EMAIL, "--yes"],
-        obj=SimpleNamespace(settings=bounce_settings, db=db),
+        obj=App(None, core=Digest(bounce_settings, db=db)),
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -15,16 +15,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from digest.cli.context import App
 from digest.cli.inbound import inbound
 from digest.config import Settings
 from digest.feedback.inbound import ImapConfig, Verdict, poll_imap
 from digest.mail.verp import return_path
+from digest.service.core import Digest
 from digest.store.db import Database
 from digest.store.models import Suppression
 from tests.feedback.conftest import arf, delivery_of, dsn
@@ -159,7 +160,7 @@ def test_inbound_command_polls_once(db: Database, bounce_settings: Settings, ima
     result = CliRunner().invoke(
         inbound,
         ["--imap", imap_url, "--once"],
-        obj=SimpleNamespace(settings=bounce_settings, db=db),
+        obj=App(None, core=Digest(bounce_settings, db=db)),
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -398,3 +398,36 @@ def test_a_failed_sign_up_email_keeps_the_consent_and_frees_the_slot(
     working = _app(settings).test_client()
     working.post("/subscribe/daily", data={"email": "eve@example.com"})
     assert len(_confirm_links(settings, "eve@example.com")) == 1
+
+
+def test_a_test_copy_is_marked_and_its_links_say_so(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """A test copy's subject starts with [TEST]; its unsubscribe and preferences links open a
+    page that says it is a test copy (GET and POST alike) and change nothing."""
+    from email import message_from_bytes, policy
+    from urllib.parse import urlsplit
+
+    from digest.service.core import Digest
+    from digest.transports import RecordingTransport
+
+    transport = RecordingTransport()
+    core = Digest(settings, db=db, transport_factory=lambda: transport)
+    draft, _ = core.draft("daily", DAY)
+    core.send_test(draft, "editor@example.com")
+    ((_, raw),) = transport.sent
+    message = message_from_bytes(raw, policy=policy.default)
+    assert str(message["Subject"]).startswith("[TEST] ")
+    links = [
+        part.strip("<> ")
+        for part in str(message["List-Unsubscribe"]).split(",")
+        if part.strip().startswith("<http")
+    ]
+    before = _subscription(db, "ann@example.com", "daily")
+    assert before is not None
+    for path in (urlsplit(links[0]).path, "/preferences/preview"):
+        for method in (client.get, client.post):
+            page = method(path)
+            assert page.status_code == 200 and b"Test copy" in page.data, path
+    after = _subscription(db, "ann@example.com", "daily")
+    assert after is not None and after.status == before.status == SubscriptionStatus.CONFIRMED
