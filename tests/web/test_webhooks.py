@@ -35,14 +35,9 @@ from sqlalchemy import select
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError
 from digest.feedback.privacy import forget
-from digest.feedback.webhooks import (
-    CertificateUnavailable,
-    SnsVerifier,
-    TokenMemory,
-    WebhookRefused,
-    fetch_certificate,
-    verify_mailgun,
-)
+from digest.feedback.webhooks.common import WebhookRefused
+from digest.feedback.webhooks.mailgun import TokenMemory, verify_mailgun
+from digest.feedback.webhooks.ses import CertificateUnavailable, SnsVerifier, fetch_certificate
 from digest.send.batch import EditionMailer, send_until_done
 from digest.service import catalog
 from digest.store.db import Database
