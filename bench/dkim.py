@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner
 from digest.mail.mime import MessageTemplate, Recipient, format_address
-from digest.render.renderer import PLACEHOLDER_PREFIX, PersonalTemplate, RenderedDigest
+from digest.render.placeholders import PLACEHOLDER_PREFIX, PersonalTemplate
+from digest.render.renderer import RenderedDigest
 
 # Run as a script, this file's folder comes first on sys.path, and this file (dkim.py) would
 # shadow dkimpy's ``dkim`` package: take the folder off the path before importing it.

@@ -31,7 +31,8 @@ from digest.errors import ConfigError
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, _relaxed_body, make_signer
 from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
 from digest.ops.doctor import Check, run_checks
-from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
+from digest.render.placeholders import PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 from digest.transports.base import Envelope, Outcome
 from digest.transports.smtp import SmtpConfig, SmtpTransport
 from tests.conftest import SmtpSink

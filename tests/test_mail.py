@@ -24,7 +24,8 @@ from digest.mail.mime import (
     format_address,
     header_safe,
 )
-from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
+from digest.render.placeholders import PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
 from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport
