@@ -4,10 +4,21 @@ These are machine-to-machine calls, proven by each relay's own signature or cred
 by a browser session: no cookie is read or set and no CSRF token is asked for. Every refusal
 is a 4xx with a one-line JSON reason and changes nothing; an endpoint whose secret is not
 configured answers 404. Parsing and verification live in ``digest.feedback.webhooks``.
+
+The two hooks proven by a shared secret (Postmark's password, Mailgun's HMAC key) count
+failed authentications per client IP and overall; past either limit the hook answers 429,
+without checking the credential, until the window ends, so the secret cannot be guessed
+online. Postmark and Mailgun retry a 429 for hours, so a lockout delays their reports and
+loses none. SES and SendGrid sign with a private key nobody can guess: counting their
+failures would only let anyone lock the relay out. A hook whose secret is weak (see
+``digest.config.weak_webhook_reasons``) answers 503: ``digest web`` refuses to start with one,
+and an app made some other way must not accept calls signed with it either.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +26,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
+from digest.config import weak_webhook_reasons
 from digest.errors import ConfigError
 from digest.feedback.webhooks import (
     Notice,
@@ -34,7 +46,7 @@ from digest.feedback.webhooks import (
     verify_postmark,
     verify_sendgrid,
 )
-from digest.web import context
+from digest.web import context, throttle
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +96,68 @@ def _misconfigured(exc: ConfigError, vendor: str) -> Response:
     return _answer(503, {"error": "this webhook is misconfigured; see the server log"})
 
 
+#: Throttle kinds of failed webhook authentication (see digest.web.throttle), each per hook.
+FAILED_IP = "webhook-failed-ip"
+FAILED_ALL = "webhook-failed-all"
+#: Answers that mean the caller did not prove it is the relay: unsigned or wrong credentials,
+#: a signature that does not match, a stale timestamp, a token used already.
+_FAILED_AUTH = (401, 403)
+
+
+def _guarded(vendor: str) -> Callable[[Callable[[], Response]], Callable[[], Response]]:
+    """Refuse a hook whose secret is weak, and lock a client (or everyone) out of it after
+    too many failed authentications; the wrapped view checks the credential."""
+
+    def wrap(view: Callable[[], Response]) -> Callable[[], Response]:
+        @functools.wraps(view)
+        def guarded() -> Response:
+            web = context()
+            settings = web.settings
+            weak = weak_webhook_reasons(settings).get(vendor)
+            if weak:
+                log.error("webhook %s refused: %s", vendor, weak)
+                return _answer(503, {"error": "this webhook is misconfigured; see the server log"})
+            window = dt.timedelta(seconds=settings.webhook_lockout_seconds)
+            # remote_addr is the direct peer: behind a reverse proxy, the proxy must be trusted
+            # to set it (ProxyFix), or every relay and guesser shares the proxy's count.
+            ip_key = f"{vendor} {request.remote_addr or 'unknown'}"
+            with web.db.session() as session:
+                wait = max(
+                    throttle.blocked(
+                        session, FAILED_IP, ip_key, settings.webhook_failures_per_ip, window
+                    ),
+                    throttle.blocked(
+                        session, FAILED_ALL, vendor, settings.webhook_failures_overall, window
+                    ),
+                )
+            if wait:
+                # Info, not warning: each failure that led here was logged as a warning already.
+                log.info("webhook %s locked out after failed authentications (429)", vendor)
+                return _answer(
+                    429,
+                    {"error": "too many failed authentications; try again later"},
+                    **{"Retry-After": str(wait)},
+                )
+            response = view()
+            # Counted after the check, unlike the login's slot taken before it: relays call
+            # often, and a write per genuine call would make the overall row a hot spot. The
+            # price is that guesses in flight together (a few, one per server thread) may
+            # pass the limit before it shuts.
+            if response.status_code in _FAILED_AUTH:
+                with web.db.session() as session:
+                    throttle.take(
+                        session, FAILED_IP, ip_key, settings.webhook_failures_per_ip, window
+                    )
+                    throttle.take(
+                        session, FAILED_ALL, vendor, settings.webhook_failures_overall, window
+                    )
+            return response
+
+        return guarded
+
+    return wrap
+
+
 def _apply(notices: list[Notice], vendor: str) -> Response:
     web = context()
     outcome: Outcome = apply_notices(web.db, web.settings, notices, f"webhook:{vendor}")
@@ -119,6 +193,7 @@ def ses() -> Response:
 
 
 @bp.post("/postmark")
+@_guarded("postmark")
 def postmark() -> Response:
     """Postmark's Bounce and SpamComplaint webhooks, authenticated with HTTP Basic."""
     settings = context().settings
@@ -154,6 +229,7 @@ def sendgrid() -> Response:
 
 
 @bp.post("/mailgun")
+@_guarded("mailgun")
 def mailgun() -> Response:
     """Mailgun's webhooks (JSON, signed with the HTTP webhook signing key)."""
     settings = context().settings
