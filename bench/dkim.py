@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner
 from digest.mail.mime import MessageTemplate, Recipient, format_address
-from digest.render.renderer import PLACEHOLDER_PREFIX, PersonalTemplate, RenderedDigest
+from digest.render.placeholders import PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 
 # Run as a script, this file's folder comes first on sys.path, and this file (dkim.py) would
 # shadow dkimpy's ``dkim`` package: take the folder off the path before importing it.
@@ -54,6 +55,8 @@ Signer = Callable[[bytes], bytes]
 
 def message_template() -> MessageTemplate:
     """The sample digest with its personal links turned back into placeholders."""
+    # A fixed nonce: the sample is read from disk, not rendered, so there is no render to draw one.
+    placeholders = Placeholders("0" * 16)
     parts = {}
     for kind in ("html", "txt"):
         text = (RENDERED / f"digest.{kind}").read_text(encoding="utf-8")
@@ -63,14 +66,15 @@ def message_template() -> MessageTemplate:
             end = start + len(prefix)
             while end < len(text) and (text[end].isalnum() or text[end] in "-_"):
                 end += 1
-            text = text.replace(text[start:end], f"{PLACEHOLDER_PREFIX}{name}0")
+            text = text.replace(text[start:end], placeholders.token(name))
         parts[kind] = text
     html = parts["html"]
     body_start, body_end = html.index("<body"), html.rindex("</body>")
     inner = html[html.index(">", body_start) + 1 : body_end]
     html = html[:body_end] + inner * (STORY_COPIES - 1) + html[body_end:]
     rendered = RenderedDigest(
-        html=PersonalTemplate.split(html), text=PersonalTemplate.split(parts["txt"])
+        html=PersonalTemplate.split(html, placeholders),
+        text=PersonalTemplate.split(parts["txt"], placeholders),
     )
     return MessageTemplate(
         from_name="The Test Gazette",

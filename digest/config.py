@@ -134,6 +134,7 @@ class Settings:
     ses_auto_confirm: int = 0
     #: Postmark: the HTTP Basic user and password put in the webhook URL
     #: (``https://USER:PASSWORD@host/hooks/postmark``). Unset password: that endpoint answers 404.
+    #: The password must be as strong as the secret key (see ``weak_webhook_reasons``).
     postmark_webhook_user: str = "postmark"
     postmark_webhook_password: str | None = None
     #: SendGrid Signed Event Webhook: its verification key (base64 DER, as SendGrid shows it).
@@ -143,6 +144,14 @@ class Settings:
     mailgun_webhook_signing_key: str | None = None
     #: Oldest signed timestamp (seconds) a SendGrid or Mailgun call may carry; older is a replay.
     webhook_max_age_seconds: int = 300
+    #: Failed authentications (401, 403) on the Postmark or Mailgun hook allowed from one client
+    #: IP within ``webhook_lockout_seconds``; past it, that hook answers 429 to the IP without
+    #: checking any credential until the window ends.
+    webhook_failures_per_ip: int = 10
+    #: The same from all IPs together (a guesser with many addresses), per hook.
+    webhook_failures_overall: int = 100
+    #: Seconds of the failed-authentication window (and so of a lockout).
+    webhook_lockout_seconds: int = 900
 
     # -- operator's first week: the demo (issue 12) --------------------------------------------
     #: SMTP server `digest demo` delivers the sample digests to, e.g. a Mailpit whose inbox shows
@@ -290,6 +299,9 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "ingest_max_items": (1, 1_000_000),
     "ses_auto_confirm": (0, 1),
     "webhook_max_age_seconds": (1, 7 * _DAY),
+    "webhook_failures_per_ip": (1, 1_000_000),
+    "webhook_failures_overall": (1, 1_000_000),
+    "webhook_lockout_seconds": (1, 366 * _DAY),
     "click_scanner_delay_seconds": (0, 3600),
     "click_burst_links": (1, 1000),
     "click_burst_seconds": (0, 3600),
@@ -421,6 +433,9 @@ def _check_ecdsa_key(text: str) -> None:
         ) from exc
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ConfigError("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key")
+    # SendGrid signs with P-256 only: a key on another curve is not SendGrid's.
+    if not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigError("DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not a P-256 (prime256v1) key")
 
 
 #: The placeholders shipped in ``.env.example``: a deployment that copied them as they are.
@@ -450,17 +465,18 @@ def _repetitive(value: str) -> bool:
     return False
 
 
-def weak_key_reasons(key: str) -> list[str]:
-    """Why ``key`` is unfit to sign links and sessions (empty: it is fine)."""
+def weak_key_reasons(key: str, setting: str = "DIGEST_SECRET_KEY") -> list[str]:
+    """Why ``key`` is unfit to sign links and sessions, or as another secret only machines
+    read (empty: it is fine); ``setting`` names it in the reason."""
     if key in PLACEHOLDER_SECRETS:
-        return ["DIGEST_SECRET_KEY is the placeholder from .env.example"]
+        return [f"{setting} is the placeholder from .env.example"]
     if len(key) < MIN_SECRET_KEY_LENGTH:
         return [
-            f"DIGEST_SECRET_KEY is {len(key)} characters; use at least {MIN_SECRET_KEY_LENGTH} "
+            f"{setting} is {len(key)} characters; use at least {MIN_SECRET_KEY_LENGTH} "
             "random ones (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         ]
     if _repetitive(key):
-        return ["DIGEST_SECRET_KEY repeats a few characters: use random ones"]
+        return [f"{setting} repeats a few characters: use random ones"]
     return []
 
 
@@ -480,21 +496,63 @@ def weak_password_reasons(password: str) -> list[str]:
     return []
 
 
+#: A Mailgun HTTP webhook signing key as Mailgun issues them: ``key-`` and 32 letters and
+#: digits (older accounts, where it is also the API key), or 32 or more hex digits, some in
+#: dash-separated groups.
+_MAILGUN_KEY = re.compile(r"(?:key-)?[0-9A-Za-z]{32}|[0-9a-fA-F]{32,}(?:-[0-9a-fA-F]{8,})*")
+
+
+def weak_webhook_reasons(settings: Settings) -> dict[str, str]:
+    """Why a relay webhook's secret is unfit, by relay (``postmark``, ``mailgun``); empty
+    when every configured one is fine. Never includes the values.
+
+    The Postmark password is ours to choose and is all that proves a call (HTTP Basic): it
+    must pass the secret key's rule (32 characters or more, not a placeholder, not a few
+    characters repeated), and may not be the secret key or the operator password, which would
+    then be handed to Postmark in the webhook URL. The Mailgun signing key is Mailgun's to
+    issue: anything not shaped like one (a one-letter key, a password) was typed by hand and
+    lets anyone who guesses it sign a complaint. The SendGrid key is public; it only has to be
+    a P-256 key, which is checked when the settings load.
+    """
+    reasons: dict[str, str] = {}
+    password = settings.postmark_webhook_password
+    if password:
+        weak = weak_key_reasons(password, "DIGEST_POSTMARK_WEBHOOK_PASSWORD")
+        if weak:
+            reasons["postmark"] = weak[0]
+        elif password in (settings.secret_key, settings.operator_password):
+            reasons["postmark"] = (
+                "DIGEST_POSTMARK_WEBHOOK_PASSWORD is another Digest secret: Postmark would "
+                "hold it; use one of its own"
+            )
+    key = settings.mailgun_webhook_signing_key
+    if key:
+        if not _MAILGUN_KEY.fullmatch(key):
+            reasons["mailgun"] = (
+                "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY is not a Mailgun signing key (key-... or 32+ "
+                "hex digits): copy the HTTP webhook signing key from Mailgun's Webhooks page"
+            )
+        elif _repetitive(key.removeprefix("key-")):
+            reasons["mailgun"] = "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY repeats a few characters"
+    return reasons
+
+
 def weak_secret_reasons(settings: Settings) -> list[str]:
-    """Why the secret key or operator password is unfit for a public server; empty if both are
-    fine. Never includes the values. An unset key or password is not weak: a key is then
-    generated, and the dashboard login is off."""
+    """Why the secret key, operator password or a webhook secret is unfit for a public server;
+    empty if all are fine. Never includes the values. An unset key or password is not weak: a
+    key is then generated, and the dashboard login (or that webhook) is off."""
     reasons: list[str] = []
     if settings.secret_key is not None:
         reasons += weak_key_reasons(settings.secret_key)
     if settings.operator_password is not None:
         reasons += weak_password_reasons(settings.operator_password)
+    reasons += weak_webhook_reasons(settings).values()
     return reasons
 
 
 def require_strong_secrets(settings: Settings) -> None:
-    """Refuse to serve with a weak secret key or operator password (``web`` and ``worker``
-    call this before starting)."""
+    """Refuse to serve with a weak secret key, operator password or webhook secret (``web`` and
+    ``worker`` call this before starting)."""
     reasons = weak_secret_reasons(settings)
     if reasons:
         raise ConfigError("refusing to start: " + "; ".join(reasons))
@@ -529,4 +587,5 @@ __all__ = [
     "weak_key_reasons",
     "weak_password_reasons",
     "weak_secret_reasons",
+    "weak_webhook_reasons",
 ]

@@ -196,10 +196,24 @@ INTEGRATION_MODULES = (
 )
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m unit`, skip importing the modules none of whose tests can be unit tests: on a
+    machine that writes no bytecode (PYTHONDONTWRITEBYTECODE) each would be compiled and
+    rewritten for nothing."""
+    if config.getoption("markexpr", "") != "unit" or collection_path.suffix != ".py":
+        return None
+    return collection_path.stem.startswith(INTEGRATION_MODULES) or None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
         if fixtures & INTEGRATION_FIXTURES or module.startswith(INTEGRATION_MODULES):
+            continue
+        # A `heavy` test reaches no peer but costs seconds (thousands of examples, a timing
+        # run of a benchmark): it runs with the full suite, and `-m unit` stays a quick check
+        # to run before every commit.
+        if item.get_closest_marker("heavy"):
             continue
         item.add_marker(pytest.mark.unit)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     Encoding,
@@ -31,7 +31,8 @@ from digest.errors import ConfigError
 from digest.mail.dkim import SIGNED_HEADERS, DkimSigner, _relaxed_body, make_signer
 from digest.mail.mime import MessageTemplate, Recipient, encode_header, format_address
 from digest.ops.doctor import Check, run_checks
-from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
+from digest.render.placeholders import PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 from digest.transports.base import Envelope, Outcome
 from digest.transports.smtp import SmtpConfig, SmtpTransport
 from tests.conftest import SmtpSink
@@ -101,7 +102,12 @@ class RsaKey:
 
 def _rsa_key(bits: int) -> RsaKey:
     e = 65537
-    p, q = _prime(bits // 2, e), _prime(bits // 2, e)
+    if bits >= 1024:
+        # Primes from OpenSSL: the pure-Python search takes about a second at this size.
+        numbers = rsa.generate_private_key(e, bits).private_numbers()
+        p, q = numbers.p, numbers.q
+    else:  # smaller than OpenSSL will make, and quick in Python
+        p, q = _prime(bits // 2, e), _prime(bits // 2, e)
     n, d = p * q, pow(e, -1, (p - 1) * (q - 1))
     fields = (0, n, e, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p))
     rsa_encryption = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010101")) + b"\x05\x00")

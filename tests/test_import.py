@@ -361,6 +361,7 @@ def _addresses(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+@pytest.mark.heavy  # 3,000 examples: seconds, so not in `-m unit`
 @settings(max_examples=3000, deadline=None)
 @given(_addresses())
 def test_the_fast_path_for_plain_addresses_agrees_with_email_validator(address: str) -> None:

@@ -4,6 +4,7 @@ module imports another that (directly or not) imports it back."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def _imports(tree: ast.Module, *, top_level_only: bool) -> set[str]:
     return found
 
 
+@functools.cache  # parsed once for both tests: reading the whole package is most of their time
 def _modules() -> dict[str, ast.Module]:
     return {
         _module_name(path): ast.parse(path.read_text(encoding="utf-8"))

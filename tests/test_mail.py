@@ -24,7 +24,8 @@ from digest.mail.mime import (
     format_address,
     header_safe,
 )
-from digest.render.renderer import PersonalTemplate, Placeholders, RenderedDigest
+from digest.render.placeholders import PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
 from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport
@@ -301,6 +302,10 @@ _HOSTILE_CHARS = st.sampled_from(
 _TEXT = st.lists(st.one_of(st.text(max_size=40), _HOSTILE_CHARS), max_size=40).map("".join)
 
 
+# Heavy: each of 200 examples builds and parses a whole message from four kilobyte strings
+# (seconds in all, mostly drawing the strings), so it runs with the full suite, not `-m unit`;
+# test_hostile_subject_stays_one_header and its neighbours keep the quick check.
+@pytest.mark.heavy
 @hypothesis.settings(max_examples=200, deadline=None)
 @given(name=_TEXT, subject=_TEXT, from_name=_TEXT, list_name=_TEXT)
 def test_any_text_makes_short_headers_that_decode_to_the_cleaned_text(
@@ -320,6 +325,7 @@ def test_any_text_makes_short_headers_that_decode_to_the_cleaned_text(
             assert _display(data, header) == header_safe(text)
 
 
+@pytest.mark.heavy  # 200 examples of up to 3,000 characters: seconds, as the one above
 @hypothesis.settings(max_examples=200, deadline=None)
 @given(value=st.one_of(_TEXT, st.text(min_size=900, max_size=3000)))
 def test_encode_header_is_one_header_of_short_lines(value: str) -> None:

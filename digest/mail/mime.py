@@ -20,13 +20,8 @@ from email.utils import formatdate
 from urllib.parse import quote
 
 from digest.ingest.text import inert
-from digest.render.renderer import (
-    PIXEL,
-    PersonalTemplate,
-    RenderedDigest,
-    article_of,
-    missing_link,
-)
+from digest.render.placeholders import PIXEL, PersonalTemplate, article_of, missing_link
+from digest.render.renderer import RenderedDigest
 
 CRLF = b"\r\n"
 #: RFC 5322 2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.

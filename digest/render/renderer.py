@@ -1,168 +1,34 @@
-"""Rendering a digest: Jinja2, then premailer, once per edition and section variant.
-
-Per recipient only the personal links differ. They are rendered as opaque
-placeholder tokens (letters and digits only, so neither autoescape nor
-premailer nor a line wrap can alter them) and the output is split on them
-once, so personalising is a join of ready segments. Each render draws a fresh
-random nonce into its tokens: feed or form text is stored before the render,
-so it cannot spell a token, and a personal link lands only where the template
-put one.
+"""Rendering a digest: Jinja2, then premailer, once per edition and section variant, kept
+under Gmail's clipping size; the text part wrapped for plain-text readers. Personal links stay
+placeholders (``digest.render.placeholders``) until each recipient's message is made.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
 import textwrap
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
-from babel import Locale, UnknownLocaleError
-from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
 
-from digest.edition.select import SectionBlock, date_label
 from digest.errors import TemplateError
-
-if TYPE_CHECKING:
-    from digest.config import Settings
-    from digest.edition.build import Draft
+from digest.render.context import DigestContext
+from digest.render.placeholders import (
+    CLICK_PREFIX,
+    LINK_NAMES,
+    PLACEHOLDER_PREFIX,
+    PersonalTemplate,
+    Placeholders,
+)
 
 log = logging.getLogger(__name__)
 
-LINK_NAMES = ("unsubscribe", "preferences")
-PLACEHOLDER_PREFIX = "DGSTLINK"
-_NAME = re.compile(r"[a-z]+")
 TEXT_WIDTH = 78
-
-#: The open pixel's link (DIGEST_TRACK_OPENS): a personal link that, unlike ``LINK_NAMES``,
-#: has a stand-in where there is no recipient (a preview, the archive, a test copy).
-PIXEL = "pixel"
-#: A transparent 1x1 GIF: the pixel's stand-in, which counts nothing.
-BLANK_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
-#: Tracked article links (DIGEST_TRACK_CLICKS) are named ``click`` + the article id with its
-#: digits spelt a-j: link names stay letters only, so a token's closing 0 still ends it.
-CLICK_PREFIX = "click"
-_CLICK_NAME = re.compile(r"click([a-j]+)")
-_DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
-_LETTERS_AS_DIGITS = str.maketrans("abcdefghij", "0123456789")
-
-
-def article_link(article_id: int) -> str:
-    """The personal link name of article ``article_id``'s tracked link."""
-    return CLICK_PREFIX + str(int(article_id)).translate(_DIGITS_AS_LETTERS)
-
-
-def article_of(name: str) -> int | None:
-    """The article id a tracked link's name stands for; None for any other link."""
-    found = _CLICK_NAME.fullmatch(name)
-    return int(found.group(1).translate(_LETTERS_AS_DIGITS)) if found else None
-
-
-def is_link_name(name: str) -> bool:
-    return name in LINK_NAMES or name == PIXEL or _CLICK_NAME.fullmatch(name) is not None
-
-
-@dataclass(frozen=True)
-class Placeholders:
-    """The placeholder tokens of one render: ``DGSTLINK<nonce><name>0``.
-
-    The nonce is 64 random bits drawn per render and never leaves the process
-    (every token is replaced before anything is shown or sent), so text that
-    was written before the render cannot contain a token, however it is spelt.
-    """
-
-    nonce: str
-    names: tuple[str, ...] = LINK_NAMES
-
-    def __post_init__(self) -> None:
-        # Letters only, and a digit after the name: the token stays one word that no
-        # escaping or wrapping touches, and one name can never swallow the start of another.
-        if not self.names or not all(_NAME.fullmatch(n) for n in self.names):
-            raise ValueError(f"personal link names must be lower-case letters: {self.names}")
-        if not re.fullmatch(r"[0-9a-f]{16,}", self.nonce):
-            raise ValueError("placeholder nonce must be at least 16 hex digits")
-
-    @classmethod
-    def fresh(cls, names: Iterable[str] = LINK_NAMES) -> Placeholders:
-        return cls(secrets.token_hex(8), tuple(names))
-
-    def token(self, name: str) -> str:
-        if name not in self.names:
-            raise ValueError(f"not a personal link: {name}")
-        return f"{PLACEHOLDER_PREFIX}{self.nonce}{name}0"
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        """Exactly this render's tokens, capturing the link name; nothing else matches."""
-        names = "|".join(re.escape(n) for n in self.names)
-        return re.compile(f"{PLACEHOLDER_PREFIX}{self.nonce}({names})0")
-
-
-@dataclass(frozen=True)
-class PersonalTemplate:
-    """Rendered output split on placeholders: even items are text, odd items link names.
-
-    Every link name is one of ``LINK_NAMES`` or a tracked link (an article's, the open
-    pixel), checked when the template is made, so filling it needs only the recipient's
-    links. Each tracked link has a stand-in in ``fallback`` (the article's own URL, a blank
-    pixel) for a fill without a recipient: previews, the archive, test copies.
-    """
-
-    segments: tuple[str, ...]
-    fallback: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        names = set(self.segments[1::2])
-        unknown = {n for n in names if not is_link_name(n)}
-        if unknown:
-            raise ValueError(f"unknown personal links in a template: {sorted(unknown)}")
-        unbacked = names - set(LINK_NAMES) - set(self.fallback)
-        if unbacked:
-            raise ValueError(f"tracked links without a stand-in: {sorted(unbacked)}")
-
-    @classmethod
-    def split(
-        cls,
-        rendered: str,
-        placeholders: Placeholders,
-        fallback: Mapping[str, str] | None = None,
-    ) -> PersonalTemplate:
-        """Split ``rendered`` on the tokens of ``placeholders``, the ones its render used."""
-        return cls(tuple(placeholders.pattern.split(rendered)), dict(fallback or {}))
-
-    def value(self, name: str, values: Mapping[str, str]) -> str:
-        """The link ``name`` from ``values``, else its stand-in; TemplateError if neither."""
-        found = values.get(name)
-        if found is None:
-            found = self.fallback.get(name)
-            if found is None:
-                raise missing_link(name)
-        return found
-
-    def fill(self, values: Mapping[str, str]) -> str:
-        """The text with each placeholder replaced by its value in ``values``.
-
-        Raises TemplateError (a DigestError, so a send records one failed recipient
-        and goes on) if ``values`` lacks a link this template has.
-        """
-        parts = list(self.segments)
-        for i in range(1, len(parts), 2):
-            parts[i] = self.value(parts[i], values)
-        return "".join(parts)
-
-    @property
-    def names(self) -> set[str]:
-        return set(self.segments[1::2])
-
-
-def missing_link(name: object) -> TemplateError:
-    return TemplateError("personal links", None, f"no value given for the {name} link")
 
 
 @dataclass(frozen=True)
@@ -179,203 +45,6 @@ LINK_ALLOWANCE = 1_000
 #: Room kept for each tracked article link on top of that: ``BASE/c/`` and the token (three
 #: ids and a 22-character tag) in place of a 30-odd character placeholder.
 TRACKED_LINK_ALLOWANCE = 100
-
-#: The digest's own words per language; anything else falls back to English.
-#: Section names are the operator's and shown as configured.
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "in_this_issue": "In this issue",
-        "read_more": "Read more",
-        "more_in": "{n} more in {section}",
-        "view_in_browser": "View in browser",
-        "preferences": "Manage preferences",
-        "unsubscribe": "Unsubscribe",
-        "why": "You are receiving this because you subscribed to {list} at {site}.",
-    },
-    "ur": {
-        "in_this_issue": "اس شمارے میں",
-        "read_more": "مزید پڑھیں",
-        "more_in": "{section} میں مزید {n}",
-        "view_in_browser": "براؤزر میں دیکھیں",
-        "preferences": "ترجیحات کا انتظام",
-        "unsubscribe": "ان سبسکرائب کریں",
-        "why": "آپ کو یہ ای میل اس لیے ملی ہے کہ آپ نے {site} پر {list} کو سبسکرائب کیا ہے۔",
-    },
-    "ar": {
-        "in_this_issue": "في هذا العدد",
-        "read_more": "اقرأ المزيد",
-        "more_in": "المزيد في {section} ({n})",
-        "view_in_browser": "العرض في المتصفح",
-        "preferences": "إدارة التفضيلات",
-        "unsubscribe": "إلغاء الاشتراك",
-        "why": "تصلك هذه الرسالة لأنك مشترك في {list} على {site}.",
-    },
-    "fr": {
-        "in_this_issue": "Dans ce numéro",
-        "read_more": "Lire la suite",
-        "more_in": "{n} de plus dans {section}",
-        "view_in_browser": "Voir dans le navigateur",
-        "preferences": "Gérer mes préférences",
-        "unsubscribe": "Se désabonner",
-        "why": "Vous recevez ce message car vous êtes abonné à {list} sur {site}.",
-    },
-    "de": {
-        "in_this_issue": "In dieser Ausgabe",
-        "read_more": "Weiterlesen",
-        "more_in": "{n} weitere in {section}",
-        "view_in_browser": "Im Browser ansehen",
-        "preferences": "Einstellungen verwalten",
-        "unsubscribe": "Abmelden",
-        "why": "Sie erhalten diese E-Mail, weil Sie {list} bei {site} abonniert haben.",
-    },
-    "es": {
-        "in_this_issue": "En este número",
-        "read_more": "Leer más",
-        "more_in": "{n} más en {section}",
-        "view_in_browser": "Ver en el navegador",
-        "preferences": "Gestionar preferencias",
-        "unsubscribe": "Darse de baja",
-        "why": "Recibes este correo porque te suscribiste a {list} en {site}.",
-    },
-}
-
-
-@dataclass(frozen=True)
-class Language:
-    """What rendering needs to know of a list's language."""
-
-    tag: str  # for lang="..."
-    locale: Locale
-    rtl: bool
-    messages: Mapping[str, str]
-
-    @classmethod
-    def of(cls, code: str | None) -> Language:
-        """The language ``code`` (``ur``, ``pt-BR``); unknown codes fall back to English."""
-        try:
-            locale = Locale.parse((code or "en").replace("-", "_"))
-        except (UnknownLocaleError, ValueError):
-            locale = Locale.parse("en")
-        return cls(
-            tag=str(locale).replace("_", "-"),
-            locale=locale,
-            rtl=locale.character_order == "right-to-left",
-            messages=MESSAGES.get(locale.language, MESSAGES["en"]),
-        )
-
-
-@dataclass(frozen=True)
-class DigestContext:
-    """Everything the digest templates see."""
-
-    site: Mapping[str, str]
-    mailing_list: Mapping[str, str]
-    edition: Mapping[str, str]
-    sections: list[SectionBlock]
-    links: Mapping[str, str]
-    why_text: str
-    language: Language = field(default_factory=lambda: Language.of("en"))
-    #: The links left to each recipient: rendered as placeholder tokens.
-    personal: tuple[str, ...] = ()
-    #: Article links go through the click counter (DIGEST_TRACK_CLICKS): each article's URL
-    #: is rendered as the placeholder of its tracked link.
-    track_clicks: bool = False
-
-    def as_dict(self, placeholders: Placeholders | None = None) -> dict[str, Any]:
-        """The template variables; personal links as the tokens of ``placeholders``
-        (fresh ones if not given)."""
-        lang = self.language
-        links = dict(self.links)
-        sections = self.sections
-        if self.personal:
-            placeholders = placeholders or Placeholders.fresh(self.personal)
-            links.update(
-                (name, placeholders.token(name))
-                for name in self.personal
-                if article_of(name) is None
-            )
-            if self.track_clicks:
-                # Every use of an article's URL, whatever the template, becomes its tracked
-                # link: an operator's own template cannot leave one untracked by accident.
-                sections = [
-                    replace(
-                        s,
-                        articles=[
-                            replace(a, url=placeholders.token(article_link(a.id)))
-                            for a in s.articles
-                        ],
-                    )
-                    for s in sections
-                ]
-        return {
-            "site": self.site,
-            "mailing_list": self.mailing_list,
-            "edition": self.edition,
-            "sections": sections,
-            "links": links,
-            "why_text": self.why_text,
-            "lang": lang.tag,
-            "dir": "rtl" if lang.rtl else "ltr",
-            # Where lines start and end: mirrored for right-to-left languages.
-            "start": "right" if lang.rtl else "left",
-            "end": "left" if lang.rtl else "right",
-            "arrow": "\u2190" if lang.rtl else "\u2192",
-            "t": lang.messages,
-            "more_text": self.more_text,
-        }
-
-    def fallback(self) -> dict[str, str]:
-        """The stand-in of each tracked link: the article's own URL, a blank pixel."""
-        stand_ins = {article_link(a.id): a.url for s in self.sections for a in s.articles}
-        stand_ins[PIXEL] = BLANK_PIXEL
-        return {name: stand_ins[name] for name in self.personal if name in stand_ins}
-
-    def more_text(self, section: SectionBlock) -> str:
-        """``12 more in Business``, in the list's language."""
-        count = format_decimal(section.more, locale=self.language.locale)
-        return self.language.messages["more_in"].format(n=count, section=section.name)
-
-
-def digest_context(
-    settings: Settings, draft: Draft, links: Mapping[str, str] | None = None
-) -> DigestContext:
-    """The template context of one edition variant; personal links stay placeholders
-    unless ``links`` gives them."""
-    lst = draft.mailing_list
-    language = Language.of(lst.language)
-    archive = f"{settings.base_url.rstrip('/')}/archive/{lst.slug}/{draft.day.isoformat()}"
-    all_links = {
-        "view_in_browser": archive,
-        # "N more in Section" points at the section's anchor on this page.
-        "archive": archive,
-    }
-    all_links.update(links or {})
-    personal = tuple(name for name in LINK_NAMES if name not in all_links)
-    if settings.track_opens and PIXEL not in all_links:
-        personal += (PIXEL,)
-    if settings.track_clicks:
-        personal += tuple(
-            dict.fromkeys(article_link(a.id) for s in draft.sections for a in s.articles)
-        )
-    return DigestContext(
-        site={
-            "name": settings.site_name,
-            "url": settings.site_url,
-            "postal_address": settings.postal_address,
-        },
-        mailing_list={"name": lst.name, "slug": lst.slug},
-        edition={
-            "date_label": date_label(draft.day, language.tag),
-            "subject": draft.subject,
-            "preheader": draft.preheader,
-        },
-        sections=draft.sections,
-        links=all_links,
-        why_text=language.messages["why"].format(list=lst.name, site=settings.site_name),
-        language=language,
-        personal=personal,
-        track_clicks=settings.track_clicks,
-    )
 
 
 class Renderer:

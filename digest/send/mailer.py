@@ -19,7 +19,9 @@ from digest.mail.mime import MessageTemplate, format_address
 from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.mail.tracking import CLICK, OPEN, LinkSigner
 from digest.mail.verp import return_path
-from digest.render.renderer import PIXEL, DigestContext, Renderer, digest_context
+from digest.render.context import DigestContext, digest_context
+from digest.render.placeholders import PIXEL
+from digest.render.renderer import Renderer
 from digest.send.ratelimit import NoLimit, RateLimiter
 from digest.store.models import MailingList
 

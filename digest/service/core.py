@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from digest.service.demo import DemoSite
     from digest.service.metrics import Figures
     from digest.service.readers import Readers
+    from digest.service.relays import Relays
     from digest.service.stats import EditionStats, WeeklyReport
     from digest.service.tracking import Tracking
 
@@ -246,6 +247,13 @@ class Digest:
         from digest.service.tracking import Tracking
 
         return Tracking(self.settings, self.require_schema)
+
+    @cached_property
+    def relays(self) -> Relays:
+        """The relays' webhooks (SES, Postmark, SendGrid, Mailgun)."""
+        from digest.service.relays import Relays
+
+        return Relays(self)
 
     @cached_property
     def access(self) -> Access:

@@ -21,6 +21,7 @@ from digest.config import (
     load_settings,
     weak_key_reasons,
     weak_password_reasons,
+    weak_webhook_reasons,
 )
 from digest.errors import DigestError
 from digest.service.identity import identity_warnings
@@ -56,9 +57,9 @@ def run_checks(config_file: str | None = None, *, quick: bool = False) -> list[C
         return [Check("fail", "settings", str(exc))]
     checks = [Check("ok", "settings", "read")]
     steps: tuple[Callable[[Settings], Iterator[Check]], ...] = (
-        (_secret, _database, _broker)
+        (_secret, _webhooks, _database, _broker)
         if quick
-        else (_secret, _identity, _base_url, _database, _broker, _transport, _dkim)
+        else (_secret, _webhooks, _identity, _base_url, _database, _broker, _transport, _dkim)
     )
     for check in steps:
         checks.extend(check(settings))
@@ -106,6 +107,20 @@ def _secret(settings: Settings) -> Iterator[Check]:
             yield Check("fail", "operator password", "; ".join(weak))
         else:
             yield Check("ok", "operator password", "set")
+
+
+def _webhooks(settings: Settings) -> Iterator[Check]:
+    """Each relay webhook whose secret is set: fail if it is weak (``web`` will not start)."""
+    weak = weak_webhook_reasons(settings)
+    configured = {
+        "postmark": settings.postmark_webhook_password,
+        "mailgun": settings.mailgun_webhook_signing_key,
+    }
+    for relay, secret in configured.items():
+        if relay in weak:
+            yield Check("fail", f"{relay} webhook", weak[relay])
+        elif secret:
+            yield Check("ok", f"{relay} webhook", "secret set")
 
 
 def _base_url(settings: Settings) -> Iterator[Check]:

@@ -6,9 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "render.py"
 
 
+# A timing run (a subprocess rendering an edition and 300 recipients): seconds, and on a busy
+# machine a flaky measurement, so not in `-m unit`.
+@pytest.mark.heavy
 def test_personalising_costs_under_a_tenth_of_rendering() -> None:
     """bench/render.py prints both costs and exits 0 only if one recipient's links and
     MIME build cost under a tenth of rendering the edition once."""

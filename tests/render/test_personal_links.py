@@ -9,12 +9,8 @@ import pytest
 
 from digest.errors import DigestError, TemplateError
 from digest.mail.mime import EncodedPart, MessageTemplate, Recipient
-from digest.render.renderer import (
-    LINK_NAMES,
-    PersonalTemplate,
-    Placeholders,
-    RenderedDigest,
-)
+from digest.render.placeholders import LINK_NAMES, PersonalTemplate, Placeholders
+from digest.render.renderer import RenderedDigest
 from digest.send.mailer import EditionMailer
 from digest.service.core import Digest
 from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,18 +34,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from digest.audience import forget
-from digest.config import Settings, load_settings
+from digest.config import Settings, load_settings, require_strong_secrets, weak_secret_reasons
 from digest.errors import ConfigError
-from digest.feedback.webhooks import (
-    CertificateUnavailable,
-    SnsVerifier,
-    TokenMemory,
-    WebhookRefused,
-    fetch_certificate,
-    verify_mailgun,
-)
+from digest.feedback.webhooks.common import WebhookRefused
+from digest.feedback.webhooks.mailgun import TokenMemory, verify_mailgun
+from digest.feedback.webhooks.ses import CertificateUnavailable, SnsVerifier, fetch_certificate
 from digest.send.batch import EditionMailer, send_until_done
 from digest.service import catalog
+from digest.service.health import run_checks
 from digest.store.db import Database
 from digest.store.models import (
     Delivery,
@@ -55,17 +52,18 @@ from digest.store.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
+    Throttle,
 )
 from digest.transports import transport_for
 from digest.web import context, create_app
-from digest.web.webhooks import hook_state
 from tests.conftest import SmtpSink
 from tests.feedback.conftest import BOUNCE_DOMAIN, build_day, make_site
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:gazette-ses-feedback"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"
 POSTMARK_USER = "postmark-hooks"
-POSTMARK_PASSWORD = "s3cret-basic-password"
+#: As `secrets.token_urlsafe(24)` makes them: a weak one would make the hook answer 503.
+POSTMARK_PASSWORD = "EIl8V9u3zFcjocHIa-u7lTyDNy2fPOg3"
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 
 
@@ -159,8 +157,9 @@ def another_app(settings: Settings) -> Iterator[Flask]:
 
 
 def hook_state_of(app: Flask) -> Any:
+    """The app's relays, whose SNS fetcher and confirm call a test replaces."""
     with app.app_context():
-        return hook_state()
+        return context().core.relays
 
 
 @dataclass(frozen=True)
@@ -1198,9 +1197,15 @@ _FUZZ = hypothesis_settings(
 
 @pytest.fixture
 def fuzz_client(
-    client: FlaskClient, db: Database, sent: dict[str, Sent], certs: CertServer
+    db: Database, web_settings: Settings, sent: dict[str, Sent], keys: Keys
 ) -> Iterator[tuple[FlaskClient, Callable[[], dict[str, Any]]]]:
-    yield client, lambda: snapshot(db)
+    """A client no lockout ever stops, so every example reaches the verification code."""
+    unlimited = web_settings.replace(
+        webhook_failures_per_ip=1_000_000, webhook_failures_overall=1_000_000
+    )
+    with another_app(unlimited) as fuzz_app:
+        hook_state_of(fuzz_app).sns.fetcher = CertServer({CERT_URL: keys.cert_pem})
+        yield fuzz_app.test_client(), lambda: snapshot(db)
 
 
 @_FUZZ
@@ -1249,3 +1254,170 @@ def test_no_signed_input_makes_a_500(
         assert client.post("/hooks/mailgun", json=call).status_code in (200, 400)
     message = body.decode("utf-8", "replace")
     assert post_sns(client, sns_envelope(message, keys.rsa_key)).status_code in (200, 400)
+
+
+# -- weak secrets and guessing (issue 17) ------------------------------------------------------
+
+#: A strong secret key for settings that must pass every check but the one under test.
+STRONG_OTHER_SECRET = "Zx4-Qe8mTb1Kp7Ws0Lr3Vn6Hy9Dj2Gc5"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "reason"),
+    [
+        ("postmark_webhook_password", "pw", "2 characters"),
+        ("postmark_webhook_password", "s3cret-basic-password", "21 characters"),
+        ("postmark_webhook_password", "ab" * 20, "repeats"),
+        ("postmark_webhook_password", STRONG_OTHER_SECRET, "another Digest secret"),
+        ("mailgun_webhook_signing_key", "k", "not a Mailgun signing key"),
+        ("mailgun_webhook_signing_key", "correct horse battery staple", "not a Mailgun"),
+        # Mailgun's public validation key, which anyone may know, pasted by mistake.
+        ("mailgun_webhook_signing_key", "pubkey-5ogiflzbnjrljiky49qxsiozqef5jxp7", "not a Mailgun"),
+        ("mailgun_webhook_signing_key", "key-" + "0" * 32, "repeats"),
+    ],
+)
+def test_weak_webhook_secrets_refuse_start_up_and_fail_doctor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setting: str, value: str, reason: str
+) -> None:
+    """A short, repetitive or reused Postmark password, or a Mailgun key not shaped like one
+    Mailgun issues, makes `web` refuse to start and `doctor` fail, in one line naming the
+    setting and never showing the value."""
+    weak = Settings(secret_key=STRONG_OTHER_SECRET, **{setting: value})
+    reasons = weak_secret_reasons(weak)
+    name = f"DIGEST_{setting.upper()}"
+    assert len(reasons) == 1 and reasons[0].startswith(name) and reason in reasons[0]
+    with pytest.raises(ConfigError, match=f"refusing to start: {name}") as refused:
+        require_strong_secrets(weak)
+    message = str(refused.value)
+    # A value of a letter or two is in any sentence; a longer one must not be shown.
+    assert "\n" not in message and (len(value) < 4 or value.strip() not in message)
+
+    monkeypatch.chdir(tmp_path)
+    for variable in ("DIGEST_CONFIG", "DIGEST_BROKER_URL", "DIGEST_OPERATOR_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", STRONG_OTHER_SECRET)
+    monkeypatch.setenv(name, value)
+    relay = setting.split("_")[0]
+    (check,) = [c for c in run_checks(quick=True) if c.name == f"{relay} webhook"]
+    assert check.status == "fail" and check.detail == reasons[0]
+
+
+def test_strong_webhook_secrets_pass(web_settings: Settings) -> None:
+    """The secrets the relays' consoles make (a random password, Mailgun's key in either form)
+    pass; an unset one is not weak (its hook answers 404)."""
+    strong = web_settings.replace(secret_key=STRONG_OTHER_SECRET)
+    assert weak_secret_reasons(strong) == []
+    hex_key = "0d4f2b3c8e9a1b7c6d5e4f3a2b1c0d9e-4f3a2b1c-8e9a1b7c"
+    assert weak_secret_reasons(strong.replace(mailgun_webhook_signing_key=hex_key)) == []
+    assert weak_secret_reasons(Settings(secret_key=STRONG_OTHER_SECRET)) == []
+
+
+def test_a_sendgrid_key_on_another_curve_is_refused_at_load() -> None:
+    """SendGrid signs with P-256: an ECDSA key on another curve is refused when the settings
+    load, naming the setting."""
+    other = ec.generate_private_key(ec.SECP384R1()).public_key()
+    der = other.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    environ = {
+        "DIGEST_SECRET_KEY": "k",
+        "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(der).decode(),
+    }
+    with pytest.raises(ConfigError, match="DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY is not a P-256"):
+        load_settings(None, environ)
+
+
+def test_a_one_letter_mailgun_key_lets_no_forged_complaint_through(
+    db: Database, web_settings: Settings, sent: dict[str, Sent]
+) -> None:
+    """The attack: with the signing key "k", anyone could sign a complaint. Such a key stops
+    `web` from starting, and an app made without that check still answers 503 to the forged
+    complaint and changes nothing."""
+    careless = web_settings.replace(mailgun_webhook_signing_key="k")
+    with pytest.raises(ConfigError, match="DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY"):
+        require_strong_secrets(careless.replace(secret_key=STRONG_OTHER_SECRET))
+    before = snapshot(db)
+    with another_app(careless) as app:
+        forged = mailgun_call(sent["reader1@example.com"], "complained", key="k")
+        response = app.test_client().post("/hooks/mailgun", json=forged)
+    assert response.status_code == 503
+    assert snapshot(db) == before
+
+
+def _rewind_throttles(db: Database, seconds: int) -> None:
+    """Move every throttle window back in time, as if ``seconds`` had passed."""
+    with db.session() as session:
+        # Row by row: SQLite has no datetime arithmetic for an UPDATE to do it in SQL.
+        for row in session.scalars(select(Throttle)):
+            row.window_start -= dt.timedelta(seconds=seconds)
+
+
+def test_guessing_the_postmark_password_is_locked_out_long_before_439_tries(
+    client: FlaskClient, db: Database, web_settings: Settings, sent: dict[str, Sent]
+) -> None:
+    """The attack: 439 guesses from one address found a weak password. Now only the first
+    `webhook_failures_per_ip` are checked; every later one, the right password included, gets
+    429 with Retry-After and changes nothing. Another address is not locked out, and once the
+    window has passed the relay's call is taken again."""
+    body = postmark_bounce(sent["reader1@example.com"])
+    auth = basic(POSTMARK_USER, POSTMARK_PASSWORD)
+    before = snapshot(db)
+    statuses = []
+    for guess in range(438):
+        wrong = basic(POSTMARK_USER, f"pw{guess}")
+        statuses.append(client.post("/hooks/postmark", json=body, headers=wrong).status_code)
+    right = client.post("/hooks/postmark", json=body, headers=auth)
+    statuses.append(right.status_code)
+    checked = web_settings.webhook_failures_per_ip
+    assert statuses == [401] * checked + [429] * (439 - checked)
+    assert 0 < int(right.headers["Retry-After"]) <= web_settings.webhook_lockout_seconds
+    assert snapshot(db) == before
+
+    elsewhere = {"REMOTE_ADDR": "192.0.2.80"}
+    other = client.post("/hooks/postmark", json=body, headers=auth, environ_base=elsewhere)
+    assert other.status_code == 200
+    _rewind_throttles(db, web_settings.webhook_lockout_seconds)
+    complaint = postmark_complaint(sent["reader2@example.com"])
+    assert client.post("/hooks/postmark", json=complaint, headers=auth).status_code == 200
+    assert_complained(db, sent["reader2@example.com"])
+
+
+def test_guesses_from_many_addresses_lock_the_hook_for_everyone(
+    db: Database, web_settings: Settings, sent: dict[str, Sent]
+) -> None:
+    """Past `webhook_failures_overall` failures from all addresses together a hook answers 429
+    to every address, even to a genuine call; the other hook keeps its own count and works."""
+    limits = web_settings.replace(webhook_failures_per_ip=2, webhook_failures_overall=5)
+    copy = sent["reader1@example.com"]
+    guessed_key = "key-guessedguessedguessedguessed12"
+    with another_app(limits) as app:
+        client = app.test_client()
+        answers = [
+            client.post(
+                "/hooks/mailgun",
+                json=mailgun_call(copy, key=guessed_key),
+                environ_base={"REMOTE_ADDR": f"198.51.100.{n // 2}"},
+            ).status_code
+            for n in range(6)
+        ]
+        assert answers == [403] * 5 + [429]
+        fresh_address = {"REMOTE_ADDR": "192.0.2.9"}
+        genuine = client.post("/hooks/mailgun", json=mailgun_call(copy), environ_base=fresh_address)
+        assert genuine.status_code == 429 and int(genuine.headers["Retry-After"]) > 0
+        assert reader(db, copy).suppressed is None
+        auth = basic(POSTMARK_USER, POSTMARK_PASSWORD)
+        other_hook = client.post("/hooks/postmark", json=postmark_bounce(copy), headers=auth)
+        assert other_hook.status_code == 200
+
+
+def test_failed_signatures_of_sendgrid_lock_nothing_out(
+    client: FlaskClient, web_settings: Settings, sent: dict[str, Sent], keys: Keys
+) -> None:
+    """SendGrid (like SES) signs with a private key nobody can guess: forged calls past the
+    lockout limit are still refused one by one with 403, never 429, so a forger cannot
+    silence the relay."""
+    copy = sent["reader1@example.com"]
+    forger = ec.generate_private_key(ec.SECP256R1())
+    for _ in range(web_settings.webhook_failures_per_ip + 2):
+        assert post_sendgrid(client, forger, sendgrid_events(copy)).status_code == 403
+    assert post_sendgrid(client, keys.ecdsa_key, sendgrid_events(copy)).status_code == 200
