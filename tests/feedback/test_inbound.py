@@ -126,14 +126,15 @@ def test_return_path_is_the_mail_from_on_the_wire(
 
 
 def test_reports_are_read_for_kind_recipient_and_message() -> None:
-    """A 5.x.x failure is hard, a delay or 4.x.x is soft, an abuse report is a complaint, a
-    not-spam report and a plain message are not reports at all."""
+    """A 5.x.x failure is hard, a delay or 4.x.x is soft, an abuse report is a complaint (each
+    with the Message-ID it quotes, not yet believed), a not-spam report and a plain message
+    are not reports at all."""
     hard = parse_report(dsn("b@x", "Reader1@Example.com", message_id="digest.e3.d7@g.example"))
     assert hard is not None
-    assert (hard.kind, hard.recipient, hard.ids) == (
+    assert (hard.kind, hard.recipient, hard.message_id) == (
         EventKind.HARD_BOUNCE,
         "reader1@example.com",
-        (3, 7),
+        "<digest.e3.d7@g.example>",
     )
     assert "5.1.1" in hard.detail
     for action, status in (("delayed", "4.2.2"), ("failed", "4.4.7")):
@@ -142,10 +143,10 @@ def test_reports_are_read_for_kind_recipient_and_message() -> None:
     assert parse_report(dsn("b@x", "r@example.com", status="2.0.0", action="delivered")) is None
     complaint = parse_report(arf("b@x", "r2@example.com", "digest.e1.d9@g.example"))
     assert complaint is not None
-    assert (complaint.kind, complaint.recipient, complaint.ids) == (
+    assert (complaint.kind, complaint.recipient, complaint.message_id) == (
         EventKind.COMPLAINT,
         "r2@example.com",
-        (1, 9),
+        "<digest.e1.d9@g.example>",
     )
     assert parse_report(arf("b@x", "r2@example.com", "m@x", feedback_type="not-spam")) is None
     assert parse_report(b"Subject: Out of office\r\n\r\nI am away.\r\n") is None
