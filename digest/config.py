@@ -143,6 +143,9 @@ class Settings:
     mailgun_webhook_signing_key: str | None = None
     #: Oldest signed timestamp (seconds) a SendGrid or Mailgun call may carry; older is a replay.
     webhook_max_age_seconds: int = 300
+    #: Bearer token ``/metrics`` requires (``Authorization: Bearer TOKEN``). Unset: ``/metrics``
+    #: answers only a client on the loopback interface whose request came through no proxy.
+    metrics_token: str | None = None
 
     # -- operator's first week: the demo (issue 12) --------------------------------------------
     #: SMTP server `digest demo` delivers the sample digests to, e.g. a Mailpit whose inbox shows
@@ -393,6 +396,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_SYNCHRONOUS_COMMIT must be on or off")
     if (settings.broker_url or "").startswith("sentinel://") and not settings.broker_master_name:
         raise ConfigError("a sentinel:// DIGEST_BROKER_URL needs DIGEST_BROKER_MASTER_NAME")
+    if settings.metrics_token is not None and (
+        len(settings.metrics_token) < MIN_SECRET_KEY_LENGTH or _repetitive(settings.metrics_token)
+    ):
+        raise ConfigError(
+            f"DIGEST_METRICS_TOKEN must be at least {MIN_SECRET_KEY_LENGTH} random characters"
+        )
     _validate_webhooks(settings)
 
 
