@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ def _decode_word(match: re.Match[str]) -> str:
     charset, encoding, text = match.group(1), match.group(2).lower(), match.group(3)
     try:
         if encoding == "b":
-            raw = base64.b64decode(text + "=" * (-len(text) % 4))
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         else:
             raw = binascii.a2b_qp(text.replace("_", " ").encode("ascii"), header=False)
     except ValueError:
@@ -264,13 +265,18 @@ def _text(raw: bytes, charset: str) -> str:
     """``raw`` decoded from ``charset`` if that is a plain text encoding, else from UTF-8; bad
     bytes replaced. Codecs like punycode or unicode_escape are refused: they are no mail
     charsets, and some are slow or strict on crafted input."""
+    return raw.decode(_codec(charset), "replace")
+
+
+@functools.lru_cache(maxsize=64)
+def _codec(charset: str) -> str:
+    # Cached: a failed lookup searches the encodings package again each time, and a header
+    # can hold hundreds of encoded words naming the same unknown charset.
     try:
         name = codecs.lookup(charset).name
     except (LookupError, ValueError):
-        name = "utf-8"
-    if not _TEXT_CODEC.match(name):
-        name = "utf-8"
-    return raw.decode(name, "replace")
+        return "utf-8"
+    return name if _TEXT_CODEC.match(name) else "utf-8"
 
 
 def decoded_body(part: Part, limit: int) -> bytes:
