@@ -30,7 +30,7 @@ from email.utils import formatdate
 from digest.config import Settings
 from digest.edition.build import Draft
 from digest.edition.select import ArticleView, group_sections, preheader
-from digest.mail.mime import Recipient, message_id
+from digest.mail.mime import Recipient
 from digest.render.renderer import inline_css
 from digest.send.mailer import EditionMailer
 from digest.store.models import MailingList
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"reader{i}@example.com",
                     f"Reader {i}",
                     mailer.personal_links(i, 1),
-                    message_id(1, i, domain),
+                    mailer.message_id(1, i, domain),
                 ),
                 date,
             )
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     tracking.personal_links(
                         i, 1, template=tracked, edition_id=1, delivery_id=100_000 + i
                     ),
-                    message_id(1, i, domain),
+                    tracking.message_id(1, i, domain),
                 ),
                 date,
             )

@@ -67,7 +67,7 @@ from digest.edition.build import build_edition, stored_draft
 from digest.edition.select import local_today
 from digest.ingest import ingest_all
 from digest.mail.dkim import make_signer
-from digest.mail.mime import Recipient, message_id
+from digest.mail.mime import Recipient
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer, mail_domain, make_mailer
 from digest.service import catalog
@@ -407,7 +407,9 @@ def one_message(db: Database, mailer: EditionMailer, edition_id: int) -> tuple[s
         email,
         name,
         mailer.personal_links(subscriber_id, edition.list_id),
-        message_id(edition_id, delivery_id, mail_domain(mailer.settings, draft.mailing_list)),
+        mailer.message_id(
+            edition_id, delivery_id, mail_domain(mailer.settings, draft.mailing_list)
+        ),
     )
     return template.from_address, email, template.build(recipient, formatdate(usegmt=True))
 

@@ -152,6 +152,9 @@ class Settings:
     webhook_failures_overall: int = 100
     #: Seconds of the failed-authentication window (and so of a lockout).
     webhook_lockout_seconds: int = 900
+    #: Bearer token ``/metrics`` requires (``Authorization: Bearer TOKEN``). Unset: ``/metrics``
+    #: answers only a client on the loopback interface whose request came through no proxy.
+    metrics_token: str | None = None
 
     # -- operator's first week: the demo (issue 12) --------------------------------------------
     #: SMTP server `digest demo` delivers the sample digests to, e.g. a Mailpit whose inbox shows
@@ -405,6 +408,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("DIGEST_SYNCHRONOUS_COMMIT must be on or off")
     if (settings.broker_url or "").startswith("sentinel://") and not settings.broker_master_name:
         raise ConfigError("a sentinel:// DIGEST_BROKER_URL needs DIGEST_BROKER_MASTER_NAME")
+    if settings.metrics_token is not None and (
+        len(settings.metrics_token) < MIN_SECRET_KEY_LENGTH or _repetitive(settings.metrics_token)
+    ):
+        raise ConfigError(
+            f"DIGEST_METRICS_TOKEN must be at least {MIN_SECRET_KEY_LENGTH} random characters"
+        )
     _validate_webhooks(settings)
 
 

@@ -1,30 +1,38 @@
 """Reading the reports mail systems send back: RFC 3464 delivery status notifications and
-RFC 5965 (ARF) feedback reports, with the stdlib ``email`` package.
+RFC 5965 (ARF) feedback reports, from a message already read by ``digest.feedback.reader``.
 
-Everything here reads untrusted bytes. Nothing is acted on: the result is a
+Everything here reads untrusted input, and only through the bounded reader:
+raw header values, parameters and bodies each cut to a fixed size, never the
+stdlib's structured header objects. Nothing is acted on: the result is a
 ``Report`` saying what the message claims, and the caller decides whether to
-believe it (a valid VERP token, or a Message-ID that matches the named address).
-Any message that is not one of these reports gives ``None``, never an exception.
+believe it (a valid VERP token, or a quoted Message-ID carrying our MAC). Any
+message that is not one of these reports gives ``None``; one over the reader's limits
+raises ``MessageRefused``, the only exception.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
-from email import message_from_bytes, message_from_string, policy
-from email.message import EmailMessage, Message
-from email.utils import getaddresses
 
 from digest.feedback.events import EventKind
-
-log = logging.getLogger(__name__)
+from digest.feedback.reader import (
+    Headers,
+    Limits,
+    Part,
+    body_text,
+    parse_header_block,
+    read_message,
+    split_header_block,
+)
 
 _STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
-_MESSAGE_ID = re.compile(r"<?digest\.e(\d{1,18})\.d(\d{1,18})@([^\s<>@]+)>?", re.IGNORECASE)
 _ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[A-Za-z0-9.-]+$")
+_BRACKETED = re.compile(r"<([^<>\s]{1,320})>")
 #: Feedback types (RFC 5965 and its registry) that mean "the reader does not want this".
 _COMPLAINTS = {"abuse", "fraud", "virus", "other"}  # not "not-spam" nor "auth-failure"
+#: Per-recipient blocks read from one delivery-status part (a DSN names one or a few).
+MAX_STATUS_BLOCKS = 50
 
 
 @dataclass(frozen=True)
@@ -34,120 +42,103 @@ class Report:
     kind: EventKind
     #: The failed recipient (Final-Recipient, Original-Rcpt-To, or the original To).
     recipient: str
-    #: (edition id, delivery id) from the original message's Message-ID, when quoted.
-    ids: tuple[int, int] | None
+    #: The original message's Message-ID as quoted (not yet checked: see digest.mail.msgid).
+    message_id: str
     #: Status and diagnostic, or the feedback type, for the record.
     detail: str
 
 
-def parse_report(data: bytes) -> Report | None:
-    """The report in ``data``; None for anything else (an auto-reply, garbage, a forgery that
-    does not even parse)."""
-    try:
-        message = message_from_bytes(data, policy=policy.default)
-        if not isinstance(message, EmailMessage) or message.get_content_type() != (
-            "multipart/report"
-        ):
-            return None
-        report_type = str(message.get_param("report-type", "") or "").lower()
-        if report_type == "delivery-status":
-            return _delivery_status(message)
-        if report_type == "feedback-report":
-            return _feedback_report(message)
-    except Exception as exc:  # any parser failure on hostile input is "not a report"
-        log.warning("unreadable report: %s: %s", type(exc).__name__, exc)
-    return None
-
-
-def message_ids(value: str) -> tuple[int, int] | None:
-    """(edition id, delivery id) from a Digest Message-ID (``digest.e1.d2@domain``)."""
-    match = _MESSAGE_ID.search(value or "")
-    if not match:
+def parse_report(message: Part | bytes, limits: Limits | None = None) -> Report | None:
+    """The report in ``message``; None for anything else (an auto-reply, garbage, a forgery
+    that does not even parse). MessageRefused when a block of it is over ``limits`` (bytes
+    are read with them first): over-limit input is never read further."""
+    limits = limits or Limits()
+    if isinstance(message, bytes):
+        message = read_message(message, limits)
+    if message.content_type != "multipart/report":
         return None
-    return int(match.group(1)), int(match.group(2))
-
-
-def _parts(message: EmailMessage, content_type: str) -> list[Message]:
-    return [part for part in message.iter_parts() if part.get_content_type() == content_type]
+    report_type = message.params.get("report-type", "").lower()
+    if report_type == "delivery-status":
+        return _delivery_status(message, limits)
+    if report_type == "feedback-report":
+        return _feedback_report(message, limits)
+    return None
 
 
 def _address(value: str) -> str:
     """The bare address of ``rfc822; user@host``, ``<user@host>`` or ``Name <user@host>``."""
-    _, _, raw = str(value).rpartition(";")
-    addresses = [addr for _, addr in getaddresses([raw.strip()]) if addr]
-    address = addresses[0].strip().lower() if addresses else ""
-    return address if _ADDRESS.match(address) else ""
+    _, _, raw = value.rpartition(";")
+    bracketed = _BRACKETED.search(raw)
+    address = (bracketed.group(1) if bracketed else raw.split(",")[0]).strip().lower()
+    return address if len(address) <= 320 and _ADDRESS.match(address) else ""
 
 
-def _original_headers(message: EmailMessage) -> Message | None:
+def _field_blocks(part: Part, limits: Limits) -> list[Headers]:
+    """The blocks of fields of a delivery-status or feedback-report part (RFC 3464 2.1: header
+    blocks separated by empty lines), from at most ``limits.decoded_bytes`` of it."""
+    text = body_text(part, limits.decoded_bytes).encode("utf-8", "replace")
+    blocks: list[Headers] = []
+    while text.strip() and len(blocks) < MAX_STATUS_BLOCKS:
+        block, body_start = split_header_block(text.lstrip(b"\r\n"), limits)
+        blocks.append(parse_header_block(block, limits))
+        text = text.lstrip(b"\r\n")[body_start:]
+    return blocks
+
+
+def _original_headers(message: Part, limits: Limits) -> Headers | None:
     """The headers of the message the report is about, quoted whole or as headers only."""
-    for part in message.iter_parts():
-        content_type = part.get_content_type()
-        if content_type == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload:
-                inner = payload[0]
-                return inner if isinstance(inner, Message) else None
-        if content_type == "text/rfc822-headers":
-            text = part.get_payload(decode=True)
-            if isinstance(text, bytes):
-                return message_from_string(text.decode("utf-8", "replace"), policy=policy.default)
+    for part in message.children:
+        if part.content_type == "message/rfc822" and part.children:
+            return part.children[0].headers
+        if part.content_type == "text/rfc822-headers":
+            text = body_text(part, limits.header_block_bytes).encode("utf-8", "replace")
+            block, _ = split_header_block(text, limits)
+            return parse_header_block(block, limits)
     return None
 
 
-def _quoted_ids_and_to(message: EmailMessage) -> tuple[tuple[int, int] | None, str]:
-    original = _original_headers(message)
+def _quoted_id_and_to(message: Part, limits: Limits) -> tuple[str, str]:
+    original = _original_headers(message, limits)
     if original is None:
-        return None, ""
-    return message_ids(_raw(original, "Message-ID")), _address(_raw(original, "To"))
+        return "", ""
+    return original.get("Message-ID"), _address(original.get("To"))
 
 
-def _raw(message: Message, name: str) -> str:
-    """A header's unparsed value: the structured parsers of ``policy.default`` raise on some
-    malformed values (``Message-ID: <>``), and one bad header must not hide the rest."""
-    for key, value in message.raw_items():
-        if key.lower() == name.lower():
-            return " ".join(str(value).split())
-    return ""
-
-
-def _delivery_status(message: EmailMessage) -> Report | None:
-    ids, original_to = _quoted_ids_and_to(message)
-    for part in _parts(message, "message/delivery-status"):
-        blocks = part.get_payload()
-        if not isinstance(blocks, list):
+def _delivery_status(message: Part, limits: Limits) -> Report | None:
+    quoted_id, original_to = _quoted_id_and_to(message, limits)
+    for part in message.children:
+        if part.content_type != "message/delivery-status":
             continue
         # The first block is about the message; the rest are one per recipient.
-        for block in blocks[1:]:
-            if not isinstance(block, Message):
-                continue
-            action = _raw(block, "Action").strip().lower()
-            status = _STATUS.match(_raw(block, "Status"))
+        for block in _field_blocks(part, limits)[1:]:
+            action = block.get("Action").strip().lower()
+            status = _STATUS.match(block.get("Status"))
             if action not in ("failed", "delayed") or not status:
                 continue
-            recipient = _address(_raw(block, "Final-Recipient")) or _address(
-                _raw(block, "Original-Recipient")
+            recipient = _address(block.get("Final-Recipient")) or _address(
+                block.get("Original-Recipient")
             )
             code = ".".join(status.groups())
-            diagnostic = " ".join(_raw(block, "Diagnostic-Code").split())
-            detail = f"{action} {code} {diagnostic}".strip()
+            detail = f"{action} {code} {block.get('Diagnostic-Code')}".strip()
             # A permanent failure is hard; a delay, or a temporary failure given up on, is soft.
             hard = action == "failed" and status.group(1) == "5"
             kind = EventKind.HARD_BOUNCE if hard else EventKind.SOFT_BOUNCE
-            return Report(kind, recipient or original_to, ids, detail[:400])
+            return Report(kind, recipient or original_to, quoted_id, detail[:400])
     return None
 
 
-def _feedback_report(message: EmailMessage) -> Report | None:
-    ids, original_to = _quoted_ids_and_to(message)
-    for part in _parts(message, "message/feedback-report"):
-        payload = part.get_payload()
-        fields = payload[0] if isinstance(payload, list) and payload else None
-        if not isinstance(fields, Message):
+def _feedback_report(message: Part, limits: Limits) -> Report | None:
+    quoted_id, original_to = _quoted_id_and_to(message, limits)
+    for part in message.children:
+        if part.content_type != "message/feedback-report":
             continue
-        feedback_type = _raw(fields, "Feedback-Type").strip().lower()
+        blocks = _field_blocks(part, limits)
+        if not blocks:
+            continue
+        fields = blocks[0]
+        feedback_type = fields.get("Feedback-Type").strip().lower()
         if feedback_type not in _COMPLAINTS:
             return None
-        recipient = _address(_raw(fields, "Original-Rcpt-To")) or original_to
-        return Report(EventKind.COMPLAINT, recipient, ids, f"feedback-type {feedback_type}")
+        recipient = _address(fields.get("Original-Rcpt-To")) or original_to
+        return Report(EventKind.COMPLAINT, recipient, quoted_id, f"feedback-type {feedback_type}")
     return None

@@ -3,10 +3,12 @@
 ``handle_inbound`` decides what one message to one recipient means and applies
 it; ``InboundHandler`` is the aiosmtpd handler that feeds it over SMTP (the
 bounce domain's MX points here), and ``poll_imap`` feeds it from a hosted
-mailbox instead. Only signed things change anything: a VERP token, the
+mailbox instead. Every path reads the message with ``digest.feedback.reader``
+first, within fixed limits: a message over them is refused (logged) before any
+structured parsing. Only signed things change anything: a VERP token, the
 signed unsubscribe link in the mailto subject, or (for a report sent to plain
-``bounces@``) a quoted Digest Message-ID whose delivery went to the very
-address the report names. Everything else is logged and dropped.
+``bounces@``) a quoted Message-ID carrying our MAC (``digest.mail.msgid``).
+Everything else is logged and dropped.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +33,15 @@ from digest.config import Settings
 from digest.errors import ConfigError, InputError
 from digest.feedback.dsn import parse_report
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
+from digest.feedback.reader import (
+    Limits,
+    MessageRefused,
+    Part,
+    body_text,
+    decode_words,
+    read_message,
+)
+from digest.mail.msgid import quoted_message_id, signer_for
 from digest.mail.tokens import UNSUBSCRIBE, TokenSigner
 from digest.mail.verp import VerpSigner, split_bounce_address
 from digest.store.db import Database
@@ -42,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: Recipients one inbound message may have: reports come to one address.
 MAX_RECIPIENTS = 10
+#: Characters of the mailto's text body searched for the link (a mail program may move it there).
+_MAILTO_BODY_CHARS = 4000
+_ADDRESS_SEPARATORS = re.compile(r"[\s<>,;\"]+")
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+)")
 
 
@@ -87,13 +99,41 @@ def classify_recipient(db: Database, settings: Settings, address: str) -> Recipi
     return None
 
 
+def limits_for(settings: Settings) -> Limits:
+    """The reader's limits for this site: the message size is DIGEST_INBOUND_MAX_BYTES."""
+    return Limits(message_bytes=settings.inbound_max_bytes)
+
+
+def read_inbound(settings: Settings, data: bytes, source: str) -> Part | None:
+    """``data`` read within the site's limits; None (and the reason logged) when over them."""
+    try:
+        return read_message(data, limits_for(settings))
+    except MessageRefused as exc:
+        log.warning("inbound %s: message refused unread: %s", source, exc.reason)
+        return None
+
+
 def handle_inbound(
     db: Database, settings: Settings, recipient: Recipient, data: bytes, source: str = "smtp"
 ) -> Verdict:
     """Apply what one message to one of our addresses says; never raises for bad input."""
-    if recipient.kind == "unsubscribe":
-        return _unsubscribe(db, settings, data, source)
-    return _bounce(db, settings, recipient.token, data, source)
+    message = read_inbound(settings, data, source)
+    if message is None:
+        return Verdict.REFUSED
+    return handle_message(db, settings, recipient, message, source)
+
+
+def handle_message(
+    db: Database, settings: Settings, recipient: Recipient, message: Part, source: str = "smtp"
+) -> Verdict:
+    """``handle_inbound`` for a message already read by ``read_inbound``."""
+    try:
+        if recipient.kind == "unsubscribe":
+            return _unsubscribe(db, settings, message, source)
+        return _bounce(db, settings, recipient.token, message, source)
+    except MessageRefused as exc:  # a block inside the report over the limits
+        log.warning("inbound %s: message refused: %s", source, exc.reason)
+        return Verdict.REFUSED
 
 
 def _apply(db: Database, settings: Settings, event: FeedbackEvent) -> Verdict:
@@ -102,7 +142,7 @@ def _apply(db: Database, settings: Settings, event: FeedbackEvent) -> Verdict:
     return Verdict.APPLIED if changed else Verdict.ALREADY
 
 
-def _bounce(db: Database, settings: Settings, token: str, data: bytes, source: str) -> Verdict:
+def _bounce(db: Database, settings: Settings, token: str, message: Part, source: str) -> Verdict:
     delivery_id: int | None = None
     if token:
         try:
@@ -111,47 +151,53 @@ def _bounce(db: Database, settings: Settings, token: str, data: bytes, source: s
             # Said once, without the body: a forger learns nothing, the operator sees it.
             log.warning("inbound %s: bounce token %r refused (%s)", source, token[:80], exc)
             return Verdict.REFUSED
-    report = parse_report(data)
+    report = parse_report(message, limits_for(settings))
     if report is None:
         log.info("inbound %s: not a delivery or feedback report; dropped", source)
         return Verdict.IGNORED
     if delivery_id is None:
-        delivery_id = _vouched_delivery(db, report.ids, report.recipient)
+        delivery_id = _signed_delivery(db, settings, report.message_id, source)
         if delivery_id is None:
-            log.warning(
-                "inbound %s: %s for %r names no delivery of ours to that address; dropped",
-                source,
-                report.kind,
-                report.recipient[:320],
-            )
             return Verdict.REFUSED
     event = FeedbackEvent(report.kind, delivery_id=delivery_id, detail=report.detail, source=source)
     return _apply(db, settings, event)
 
 
-def _vouched_delivery(db: Database, ids: tuple[int, int] | None, recipient: str) -> int | None:
-    """The delivery a report without a token is about, if its quoted Message-ID names a
-    delivery of that edition that went to the very address the report names.
-
-    A forger would need both the address and its delivery id: not a signature, but enough
-    that a report cannot be aimed at an address by naming it alone.
-    """
-    if ids is None or not recipient:
+def _signed_delivery(db: Database, settings: Settings, quoted: str, source: str) -> int | None:
+    """The delivery a report without a VERP token is about: the one its quoted Message-ID names,
+    if that id carries our MAC and the delivery is of that edition. The MAC is the proof, as the
+    VERP token's is; the address a report names is not (feedback loops often redact it, and
+    anyone can write any address)."""
+    ids = signer_for(settings.secret).verify(quoted)
+    if ids is None:
+        claimed = quoted_message_id(quoted)
+        why = (
+            "quotes no Digest Message-ID"
+            if claimed is None
+            else "quotes an unsigned (old-format) Message-ID"
+            if not claimed[2]
+            else "quotes a Message-ID whose MAC does not match"
+        )
+        log.warning("inbound %s: report to the plain bounce address %s; ignored", source, why)
         return None
     edition_id, delivery_id = ids
     with db.session() as session:
-        row = session.execute(
-            select(Delivery.edition_id, Subscriber.email)
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.id == delivery_id)
-        ).first()
-    if row is None or row[0] != edition_id or row[1].lower() != recipient.lower():
+        edition_of_row = session.scalar(
+            select(Delivery.edition_id).where(Delivery.id == delivery_id)
+        )
+    if edition_of_row != edition_id:
+        log.warning(
+            "inbound %s: signed Message-ID names delivery %s of edition %s, not in the ledger",
+            source,
+            delivery_id,
+            edition_id,
+        )
         return None
     return delivery_id
 
 
-def _unsubscribe(db: Database, settings: Settings, data: bytes, source: str) -> Verdict:
-    token = _mailto_token(data)
+def _unsubscribe(db: Database, settings: Settings, message: Part, source: str) -> Verdict:
+    token = _mailto_token(message, limits_for(settings))
     if token is None:
         log.info("inbound %s: unsubscribe mail without a link token; dropped", source)
         return Verdict.IGNORED
@@ -173,23 +219,33 @@ def _unsubscribe(db: Database, settings: Settings, data: bytes, source: str) -> 
     )
 
 
-def _mailto_token(data: bytes) -> str | None:
+def _mailto_token(message: Part, limits: Limits) -> str | None:
     """The signed token of the https link the mailto put in the Subject (or, if a mail program
     moved it, the first lines of the text body)."""
-    try:
-        message = message_from_bytes(data, policy=policy.default)
-        texts = [unquote(str(message.get("Subject", "")))]
-        if isinstance(message, EmailMessage):
-            body = message.get_body(("plain",))
-            if body is not None and isinstance(body, EmailMessage):
-                texts.append(str(body.get_content())[:4000])
-    except Exception as exc:  # hostile input: unreadable means no token
-        log.info("unreadable unsubscribe mail: %s", type(exc).__name__)
-        return None
+    texts = [unquote(decode_words(message.headers.get("Subject")))]
+    body = _text_body(message)
+    if body is not None:
+        # Four bytes a character at most: enough encoded bytes for the characters searched.
+        texts.append(body_text(body, 4 * _MAILTO_BODY_CHARS)[:_MAILTO_BODY_CHARS])
     for text in texts:
         match = _UNSUBSCRIBE_TOKEN.search(text)
         if match:
             return match.group(1)
+    return None
+
+
+def _text_body(part: Part) -> Part | None:
+    """The first text/plain part that is not an attachment, looking into multiparts but not
+    into enclosed messages (a quoted message's text is not what the sender wrote)."""
+    if part.headers.get("Content-Disposition").lower().startswith("attachment"):
+        return None
+    if part.content_type == "text/plain":
+        return part
+    if part.content_type.startswith("multipart/"):
+        for child in part.children:
+            found = _text_body(child)
+            if found is not None:
+                return found
     return None
 
 
@@ -229,18 +285,25 @@ class InboundHandler:
             data = data.encode("utf-8", "surrogateescape")
         loop = asyncio.get_running_loop()
         try:
-            for address in envelope.rcpt_tos:
-                await loop.run_in_executor(None, self.process, address, bytes(data))
+            await loop.run_in_executor(None, self.process, list(envelope.rcpt_tos), bytes(data))
         except Exception:  # see the class docstring
             log.exception("inbound: cannot record a message")
             return "451 4.3.0 Temporary failure, try again later"
         return "250 OK"
 
-    def process(self, address: str, data: bytes) -> Verdict:
-        recipient = classify_recipient(self.db, self.settings, address)
-        if recipient is None:
-            return Verdict.IGNORED
-        return handle_inbound(self.db, self.settings, recipient, data, "smtp")
+    def process(self, addresses: list[str], data: bytes) -> list[Verdict]:
+        """Read the message once, within the limits, and apply it for each recipient."""
+        message = read_inbound(self.settings, data, "smtp")
+        verdicts = []
+        for address in addresses:
+            recipient = classify_recipient(self.db, self.settings, address)
+            if recipient is None:
+                verdicts.append(Verdict.IGNORED)
+            elif message is None:
+                verdicts.append(Verdict.REFUSED)
+            else:
+                verdicts.append(handle_message(self.db, self.settings, recipient, message, "smtp"))
+        return verdicts
 
 
 def inbound_controller(db: Database, settings: Settings, host: str, port: int) -> Controller:
@@ -257,6 +320,8 @@ def inbound_controller(db: Database, settings: Settings, host: str, port: int) -
 # -- IMAP ------------------------------------------------------------------------------------
 
 _RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
+#: Unseen messages handled by one poll; the rest wait for the next.
+IMAP_MESSAGES_PER_POLL = 1000
 
 
 @dataclass(frozen=True)
@@ -289,19 +354,24 @@ class ImapConfig:
         )
 
 
-def _imap_recipient(db: Database, settings: Settings, data: bytes) -> Recipient | None:
+def _imap_recipient(db: Database, settings: Settings, message: Part) -> Recipient | None:
     """Which of our addresses a mailbox message was sent to: the envelope is gone, so the
-    delivery headers the mailbox host added are read, then To."""
-    try:
-        message = message_from_bytes(data, policy=policy.default)
-        candidates = [str(v) for h in _RECIPIENT_HEADERS for v in message.get_all(h, [])]
-    except Exception:  # hostile input
-        return None
-    for value in candidates:
-        for address in re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", value)[:MAX_RECIPIENTS]:
-            recipient = classify_recipient(db, settings, address)
-            if recipient is not None:
-                return recipient
+    delivery headers the mailbox host added are read, then To; at most MAX_RECIPIENTS
+    addresses are looked up."""
+    looked_up = 0
+    for name in _RECIPIENT_HEADERS:
+        for value in message.headers.get_all(name):
+            # Split, not a regex search for "x@y": that backtracks quadratically on a long run
+            # of characters without an "@".
+            for word in _ADDRESS_SEPARATORS.split(value):
+                if "@" not in word:
+                    continue
+                if looked_up >= MAX_RECIPIENTS:
+                    return None
+                looked_up += 1
+                recipient = classify_recipient(db, settings, word)
+                if recipient is not None:
+                    return recipient
     return None
 
 
@@ -325,22 +395,17 @@ def poll_imap(
         if status != "OK":
             raise ConfigError(f"IMAP mailbox {config.mailbox!r} cannot be opened")
         _, found = conn.uid("SEARCH", "UNSEEN")
-        uids = found[0].split() if found and found[0] else []
+        uids = found[0].split()[:IMAP_MESSAGES_PER_POLL] if found and found[0] else []
         for uid in uids:
-            _, fetched = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+            # One byte past the limit at most: a huge message is known to be too big without
+            # being downloaded whole.
+            _, fetched = conn.uid(
+                "FETCH", uid, f"(BODY.PEEK[]<0.{settings.inbound_max_bytes + 1}>)"
+            )
             data = next(
                 (p[1] for p in fetched if isinstance(p, tuple) and isinstance(p[1], bytes)), b""
             )
-            if len(data) > settings.inbound_max_bytes:
-                verdict = Verdict.IGNORED
-            else:
-                recipient = _imap_recipient(db, settings, data)
-                verdict = (
-                    Verdict.IGNORED
-                    if recipient is None
-                    else handle_inbound(db, settings, recipient, data, "imap")
-                )
-            counts[verdict] += 1
+            counts[handle_imap_message(db, settings, data)] += 1
             conn.uid("STORE", uid, "+FLAGS", "(\\Seen \\Deleted)")
         conn.expunge()
     except imaplib.IMAP4.error as exc:
@@ -349,6 +414,18 @@ def poll_imap(
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             conn.logout()
     return counts
+
+
+def handle_imap_message(db: Database, settings: Settings, data: bytes) -> Verdict:
+    """One message from the mailbox: read within the limits, its recipient found in its
+    delivery headers, then applied as ``handle_inbound`` applies SMTP mail."""
+    message = read_inbound(settings, data, "imap")
+    if message is None:
+        return Verdict.REFUSED
+    recipient = _imap_recipient(db, settings, message)
+    if recipient is None:
+        return Verdict.IGNORED
+    return handle_message(db, settings, recipient, message, "imap")
 
 
 def _quote_mailbox(name: str) -> str:

@@ -362,12 +362,6 @@ def simple_message(
     )
 
 
-def message_id(edition_id: int, delivery_id: int, domain: str) -> str:
-    """The same Message-ID for the same ledger row, so a resend after a crash is recognisably
-    the same message; unique across recipients, as Gmail requires."""
-    return f"digest.e{edition_id}.d{delivery_id}@{domain}"
-
-
 def random_message_id(domain: str) -> str:
     """A fresh Message-ID for a one-off message outside the ledger (a test copy)."""
     return f"digest.test.{secrets.token_hex(8)}@{domain}"

@@ -24,7 +24,7 @@ from digest.config import Settings
 from digest.edition import ledger, lifecycle
 from digest.edition.build import Draft, stored_draft
 from digest.errors import DigestError, TransportError
-from digest.mail.mime import Recipient, message_id
+from digest.mail.mime import Recipient
 from digest.send.lease import Heartbeat
 from digest.send.mailer import EditionMailer, mail_domain
 from digest.send.outcomes import OutcomeLog, Streaks
@@ -228,7 +228,7 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         report.skipped += 1
         return None
     edition = batch.edition
-    msg_id = message_id(edition.id, row.delivery_id, batch.domain)
+    msg_id = mailer.message_id(edition.id, row.delivery_id, batch.domain)
     try:
         template = mailer.template_for(edition.id, batch.draft, row.sections)
         message = template.build(

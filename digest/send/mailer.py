@@ -16,6 +16,7 @@ from digest.config import Settings
 from digest.edition.build import Draft
 from digest.edition.select import for_preferences
 from digest.mail.mime import MessageTemplate, format_address
+from digest.mail.msgid import signer_for
 from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
 from digest.mail.tracking import CLICK, OPEN, LinkSigner
 from digest.mail.verp import return_path
@@ -102,6 +103,12 @@ class EditionMailer:
         """The envelope sender (MAIL FROM) of one delivery: where bounces go. With a bounce
         domain it names the delivery (VERP), so a bounce says whose it is."""
         return return_path(self.settings, delivery_id, template.from_address)
+
+    def message_id(self, edition_id: int, delivery_id: int, domain: str) -> str:
+        """The Message-ID of one ledger row: the same for a resend, unique per recipient, and
+        signed, so a report quoting it can act on that delivery and a guessed one cannot
+        (``digest.mail.msgid``)."""
+        return signer_for(self.settings.secret).message_id(edition_id, delivery_id, domain)
 
     def personal_links(
         self,

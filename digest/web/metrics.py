@@ -1,11 +1,21 @@
 """Prometheus metrics at ``/metrics``, read from the database on each scrape (the figures are
-``digest.service.metrics``'s)."""
+``digest.service.metrics``'s).
+
+The counts are not for everyone: the number of deliveries tells a guesser how many ids there
+are to guess. With DIGEST_METRICS_TOKEN set, a scrape needs ``Authorization: Bearer TOKEN``;
+without it, only a client on the loopback interface is answered, and only if no proxy
+forwarded its request (behind a reverse proxy on the same host every visitor would look
+local).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 
@@ -13,6 +23,9 @@ from digest.service.metrics import Figures
 from digest.web import context
 
 bp = Blueprint("metrics", __name__)
+
+#: Headers a reverse proxy adds: a request carrying one did not start on this host.
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 class LedgerCollector:
@@ -42,8 +55,47 @@ class LedgerCollector:
         yield from (editions, messages, rate, sources, failing)
 
 
+def _token_matches(given: str, expected: str) -> bool:
+    # Digests first: compare_digest of unequal lengths returns at once, telling the length.
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8")).digest(),
+    )
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _refusal(token: str | None) -> Response | None:
+    """Why this request may not see the metrics (a plain-text answer), or None if it may."""
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and _token_matches(given.strip(), token):
+            return None
+        return Response(
+            "metrics need Authorization: Bearer DIGEST_METRICS_TOKEN\n",
+            status=401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="digest metrics"'},
+        )
+    if _is_loopback(request.remote_addr) and not any(h in request.headers for h in _PROXY_HEADERS):
+        return None
+    return Response(
+        "metrics answer only local clients; set DIGEST_METRICS_TOKEN to scrape from elsewhere\n",
+        status=403,
+        mimetype="text/plain",
+    )
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
+    refusal = _refusal(context().settings.metrics_token)
+    if refusal is not None:
+        return refusal
     registry = CollectorRegistry()
     registry.register(LedgerCollector(context().core.metrics))
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, and

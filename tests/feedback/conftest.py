@@ -5,7 +5,6 @@ systems send back."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import smtplib
 import socket
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from digest.store.models import Article, Delivery, MailingList, Subscriber
 
 BOUNCE_DOMAIN = "bounces.gazette.example"
 FIRST_DAY = dt.date(2026, 11, 24)
-_MESSAGE_ID = re.compile(rb"^Message-ID: <digest\.e\d+\.d(\d+)@", re.MULTILINE)
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ from digest.service.core import Digest
 from digest.store.db import Database
 from digest.store.models import Suppression
 from tests.feedback.conftest import arf, delivery_of, dsn
+from tests.feedback.hostile import MAX_BYTES, address_list, mailto_subject
 from tests.feedback.test_inbound import _sent_site
+from tests.properties import snapshot
 
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "bounces", "imap-test-password"
@@ -166,3 +168,25 @@ def test_inbound_command_polls_once(db: Database, bounce_settings: Settings, ima
     assert result.exit_code == 0, result.output
     assert "applied=1" in result.output
     assert _left(imap_url) == 0
+
+
+def test_hostile_and_oversized_mail_in_the_mailbox_is_refused_unread(
+    db: Database, bounce_settings: Settings, imap_url: str
+) -> None:
+    """A message over DIGEST_INBOUND_MAX_BYTES (fetched only up to the limit), 2 MB of To
+    addresses, and a 60 KB folded Subject are each refused and deleted, changing nothing;
+    a genuine bounce in the same poll still applies."""
+    editions = _sent_site(db, bounce_settings, readers=2, days=1)
+    verp = return_path(bounce_settings, delivery_of(db, editions[0], "reader0@example.com"))
+    settings = bounce_settings.replace(inbound_max_bytes=MAX_BYTES)
+    oversized = f"Delivered-To: {verp}\r\n".encode() + dsn(verp, "reader1@example.com")
+    oversized += (b"x" * 76 + b"\r\n") * (MAX_BYTES // 78 + 100)
+    before = snapshot(db)
+    _append(imap_url, oversized, address_list(MAX_BYTES), mailto_subject(MAX_BYTES, 60_000))
+    counts = poll_imap(db, settings, ImapConfig.from_url(imap_url))
+    assert counts[Verdict.REFUSED] == 3 and not counts[Verdict.APPLIED]
+    assert _left(imap_url) == 0
+    assert snapshot(db) == before
+
+    _append(imap_url, f"Delivered-To: {verp}\r\n".encode() + dsn(verp, "reader0@example.com"))
+    assert poll_imap(db, settings, ImapConfig.from_url(imap_url))[Verdict.APPLIED] == 1

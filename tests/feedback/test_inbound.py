@@ -3,6 +3,8 @@ soft-bounce runs, and mail that is garbage or not for us."""
 
 from __future__ import annotations
 
+import base64
+import quopri
 import random
 import smtplib
 from typing import Any
@@ -15,6 +17,7 @@ from digest.errors import InputError
 from digest.feedback.dsn import parse_report
 from digest.feedback.events import EventKind
 from digest.feedback.inbound import Recipient, Verdict, handle_inbound
+from digest.mail.tokens import UNSUBSCRIBE, TokenSigner
 from digest.mail.verp import VerpSigner, return_path, split_bounce_address
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer
@@ -25,6 +28,7 @@ from digest.store.models import (
     Subscriber,
     SubscriberStatus,
     Subscription,
+    SubscriptionStatus,
     Suppression,
 )
 from digest.transports import Envelope, Outcome, RecordingTransport, SmtpConfig, SmtpTransport
@@ -126,14 +130,15 @@ def test_return_path_is_the_mail_from_on_the_wire(
 
 
 def test_reports_are_read_for_kind_recipient_and_message() -> None:
-    """A 5.x.x failure is hard, a delay or 4.x.x is soft, an abuse report is a complaint, a
-    not-spam report and a plain message are not reports at all."""
+    """A 5.x.x failure is hard, a delay or 4.x.x is soft, an abuse report is a complaint (each
+    with the Message-ID it quotes, not yet believed), a not-spam report and a plain message
+    are not reports at all."""
     hard = parse_report(dsn("b@x", "Reader1@Example.com", message_id="digest.e3.d7@g.example"))
     assert hard is not None
-    assert (hard.kind, hard.recipient, hard.ids) == (
+    assert (hard.kind, hard.recipient, hard.message_id) == (
         EventKind.HARD_BOUNCE,
         "reader1@example.com",
-        (3, 7),
+        "<digest.e3.d7@g.example>",
     )
     assert "5.1.1" in hard.detail
     for action, status in (("delayed", "4.2.2"), ("failed", "4.4.7")):
@@ -142,10 +147,10 @@ def test_reports_are_read_for_kind_recipient_and_message() -> None:
     assert parse_report(dsn("b@x", "r@example.com", status="2.0.0", action="delivered")) is None
     complaint = parse_report(arf("b@x", "r2@example.com", "digest.e1.d9@g.example"))
     assert complaint is not None
-    assert (complaint.kind, complaint.recipient, complaint.ids) == (
+    assert (complaint.kind, complaint.recipient, complaint.message_id) == (
         EventKind.COMPLAINT,
         "r2@example.com",
-        (1, 9),
+        "<digest.e1.d9@g.example>",
     )
     assert parse_report(arf("b@x", "r2@example.com", "m@x", feedback_type="not-spam")) is None
     assert parse_report(b"Subject: Out of office\r\n\r\nI am away.\r\n") is None
@@ -274,3 +279,62 @@ def test_garbage_and_strangers_change_nothing_and_the_server_stays_up(
     inbound_server.send(genuine, dsn(genuine, "reader0@example.com"))
     with db.session() as session:
         assert session.scalars(select(Suppression.email)).all() == ["reader0@example.com"]
+
+
+def test_a_mailto_unsubscribe_is_read_however_the_mail_program_wrote_it(
+    db: Database, bounce_settings: Settings
+) -> None:
+    """The signed link is found in a Subject a mail program encoded (RFC 2047, folded), in a
+    quoted-printable text body, and in the base64 text part of a multipart/alternative; each
+    unsubscribes its reader, and the same link in an attachment or a 9 KB Subject does not."""
+    list_id = make_site(db, readers=5)
+    with db.session() as session:
+        ids = dict(session.execute(select(Subscriber.email, Subscriber.id)).all())
+    signer = TokenSigner(bounce_settings.secret)
+
+    def link(i: int) -> str:
+        token = signer.sign(UNSUBSCRIBE, ids[f"reader{i}@example.com"], list_id)
+        return f"https://news.example/unsubscribe/{token}"
+
+    def words(text: str) -> str:
+        encoded = base64.b64encode(text.encode()).decode()
+        return "\r\n ".join(
+            f"=?utf-8?b?{encoded[i : i + 40]}?=" for i in range(0, len(encoded), 40)
+        )
+
+    head = "From: r@example.com\r\nTo: unsubscribe@gazette.example\r\n"
+    qp = quopri.encodestring(f"Please unsubscribe me: {link(1)}\r\n".encode()).decode()
+    b64 = base64.encodebytes(f"unsubscribe {link(2)}".encode()).decode()
+    attached = base64.encodebytes(link(3).encode()).decode()
+    mails = {
+        0: f"{head}Subject: {words('unsubscribe ' + link(0))}\r\n\r\n",
+        1: f"{head}Subject: hi\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}",
+        2: f"{head}Content-Type: multipart/alternative; boundary=A\r\n\r\n--A\r\n"
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{b64}\r\n--A--\r\n",
+        3: f"{head}Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\n"
+        "Content-Type: text/plain\r\nContent-Disposition: attachment\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{attached}\r\n--M--\r\n",
+        4: f"{head}Subject: unsubscribe {link(4)}{' padding' * 1200}\r\n\r\n",
+    }
+    unsubscribe = Recipient("unsubscribe")
+    verdicts = {
+        i: handle_inbound(db, bounce_settings, unsubscribe, mail.encode())
+        for i, mail in mails.items()
+    }
+    assert verdicts == {
+        0: Verdict.APPLIED,
+        1: Verdict.APPLIED,
+        2: Verdict.APPLIED,
+        3: Verdict.IGNORED,
+        4: Verdict.REFUSED,
+    }
+    with db.session() as session:
+        ended = set(
+            session.scalars(
+                select(Subscriber.email)
+                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                .where(Subscription.status == SubscriptionStatus.UNSUBSCRIBED)
+            )
+        )
+    assert ended == {"reader0@example.com", "reader1@example.com", "reader2@example.com"}

@@ -2,9 +2,9 @@
 ``Outcome`` of one call, the helpers that read a relay's untrusted JSON, and matching each notice
 to a delivery and applying it as a ``FeedbackEvent``, all in one transaction.
 
-A notice names a delivery only through something we signed or sent: the VERP return path
-(its HMAC verified) or our Message-ID (``digest.eE.dD@…``), and only when that delivery went
-to the very address the relay names. Otherwise it is about the address alone.
+A notice names a delivery only through something we signed: the VERP return path or our
+Message-ID (its MAC verified, ``digest.mail.msgid``), and only when that delivery went to
+the very address the relay names. Otherwise it is about the address alone.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from digest.audience import is_forgotten
 from digest.config import Settings
 from digest.errors import InputError
-from digest.feedback.dsn import message_ids
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
+from digest.mail.msgid import signer_for
 from digest.mail.verp import VerpSigner, split_bounce_address
 from digest.store.db import Database
 from digest.store.models import Delivery, Subscriber
@@ -159,7 +159,7 @@ def match_delivery(session: Session, settings: Settings, notice: Notice) -> int 
             else:
                 if _delivery_to(session, delivery_id, None, notice.recipient):
                     return delivery_id
-    ids = message_ids(notice.message_id)
+    ids = signer_for(settings.secret).verify(notice.message_id)
     if ids is not None and _delivery_to(session, ids[1], ids[0], notice.recipient):
         return ids[1]
     return None
