@@ -15,6 +15,17 @@ from digest.errors import InputError
 
 
 @dataclass(frozen=True)
+class AlsoIn:
+    """Another report of a story the edition tells once: a link under the one it shows."""
+
+    id: int
+    #: The other report's feed, or its section when the shown report's own feed filed it
+    #: twice. Feed text: escaped like a headline, never a link of its own.
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class ArticleView:
     """What a template needs of one article."""
 
@@ -25,6 +36,11 @@ class ArticleView:
     url: str
     published_at: dt.datetime  # naive UTC
     image_url: str | None = None
+    source_id: int | None = None
+    source_name: str = ""
+    #: Where the article stood in its feed when first stored, 0 = top; None if not known.
+    feed_position: int | None = None
+    also_in: tuple[AlsoIn, ...] = ()
 
 
 @dataclass(frozen=True)
