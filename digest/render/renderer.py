@@ -26,7 +26,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
 
-from digest.edition.select import SectionBlock, date_label
+from digest.edition.select import ArticleView, SectionBlock, date_label
 from digest.errors import TemplateError
 
 if TYPE_CHECKING:
@@ -187,6 +187,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "In this issue",
         "read_more": "Read more",
         "more_in": "{n} more in {section}",
+        "also_in": "Also in",
         "view_in_browser": "View in browser",
         "preferences": "Manage preferences",
         "unsubscribe": "Unsubscribe",
@@ -196,6 +197,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "اس شمارے میں",
         "read_more": "مزید پڑھیں",
         "more_in": "{section} میں مزید {n}",
+        "also_in": "یہ خبر یہاں بھی",
         "view_in_browser": "براؤزر میں دیکھیں",
         "preferences": "ترجیحات کا انتظام",
         "unsubscribe": "ان سبسکرائب کریں",
@@ -205,6 +207,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "في هذا العدد",
         "read_more": "اقرأ المزيد",
         "more_in": "المزيد في {section} ({n})",
+        "also_in": "وردت أيضًا في",
         "view_in_browser": "العرض في المتصفح",
         "preferences": "إدارة التفضيلات",
         "unsubscribe": "إلغاء الاشتراك",
@@ -214,6 +217,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "Dans ce numéro",
         "read_more": "Lire la suite",
         "more_in": "{n} de plus dans {section}",
+        "also_in": "Aussi dans",
         "view_in_browser": "Voir dans le navigateur",
         "preferences": "Gérer mes préférences",
         "unsubscribe": "Se désabonner",
@@ -223,6 +227,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "In dieser Ausgabe",
         "read_more": "Weiterlesen",
         "more_in": "{n} weitere in {section}",
+        "also_in": "Auch in",
         "view_in_browser": "Im Browser ansehen",
         "preferences": "Einstellungen verwalten",
         "unsubscribe": "Abmelden",
@@ -232,6 +237,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "in_this_issue": "En este número",
         "read_more": "Leer más",
         "more_in": "{n} más en {section}",
+        "also_in": "También en",
         "view_in_browser": "Ver en el navegador",
         "preferences": "Gestionar preferencias",
         "unsubscribe": "Darse de baja",
@@ -297,11 +303,19 @@ class DigestContext:
             if self.track_clicks:
                 # Every use of an article's URL, whatever the template, becomes its tracked
                 # link: an operator's own template cannot leave one untracked by accident.
+                # The other reports of a story ("also in") are articles too.
+                token = placeholders.token
                 sections = [
                     replace(
                         s,
                         articles=[
-                            replace(a, url=placeholders.token(article_link(a.id)))
+                            replace(
+                                a,
+                                url=token(article_link(a.id)),
+                                also_in=tuple(
+                                    replace(o, url=token(article_link(o.id))) for o in a.also_in
+                                ),
+                            )
                             for a in s.articles
                         ],
                     )
@@ -326,7 +340,12 @@ class DigestContext:
 
     def fallback(self) -> dict[str, str]:
         """The stand-in of each tracked link: the article's own URL, a blank pixel."""
-        stand_ins = {article_link(a.id): a.url for s in self.sections for a in s.articles}
+        stand_ins = {
+            article_link(article_id): url
+            for s in self.sections
+            for a in s.articles
+            for article_id, url in _article_links(a)
+        }
         stand_ins[PIXEL] = BLANK_PIXEL
         return {name: stand_ins[name] for name in self.personal if name in stand_ins}
 
@@ -334,6 +353,11 @@ class DigestContext:
         """``12 more in Business``, in the list's language."""
         count = format_decimal(section.more, locale=self.language.locale)
         return self.language.messages["more_in"].format(n=count, section=section.name)
+
+
+def _article_links(article: ArticleView) -> list[tuple[int, str]]:
+    """(id, URL) of an article's links: its own, then its story's other reports'."""
+    return [(article.id, article.url), *((o.id, o.url) for o in article.also_in)]
 
 
 def digest_context(
@@ -355,7 +379,12 @@ def digest_context(
         personal += (PIXEL,)
     if settings.track_clicks:
         personal += tuple(
-            dict.fromkeys(article_link(a.id) for s in draft.sections for a in s.articles)
+            dict.fromkeys(
+                article_link(article_id)
+                for s in draft.sections
+                for a in s.articles
+                for article_id, _ in _article_links(a)
+            )
         )
     return DigestContext(
         site={
