@@ -83,3 +83,111 @@ def test_preferences_pick_sections_and_never_empty() -> None:
     assert [b.slug for b in for_preferences(blocks, ["sports"])] == ["sports"]
     assert [b.slug for b in for_preferences(blocks, ["weather"])] == ["national", "sports"]
     assert for_preferences(blocks, None) == blocks
+
+
+def _report(
+    i: int,
+    section: str,
+    headline: str,
+    *,
+    url: str,
+    source: int,
+    source_name: str,
+    minutes: int = 0,
+    position: int | None = None,
+) -> ArticleView:
+    return ArticleView(
+        i,
+        section,
+        headline,
+        "ISLAMABAD: The court's deputy registrar issued the notification on Tuesday.",
+        url,
+        dt.datetime(2026, 11, 24, 8) + dt.timedelta(minutes=minutes),
+        source_id=source,
+        source_name=source_name,
+        feed_position=position,
+    )
+
+
+IHC = "IHC announces winter vacation from December 23 to January 1"
+
+
+def test_a_story_in_two_sections_and_two_feeds_is_shown_once() -> None:
+    """The same story filed by one site under two sections and reported by a wire is shown
+    once, in the list's first section that has it, with the others as "also in": the other
+    section by name (same site), the wire by its feed's name. A section left with no story of
+    its own is dropped, and "more" counts stories, not reports."""
+    order = [("national", "National"), ("health-education", "Health & Education")]
+    reports = [
+        _report(
+            1,
+            "health-education",
+            IHC,
+            url="https://paper.example/health-education/ihc-winter-vacation",
+            source=2,
+            source_name="Paper Education",
+        ),
+        _report(
+            2,
+            "national",
+            IHC,
+            url="https://paper.example/national/ihc-winter-vacation",
+            source=1,
+            source_name="Paper National",
+            minutes=5,
+        ),
+        _report(
+            3,
+            "national",
+            "Islamabad High Court to observe winter vacation from Dec 23",
+            url="https://wire.example/story/481233",
+            source=3,
+            source_name="Capital Wire",
+            minutes=30,
+        ),
+    ]
+    (block,) = group_sections(reports, order, per_section=5)
+    assert block.slug == "national" and block.more == 0
+    (shown,) = block.articles
+    assert shown.id == 2
+    assert [(o.id, o.label, o.url) for o in shown.also_in] == [
+        (3, "Capital Wire", "https://wire.example/story/481233"),
+        (1, "Health & Education", "https://paper.example/health-education/ihc-winter-vacation"),
+    ]
+
+
+def test_a_section_ranks_by_feeds_and_place_then_recency() -> None:
+    """A story two feeds carried comes before a newer single report, and of two single
+    reports filed at once the one at the top of its feed comes first; "more" counts the
+    stories left out."""
+    order = [("national", "National")]
+    reports = [
+        _report(
+            1, "national", IHC, url="https://a.example/1", source=1, source_name="A", minutes=0
+        ),
+        _report(
+            2, "national", IHC, url="https://b.example/2", source=2, source_name="B", minutes=10
+        ),
+        _article(3, "national", dt.datetime(2026, 11, 24, 11)),
+        _report(
+            4,
+            "national",
+            "Rupee closes higher against the dollar in interbank trade",
+            url="https://a.example/4",
+            source=1,
+            source_name="A",
+            minutes=180,
+            position=0,
+        ),
+    ]
+    (block,) = group_sections(reports, order, per_section=2)
+    assert [a.id for a in block.articles] == [1, 4]
+    assert block.more == 1
+
+
+def test_pinned_stories_come_first_in_pin_order() -> None:
+    """An editor's pins put their stories first in the order pinned, whatever their rank."""
+    base = dt.datetime(2026, 11, 24, 8, 0)
+    articles = [_article(i, "business", base + dt.timedelta(minutes=i)) for i in range(5)]
+    (block,) = group_sections(articles, ORDER, per_section=3, pins=[1, 0])
+    assert [a.id for a in block.articles] == [1, 0, 4]

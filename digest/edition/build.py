@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -17,6 +17,8 @@ from digest.edition.ledger import create_ledger
 from digest.edition.select import (
     ArticleView,
     SectionBlock,
+    also_in,
+    content_article_ids,
     date_label,
     edition_window,
     format_subject,
@@ -36,6 +38,7 @@ from digest.store.models import (
     MailingList,
     Section,
     SoftBounce,
+    Source,
 )
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
@@ -69,7 +72,10 @@ def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str
 
 def _views(session: Session, query_filter: object) -> list[ArticleView]:
     rows = session.execute(
-        select(Article, Section.slug).join(Section).where(query_filter)  # type: ignore[arg-type]
+        select(Article, Section.slug, Source.name)
+        .join(Section, Section.id == Article.section_id)
+        .outerjoin(Source, Source.id == Article.source_id)
+        .where(query_filter)  # type: ignore[arg-type]
     ).all()
     return [
         ArticleView(
@@ -80,8 +86,11 @@ def _views(session: Session, query_filter: object) -> list[ArticleView]:
             url=a.url,
             published_at=a.published_at,
             image_url=a.image_url,
+            source_id=a.source_id,
+            source_name=source_name or "",
+            feed_position=a.feed_position,
         )
-        for a, slug in rows
+        for a, slug, source_name in rows
     ]
 
 
@@ -128,13 +137,20 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
     """
     mailing_list = session.get_one(MailingList, edition.list_id)
     names = dict(section_order(session, mailing_list))
-    ids = [i for block in edition.content for i in block["article_ids"]]
+    ids = [i for block in edition.content for i in content_article_ids(block)]
     by_id = {a.id: a for a in _views(session, Article.id.in_(ids))}
+
+    def shown(block: dict[str, Any], article_id: int) -> ArticleView:
+        others = block.get("also_in", {}).get(str(article_id), [])
+        article = by_id[article_id]
+        found = [by_id[i] for i in others if i in by_id]
+        return replace(article, also_in=also_in(article, found, names)) if found else article
+
     sections = [
         SectionBlock(
             block["slug"],
             names.get(block["slug"], block["slug"]),
-            [by_id[i] for i in block["article_ids"] if i in by_id],
+            [shown(block, i) for i in block["article_ids"] if i in by_id],
             more=block.get("more", 0),
         )
         for block in edition.content
@@ -209,10 +225,21 @@ def build_edition(
 
 
 def _content(draft: Draft) -> list[dict[str, Any]]:
-    return [
-        {"slug": s.slug, "article_ids": [a.id for a in s.articles], "more": s.more}
-        for s in draft.sections
-    ]
+    """What an edition stores: per section, its articles' ids in order, how many more it
+    had, and for a story told once the ids of its other reports (``also_in``: the shown
+    article's id, as a JSON key, to theirs), present only when some story has any."""
+    content = []
+    for s in draft.sections:
+        block: dict[str, Any] = {
+            "slug": s.slug,
+            "article_ids": [a.id for a in s.articles],
+            "more": s.more,
+        }
+        others = {str(a.id): [o.id for o in a.also_in] for a in s.articles if a.also_in}
+        if others:
+            block["also_in"] = others
+        content.append(block)
+    return content
 
 
 def _fill_empty(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digest.edition.select import content_article_ids
 from digest.store.models import Click, Delivery, DeliveryStatus, Edition, utcnow
 
 #: How far back "recent" click-through looks when ordering sections.
@@ -60,11 +61,12 @@ def human_clicks(session: Session, edition_ids: Iterable[int]) -> list[tuple[int
 
 
 def section_of_articles(edition: Edition) -> dict[int, str]:
-    """Each article of the edition and the section slug it was shown under."""
+    """Each article of the edition and the section slug it was shown under (an "also in"
+    report: the section of the story it was linked under)."""
     return {
-        int(article_id): str(block["slug"])
+        article_id: str(block["slug"])
         for block in edition.content or []
-        for article_id in block.get("article_ids", [])
+        for article_id in content_article_ids(block)
     }
 
 

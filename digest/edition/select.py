@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
+from digest.edition.cluster import Cluster, cluster
+from digest.edition.rank import rank
 from digest.errors import InputError
+
+
+@dataclass(frozen=True)
+class AlsoIn:
+    """Another report of a story the edition tells once: a link under the one it shows."""
+
+    id: int
+    #: The other report's feed, or its section when the shown report's own feed filed it
+    #: twice. Feed text: escaped like a headline, never a link of its own.
+    label: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,11 @@ class ArticleView:
     url: str
     published_at: dt.datetime  # naive UTC
     image_url: str | None = None
+    source_id: int | None = None
+    source_name: str = ""
+    #: Where the article stood in its feed when first stored, 0 = top; None if not known.
+    feed_position: int | None = None
+    also_in: tuple[AlsoIn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,27 +95,86 @@ def group_sections(
     articles: Iterable[ArticleView],
     section_order: Sequence[tuple[str, str]],
     per_section: int,
+    pins: Sequence[int] = (),
 ) -> list[SectionBlock]:
-    """Sections in the list's order (``(slug, name)`` pairs), newest ``per_section`` articles
-    each, sections without articles left out, and no article twice."""
-    by_section: dict[str, list[ArticleView]] = {slug: [] for slug, _ in section_order}
-    seen: set[int] = set()
-    for article in sorted(articles, key=lambda a: (a.published_at, a.id), reverse=True):
-        bucket = by_section.get(article.section_slug)
-        if bucket is None or article.id in seen:
+    """Sections in the list's order (``(slug, name)`` pairs), each story once, the best
+    ``per_section`` stories each, sections without stories left out.
+
+    Articles of sections the list does not carry are ignored. The rest are clustered
+    (``digest.edition.cluster``): a story reported by several feeds or filed in several
+    sections is shown once, in the list's first section that has it (there its earliest
+    report), with the other reports as its ``also_in``. A section's stories are ranked by
+    ``digest.edition.rank``: ``pins`` (article ids, the editor's order) first, then feeds
+    carrying the story, place in a feed and recency. With no duplicates and no feed places,
+    that is the newest first, as it always was.
+    """
+    names = dict(section_order)
+    place = {slug: i for i, (slug, _) in reversed(list(enumerate(section_order)))}
+    unique: dict[int, ArticleView] = {}
+    for article in articles:
+        if article.section_slug in place:
+            unique.setdefault(article.id, article)
+    if per_section <= 0 or not unique:
+        return []
+    stories = cluster(
+        list(unique.values()), prefer=lambda a: (place[a.section_slug], a.published_at, a.id)
+    )
+    now = max(a.published_at for a in unique.values())
+    by_section: dict[str, list[Cluster[ArticleView]]] = {slug: [] for slug in names}
+    for story in stories:
+        by_section[story.representative.section_slug].append(story)
+    blocks = []
+    for slug, name in section_order:
+        if slug not in by_section:
+            continue  # a slug listed twice: shown once, where it first appears
+        ranked = rank(by_section.pop(slug), now, pins)
+        if ranked:
+            shown = [
+                replace(s.representative, also_in=also_in(s.representative, s.others, names))
+                for s in ranked[:per_section]
+            ]
+            blocks.append(SectionBlock(slug, name, shown, more=max(0, len(ranked) - per_section)))
+    return blocks
+
+
+def also_in(
+    shown: ArticleView, others: Iterable[ArticleView], section_names: Mapping[str, str]
+) -> tuple[AlsoIn, ...]:
+    """Where else the story ran, one link per place: the other feed's name, or the section's
+    when the same site filed it under another section, or the other site's host when its
+    feed has no name (a deleted source). A report from the shown article's own feed and
+    section adds nothing."""
+    links: dict[str, AlsoIn] = {}
+    home = _host(shown.url)
+    for other in others:
+        host = _host(other.url)
+        if host and host == home and other.section_slug != shown.section_slug:
+            label = section_names.get(other.section_slug, other.section_slug)
+        elif other.source_name and other.source_name != shown.source_name:
+            label = other.source_name
+        elif host and host != home:
+            label = host
+        else:
             continue
-        seen.add(article.id)
-        bucket.append(article)
-    return [
-        SectionBlock(
-            slug,
-            name,
-            by_section[slug][:per_section],
-            more=max(0, len(by_section[slug]) - per_section),
-        )
-        for slug, name in section_order
-        if by_section[slug] and per_section > 0
-    ]
+        links.setdefault(label, AlsoIn(other.id, label, other.url))
+    return tuple(links.values())
+
+
+def content_article_ids(block: Mapping[str, Any]) -> list[int]:
+    """Every article a stored edition's section block names: those it shows, then the other
+    reports of its stories ("also in"), which readers can follow as well."""
+    ids = [int(i) for i in block.get("article_ids", [])]
+    for others in (block.get("also_in") or {}).values():
+        ids.extend(int(i) for i in others)
+    return ids
+
+
+def _host(url: str) -> str:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
 
 
 def for_preferences(

@@ -25,6 +25,7 @@ from sqlalchemy import delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
+from digest.edition.select import content_article_ids
 from digest.errors import InputError, NotFoundError
 from digest.mail.tracking import CLICK, OPEN, TrackedLink
 from digest.store.models import Article, Click, Delivery, Edition, utcnow
@@ -48,8 +49,9 @@ class ScannerRules:
 
 
 def edition_article_ids(edition: Edition) -> set[int]:
-    """Every article the edition carried, as stored when it was built."""
-    return {int(i) for block in edition.content or [] for i in block.get("article_ids", [])}
+    """Every article the edition carried, as stored when it was built: those it showed and
+    the other reports of its stories, linked under them ("also in")."""
+    return {i for block in edition.content or [] for i in content_article_ids(block)}
 
 
 def target(session: Session, link: TrackedLink) -> str:

@@ -365,7 +365,7 @@ def store_items(
     updated = 0
     fresh: list[_Story] = []
     corrected: dict[int, _Story] = {}
-    for key, item in keyed:
+    for position, (key, item) in enumerate(keyed):
         found_by_guid = by_guid.get(key) if key else None
         found_by_url = by_url.get(item.url)
         existing = found_by_guid or found_by_url
@@ -386,6 +386,7 @@ def store_items(
             "section_id": _section_for(item, categories, source.section_id),
             "published_at": item.published_at,
             "first_seen_at": now,
+            "feed_position": position,
         }
         fresh.append(story)
         if key:

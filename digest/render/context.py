@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from digest.edition.select import SectionBlock, date_label
+from digest.edition.select import ArticleView, SectionBlock, date_label
 from digest.render.language import Language
 from digest.render.placeholders import (
     BLANK_PIXEL,
@@ -56,11 +56,19 @@ class DigestContext:
             if self.track_clicks:
                 # Every use of an article's URL, whatever the template, becomes its tracked
                 # link: an operator's own template cannot leave one untracked by accident.
+                # The other reports of a story ("also in") are articles too.
+                token = placeholders.token
                 sections = [
                     replace(
                         s,
                         articles=[
-                            replace(a, url=placeholders.token(article_link(a.id)))
+                            replace(
+                                a,
+                                url=token(article_link(a.id)),
+                                also_in=tuple(
+                                    replace(o, url=token(article_link(o.id))) for o in a.also_in
+                                ),
+                            )
                             for a in s.articles
                         ],
                     )
@@ -85,7 +93,12 @@ class DigestContext:
 
     def fallback(self) -> dict[str, str]:
         """The stand-in of each tracked link: the article's own URL, a blank pixel."""
-        stand_ins = {article_link(a.id): a.url for s in self.sections for a in s.articles}
+        stand_ins = {
+            article_link(article_id): url
+            for s in self.sections
+            for a in s.articles
+            for article_id, url in _article_links(a)
+        }
         stand_ins[PIXEL] = BLANK_PIXEL
         return {name: stand_ins[name] for name in self.personal if name in stand_ins}
 
@@ -93,6 +106,11 @@ class DigestContext:
         """``12 more in Business``, in the list's language."""
         count = self.language.number(section.more)
         return self.language.messages["more_in"].format(n=count, section=section.name)
+
+
+def _article_links(article: ArticleView) -> list[tuple[int, str]]:
+    """(id, URL) of an article's links: its own, then its story's other reports'."""
+    return [(article.id, article.url), *((o.id, o.url) for o in article.also_in)]
 
 
 def digest_context(
@@ -114,7 +132,12 @@ def digest_context(
         personal += (PIXEL,)
     if settings.track_clicks:
         personal += tuple(
-            dict.fromkeys(article_link(a.id) for s in draft.sections for a in s.articles)
+            dict.fromkeys(
+                article_link(article_id)
+                for s in draft.sections
+                for a in s.articles
+                for article_id, _ in _article_links(a)
+            )
         )
     return DigestContext(
         site={

@@ -148,6 +148,9 @@ class Article(Base):
     published_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Its place in its feed when first stored (0 = the top item): feeds list a desk's lead
+    #: first, which ranking weighs. None for articles stored before it was kept.
+    feed_position: Mapped[int | None] = mapped_column(Integer)
 
     section: Mapped[Section] = relationship()
 

@@ -87,6 +87,40 @@ def test_ingesting_the_same_feed_twice_adds_nothing_the_second_time(
         assert (source.last_found, source.last_new, source.consecutive_errors) == (3, 0, 0)
 
 
+def test_each_article_keeps_its_place_in_the_feed_where_first_seen(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """An article stores its place in its feed (0 = top) when first stored; a later ingest
+    with a new item on top places the newcomer and leaves the others' first places alone."""
+    path = _feed_file(
+        tmp_path,
+        "local.xml",
+        rss(
+            _item("Lead story", "https://news.example/lead"),
+            _item("Second story", "https://news.example/second"),
+        ),
+    )
+    source_id = _source(db, path, "local")
+    assert ingest_source(db, settings, source_id).new == 2
+    path.write_bytes(
+        rss(
+            _item("Breaking story", "https://news.example/breaking"),
+            _item("Lead story", "https://news.example/lead"),
+            _item("Second story", "https://news.example/second"),
+        )
+    )
+    assert ingest_source(db, settings, source_id).new == 1
+    with db.session() as session:
+        places = {
+            url: place for url, place in session.execute(select(Article.url, Article.feed_position))
+        }
+    assert places == {
+        "https://news.example/breaking": 0,
+        "https://news.example/lead": 0,
+        "https://news.example/second": 1,
+    }
+
+
 def test_same_story_in_two_sections_is_stored_once_under_the_first(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
