@@ -1,4 +1,5 @@
-"""Choosing a day's articles: the window in the list's zone, grouping, limits."""
+"""Choosing an edition's articles: its window (from the previous edition to the build, in the
+list's zone), grouping, limits."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import datetime as dt
 import pytest
 
 from digest.edition.select import (
+    LATE_GRACE,
     ArticleView,
     edition_window,
     for_preferences,
     group_sections,
+    local_day,
+    local_instant,
     local_today,
+    parse_since,
+    window_label,
 )
 from digest.errors import InputError
 
@@ -29,40 +35,128 @@ def test_same_instant_is_a_different_day_in_karachi_and_new_york() -> None:
     assert local_today("America/New_York", instant) == dt.date(2026, 11, 23)
 
 
-def test_window_is_the_local_calendar_day_in_utc() -> None:
+def test_local_day_is_the_calendar_day_in_utc() -> None:
     """A list's day runs from its local midnight to the next, expressed in naive UTC."""
     day = dt.date(2026, 11, 24)
-    assert edition_window(day, "Asia/Karachi") == (
+    assert local_day(day, "Asia/Karachi") == (
         dt.datetime(2026, 11, 23, 19, 0),
         dt.datetime(2026, 11, 24, 19, 0),
     )
-    assert edition_window(day, "America/New_York") == (
+    assert local_day(day, "America/New_York") == (
         dt.datetime(2026, 11, 24, 5, 0),
         dt.datetime(2026, 11, 25, 5, 0),
     )
 
 
-def test_article_belongs_to_different_editions_by_zone() -> None:
-    """An article published 2026-11-24 20:00 UTC is in Karachi's 25th and New York's 24th."""
-    published = dt.datetime(2026, 11, 24, 20, 0)
-    k_start, k_end = edition_window(dt.date(2026, 11, 25), "Asia/Karachi")
-    n_start, n_end = edition_window(dt.date(2026, 11, 24), "America/New_York")
-    assert k_start <= published < k_end
-    assert n_start <= published < n_end
-    k24 = edition_window(dt.date(2026, 11, 24), "Asia/Karachi")
-    assert not (k24[0] <= published < k24[1])
-
-
 def test_dst_day_is_23_hours_long() -> None:
     """The day clocks spring forward in New York is 23 hours, not 24."""
-    start, end = edition_window(dt.date(2026, 3, 8), "America/New_York")
+    start, end = local_day(dt.date(2026, 3, 8), "America/New_York")
     assert end - start == dt.timedelta(hours=23)
 
 
 def test_unknown_zone_is_a_clear_error() -> None:
     """A misspelt time zone is reported, not silently taken as UTC."""
     with pytest.raises(InputError, match="unknown time zone"):
-        edition_window(dt.date(2026, 1, 1), "Asia/Karachy")
+        local_day(dt.date(2026, 1, 1), "Asia/Karachy")
+
+
+# 07:00 in Karachi (UTC+5) on 24 and 25 November.
+PK_0700_24 = dt.datetime(2026, 11, 24, 2, 0)
+PK_0700_25 = dt.datetime(2026, 11, 25, 2, 0)
+DAY = dt.date(2026, 11, 25)
+
+
+def test_window_runs_from_the_previous_editions_end_to_the_build() -> None:
+    """Built at 07:00, an edition starts where the one before ended (07:00 the day before),
+    ends at its build, and takes late arrivals from a day before its start."""
+    window = edition_window(
+        DAY,
+        "Asia/Karachi",
+        PK_0700_25,
+        previous_end=PK_0700_24,
+        first_start=PK_0700_24 - dt.timedelta(days=9),
+    )
+    assert (window.start, window.end) == (PK_0700_24, PK_0700_25)
+    assert window.earliest == PK_0700_24 - LATE_GRACE
+    later = edition_window(DAY, "Asia/Karachi", PK_0700_25 + dt.timedelta(hours=8),
+                           previous_end=PK_0700_24)  # fmt: skip
+    assert later.end == PK_0700_25 + dt.timedelta(hours=8)
+
+
+def test_late_arrivals_are_never_taken_from_before_the_lists_first_window() -> None:
+    """The grace for late stories does not reach back past where the list's first edition
+    started (an operator's --since stands)."""
+    first_start = PK_0700_24 - dt.timedelta(hours=3)
+    window = edition_window(DAY, "Asia/Karachi", PK_0700_25, previous_end=PK_0700_24,
+                            first_start=first_start)  # fmt: skip
+    assert window.earliest == first_start
+
+
+def test_a_first_edition_covers_the_last_day_or_since() -> None:
+    """With no edition before it, an edition covers the same local time a day back (nothing
+    late: there was no edition to be late for), or from the operator's --since, or from
+    where it started before a rebuild."""
+    window = edition_window(DAY, "Asia/Karachi", PK_0700_25)
+    assert (window.start, window.end, window.earliest) == (PK_0700_24, PK_0700_25, PK_0700_24)
+    since = dt.datetime(2026, 11, 20, 0, 0)
+    assert edition_window(DAY, "Asia/Karachi", PK_0700_25, since=since).start == since
+    kept = dt.datetime(2026, 11, 24, 1, 0)
+    assert edition_window(DAY, "Asia/Karachi", PK_0700_25, kept_start=kept).start == kept
+    # A previous edition's end wins: windows meet end to start.
+    assert edition_window(DAY, "Asia/Karachi", PK_0700_25, previous_end=PK_0700_24,
+                          kept_start=kept).start == PK_0700_24  # fmt: skip
+
+
+def test_a_first_edition_across_a_dst_change_covers_the_local_day() -> None:
+    """Built at 07:00 on the day New York falls back, a first edition starts at 07:00 the
+    day before: 25 hours, the span its daily successors cover."""
+    build = dt.datetime(2026, 11, 1, 12, 0)  # 07:00 EST
+    window = edition_window(dt.date(2026, 11, 1), "America/New_York", build)
+    assert window.start == dt.datetime(2026, 10, 31, 11, 0)  # 07:00 EDT
+    assert window.end - window.start == dt.timedelta(hours=25)
+
+
+def test_a_past_days_edition_ends_with_its_day_and_before_the_next_edition() -> None:
+    """Built late, a past day's edition ends at that day's end in the list's zone, or where
+    the list's next edition already starts, whichever is first."""
+    long_after = dt.datetime(2026, 12, 3, 12, 0)
+    _, day_end = local_day(DAY, "Asia/Karachi")
+    window = edition_window(DAY, "Asia/Karachi", long_after, previous_end=PK_0700_24)
+    assert (window.start, window.end) == (PK_0700_24, day_end)
+    clipped = edition_window(DAY, "Asia/Karachi", long_after, previous_end=PK_0700_24,
+                             next_start=PK_0700_25)  # fmt: skip
+    assert clipped.end == PK_0700_25
+
+
+def test_a_window_squeezed_by_its_neighbours_offers_nothing() -> None:
+    """A day whose hours the editions around it already cover gets an empty window, with no
+    late arrivals either."""
+    window = edition_window(DAY, "Asia/Karachi", dt.datetime(2026, 12, 3),
+                            previous_end=PK_0700_25, next_start=PK_0700_25)  # fmt: skip
+    assert window.empty and window.earliest == window.start == window.end == PK_0700_25
+
+
+def test_since_is_a_local_date_or_time() -> None:
+    """--since takes YYYY-MM-DD or YYYY-MM-DDTHH:MM, read in the list's zone; anything else
+    is one clear error."""
+    assert parse_since("2026-11-20") == dt.datetime(2026, 11, 20)
+    assert parse_since("2026-11-20T06:30") == dt.datetime(2026, 11, 20, 6, 30)
+    assert local_instant(parse_since("2026-11-20T06:30"), "Asia/Karachi") == dt.datetime(
+        2026, 11, 20, 1, 30
+    )
+    for bad in ("20-11-2026", "2026-11-20 06:30", "2026-02-30", "yesterday", "9999-12-31"):
+        with pytest.raises(InputError, match="since"):
+            parse_since(bad)
+
+
+def test_window_label_is_in_the_lists_zone() -> None:
+    """Dry runs show the window in the list's local time."""
+    window = edition_window(DAY, "Asia/Karachi", PK_0700_25, previous_end=PK_0700_24)
+    assert window_label(window, "Asia/Karachi") == (
+        "articles published from 2026-11-24 07:00 to 2026-11-25 07:00 (Asia/Karachi)"
+    )
+    squeezed = edition_window(DAY, "Asia/Karachi", PK_0700_25, previous_end=PK_0700_25)
+    assert "no hours of its own" in window_label(squeezed, "Asia/Karachi")
 
 
 def test_sections_follow_list_order_with_limit_and_no_empties() -> None:

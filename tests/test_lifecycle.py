@@ -101,13 +101,19 @@ def test_a_day_that_has_not_started_is_refused_and_nothing_stored(
 
 
 def test_sending_early_on_purpose_builds_what_there_is(db: Database, settings: Settings) -> None:
-    """With send_early and stories already dated tomorrow, tomorrow's edition is built and sent."""
+    """With send_early, tomorrow's edition is built and sent now, with the stories there are
+    now: its window ends at the build, so a story dated later waits for the next edition."""
     _list(db)
     _subscribe(db, "ann@example.com")
-    _story(db, 1, dt.datetime.combine(TOMORROW, dt.time(1)))
+    _story(db, 1)
+    _story(db, 2, NOW + dt.timedelta(minutes=30))  # dated ahead, as a feed may
     dispatcher = RecordingDispatcher()
-    start = Digest(settings, db=db, dispatcher=dispatcher).start("daily", TOMORROW, send_early=True)
+    core = Digest(settings, db=db, dispatcher=dispatcher)
+    start = core.start("daily", TOMORROW, send_early=True)
     assert start.status == EditionStatus.READY and dispatcher.sent == [(start.edition_id, None)]
+    headlines = [a.headline for s in core.edition_draft(start.edition_id).sections
+                 for a in s.articles]  # fmt: skip
+    assert headlines == ["Story 1"]
 
 
 def test_an_empty_edition_is_built_again_once_its_day_has_articles(
@@ -393,6 +399,35 @@ def test_cli_refuses_tomorrow_and_rebuilds_todays_empty_edition(
     assert "Local: 1 article" in dry and "would send to 1 subscriber " in dry
     sent = op("send", "--list", "town", "--date", TODAY.isoformat()).output
     assert "1 sent" in sent and _received(smtp_server) == ["ann@example.com"]
+
+
+def test_cli_since_starts_a_first_edition_and_dry_run_shows_the_window(
+    op: Operator, tmp_path: Path, smtp_server: SmtpSink
+) -> None:
+    """`send --dry-run` names the hours a build now would take; `--since` moves where a list's
+    first edition starts; a bad value, or --since once the list has an earlier edition, is
+    one line and stores nothing."""
+    assert "For a list's first edition only" in " ".join(op("send", "--help").output.split())
+    _stories(tmp_path, "Fair opens")
+    op("ingest")
+    bad = op("send", "--list", "town", "--since", "last week", ok=False)
+    assert bad.exit_code == 1 and "--since must be YYYY-MM-DD" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    since = (NOW - dt.timedelta(days=3)).replace(second=0, microsecond=0)
+    flag = since.strftime("%Y-%m-%dT%H:%M")
+    dry = op("send", "--list", "town", "--dry-run", "--since", flag).output
+    assert f"articles published from {since:%Y-%m-%d %H:%M} to " in dry and "(UTC)" in dry
+    assert "no editions yet" in op("status").output
+    sent = op("send", "--list", "town", "--since", flag).output
+    assert "1 sent" in sent and _received(smtp_server) == ["ann@example.com"]
+    db = Database(op.env["DIGEST_DATABASE_URL"])
+    with db.session() as session:
+        assert session.scalars(select(Edition.window_start)).one() == since
+    db.dispose()
+    tomorrow = ("send", "--list", "town", "--date", TOMORROW.isoformat(), "--send-early")
+    refused = op(*tomorrow, "--since", flag, ok=False)
+    assert refused.exit_code == 1 and "--since is for a list's first edition" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
 
 
 def test_cli_edition_rebuild_and_drop(op: Operator, tmp_path: Path, smtp_server: SmtpSink) -> None:

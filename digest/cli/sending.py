@@ -4,6 +4,7 @@ the core; none of them builds a mailer or asks whether there is a broker."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import click
 from digest.cli.context import ROW_ID, App, NumberArgs, parse_date, pass_app
 from digest.cli.output import counts_text, plural, progress_line, report_text
 from digest.errors import DigestError, InputError
-from digest.service.core import BatchReport, Draft, EditionSummary, NotYetError
+from digest.service.core import BatchReport, Draft, EditionSummary, NotYetError, parse_since
 from digest.service.dispatch import Dispatched
 
 if TYPE_CHECKING:
@@ -56,10 +57,21 @@ def print_ingest(reports: list[SourceReport]) -> None:
     )
 
 
-def edition_draft(app: App, list_slug: str, date: str | None) -> tuple[Draft, int | None]:
+def edition_draft(
+    app: App, list_slug: str, date: str | None, since: str | None = None
+) -> tuple[Draft, int | None]:
     """The stored edition's content if it was built, else today's draft; not stored."""
     app.require_schema()  # checks the schema first
-    return app.core.draft(list_slug, parse_date(date))
+    return app.core.draft(list_slug, parse_date(date), since=_since(since))
+
+
+def _since(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_since(value)
+    except InputError as exc:
+        raise InputError(f"--{exc}") from exc
 
 
 @click.command()
@@ -109,6 +121,13 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
     is_flag=True,
     help="Also send an edition already built to those who subscribed since it was built.",
 )
+@click.option(
+    "--since",
+    metavar="YYYY-MM-DD[THH:MM]",
+    help="For a list's first edition only: offer the articles published since this time, in "
+    "the list's time zone, instead of those of the last day. Every later edition starts where "
+    "the one before it ended, so this is refused once the list has an earlier edition.",
+)
 @pass_app
 def send(
     app: App,
@@ -118,6 +137,7 @@ def send(
     to_address: str | None,
     send_early: bool,
     include_late: bool,
+    since: str | None,
 ) -> None:
     """Build a list's edition for a day and send it to every subscriber, once.
 
@@ -128,9 +148,11 @@ def send(
     if to_address:
         send_test_copy(app, list_slug, date, to_address)
     elif dry_run:
-        dry_run_send(app, list_slug, date)
+        dry_run_send(app, list_slug, date, since)
     else:
-        send_edition(app, list_slug, date, send_early=send_early, include_late=include_late)
+        send_edition(
+            app, list_slug, date, send_early=send_early, include_late=include_late, since=since
+        )
 
 
 def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) -> None:
@@ -140,10 +162,10 @@ def send_test_copy(app: App, list_slug: str, date: str | None, to_address: str) 
     click.echo(f"test copy of {list_slug} {draft.day} sent to {address}{where}")
 
 
-def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
+def dry_run_send(app: App, list_slug: str, date: str | None, since: str | None = None) -> None:
     from digest.service.identity import identity_warnings
 
-    draft, edition_id = edition_draft(app, list_slug, date)
+    draft, edition_id = edition_draft(app, list_slug, date, since)
     # Render for real: a broken template is found now, not by the send.
     app.core.mailer.check(draft)
     # Before anything reaches an inbox is the moment to hear about a default From or footer
@@ -151,6 +173,8 @@ def dry_run_send(app: App, list_slug: str, date: str | None) -> None:
     for line in identity_warnings(app.settings):
         click.echo(f"warning: {line}", err=True)
     click.echo(f"list {list_slug}, edition {draft.day}: {draft.subject!r}")
+    if draft.window is not None:
+        click.echo(f"  {draft.window_text}")
     for section in draft.sections:
         click.echo(f"  {section.name}: {plural(len(section.articles), 'article')}")
     if edition_id is not None:
@@ -181,13 +205,20 @@ def send_edition(
     *,
     send_early: bool = False,
     include_late: bool = False,
+    since: str | None = None,
 ) -> None:
     app.require_schema()  # checks the schema first
     day = parse_date(date)
+    start_at = _since(since)
     try:
         with _progress(app) as on_batch:
             start = app.core.start(
-                list_slug, day, on_batch, send_early=send_early, include_late=include_late
+                list_slug,
+                day,
+                on_batch,
+                send_early=send_early,
+                include_late=include_late,
+                since=start_at,
             )
     except NotYetError as exc:
         raise InputError(f"{exc} (--send-early sends what there is now)") from exc

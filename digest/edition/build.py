@@ -1,4 +1,4 @@
-"""Building an edition: the day's articles chosen once, stored, and its ledger written."""
+"""Building an edition: its window's articles chosen once, stored, and its ledger written."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,14 +17,17 @@ from digest.edition.ledger import create_ledger
 from digest.edition.select import (
     ArticleView,
     SectionBlock,
+    Window,
     also_in,
     content_article_ids,
     date_label,
     edition_window,
     format_subject,
     group_sections,
+    local_instant,
     local_today,
     preheader,
+    window_label,
 )
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.ingest.text import cut_at_word
@@ -39,6 +42,7 @@ from digest.store.models import (
     Section,
     SoftBounce,
     Source,
+    utcnow,
 )
 
 DEFAULT_SUBJECT = "{site} — {date}: {top headline}"
@@ -53,6 +57,17 @@ class Draft:
     sections: list[SectionBlock]
     subject: str
     preheader: str
+    #: The span of publication times it offers (None: a draft made without one, in tests).
+    window: Window | None = None
+    #: Every article it offers: those shown, and those counted in a section's "more".
+    offered: tuple[int, ...] = ()
+
+    @property
+    def window_text(self) -> str:
+        """The window as an operator reads it, in the list's time zone."""
+        if self.window is None:
+            return "no window"
+        return window_label(self.window, self.mailing_list.timezone)
 
 
 def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str, str]]:
@@ -95,18 +110,115 @@ def _views(session: Session, query_filter: object) -> list[ArticleView]:
 
 
 def draft_edition(
-    session: Session, settings: Settings, mailing_list: MailingList, day: dt.date
+    session: Session,
+    settings: Settings,
+    mailing_list: MailingList,
+    day: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    since: dt.datetime | None = None,
+    kept_start: dt.datetime | None = None,
 ) -> Draft:
-    """Choose the articles of ``day`` (in the list's time zone) without storing anything."""
-    start, end = edition_window(day, mailing_list.timezone)
+    """Choose the articles the list's edition of ``day`` would offer if built at ``now``
+    (naive UTC, default now), without storing anything: see ``edition_window``. ``since`` is
+    the operator's start of a list's first edition (naive: the list's local time)."""
+    window = list_window(session, mailing_list, day, now or utcnow(), since, kept_start)
     order = section_order(session, mailing_list)
-    slugs = [slug for slug, _ in order]
-    articles = _views(
-        session,
-        (Article.published_at >= start) & (Article.published_at < end) & Section.slug.in_(slugs),
-    )
+    articles = _window_articles(session, mailing_list.id, day, window, [s for s, _ in order])
     sections = group_sections(articles, order, mailing_list.per_section)
-    return _draft(settings, mailing_list, day, sections)
+    offered = tuple(sorted(a.id for a in articles))
+    return _draft(settings, mailing_list, day, sections, window, offered)
+
+
+def list_window(
+    session: Session,
+    mailing_list: MailingList,
+    day: dt.date,
+    now: dt.datetime,
+    since: dt.datetime | None = None,
+    kept_start: dt.datetime | None = None,
+) -> Window:
+    """The window of the list's edition of ``day`` built at ``now``, from the windows of its
+    editions of the dates around it (the edition of ``day`` itself, if stored, is not one)."""
+    around = (Edition.list_id == mailing_list.id, Edition.edition_date != day)
+    previous = session.execute(
+        select(Edition.edition_date, Edition.window_end)
+        .where(*around, Edition.edition_date < day)
+        .order_by(Edition.edition_date.desc())
+        .limit(1)
+    ).first()
+    next_start = session.scalar(
+        select(Edition.window_start)
+        .where(*around, Edition.edition_date > day)
+        .order_by(Edition.edition_date)
+        .limit(1)
+    )
+    first_start = session.scalar(select(func.min(Edition.window_start)).where(*around))
+    tz_name = mailing_list.timezone
+    since_utc = None
+    if since is not None:
+        if previous is not None:
+            raise InputError(
+                f"--since is for a list's first edition: {mailing_list.slug}'s edition of {day} "
+                f"starts where its edition of {previous.edition_date} ended"
+            )
+        since_utc = local_instant(since, tz_name)
+    window = edition_window(
+        day,
+        tz_name,
+        now,
+        previous_end=previous.window_end if previous is not None else None,
+        next_start=next_start,
+        first_start=first_start,
+        kept_start=kept_start,
+        since=since_utc,
+    )
+    if since_utc is not None and window.empty:
+        raise InputError(
+            f"--since {since:%Y-%m-%d %H:%M} is not before the end of {mailing_list.slug}'s "
+            f"edition of {day}: nothing would be in it"
+        )
+    return window
+
+
+def _window_articles(
+    session: Session, list_id: int, day: dt.date, window: Window, slugs: list[str]
+) -> list[ArticleView]:
+    """The articles of ``slugs`` in ``window`` that no other edition of the list offered."""
+    if window.empty:
+        return []
+    offered: set[int] = set()
+    legacy = []
+    # Only an edition that ended after the earliest time taken can have offered any of them.
+    for ids, start, end, built in session.execute(
+        select(
+            Edition.offered_ids, Edition.window_start, Edition.window_end, Edition.created_at
+        ).where(
+            Edition.list_id == list_id,
+            Edition.edition_date != day,
+            Edition.window_end > window.earliest,
+        )
+    ):
+        if ids is not None:
+            offered.update(ids)
+        else:
+            # Stored before windows were (migration 0011): it offered its calendar day's
+            # articles that were in when it was built; those published later that day never
+            # went out, and are the next edition's.
+            legacy.append(
+                (Article.published_at >= start)
+                & (Article.published_at < end)
+                & (Article.first_seen_at <= built)
+            )
+    if legacy:
+        offered.update(session.scalars(select(Article.id).where(or_(*legacy))))
+    candidates = _views(
+        session,
+        (Article.published_at >= window.earliest)
+        & (Article.published_at < window.end)
+        & Section.slug.in_(slugs),
+    )
+    return [a for a in candidates if a.id not in offered]
 
 
 #: Longest subject stored (``Edition.subject`` is VARCHAR(500)).
@@ -114,7 +226,12 @@ SUBJECT_LENGTH = 500
 
 
 def _draft(
-    settings: Settings, mailing_list: MailingList, day: dt.date, sections: list[SectionBlock]
+    settings: Settings,
+    mailing_list: MailingList,
+    day: dt.date,
+    sections: list[SectionBlock],
+    window: Window | None = None,
+    offered: tuple[int, ...] = (),
 ) -> Draft:
     top = sections[0].articles[0].headline if sections else ""
     subject = format_subject(
@@ -126,7 +243,9 @@ def _draft(
     )
     # A template may repeat {top headline} (500 characters each): keep to the column's size.
     subject = cut_at_word(subject, SUBJECT_LENGTH)
-    return Draft(mailing_list, day, sections, subject, preheader(sections, skip=top))
+    return Draft(
+        mailing_list, day, sections, subject, preheader(sections, skip=top), window, offered
+    )
 
 
 def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draft:
@@ -156,7 +275,15 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
         for block in edition.content
     ]
     sections = [s for s in sections if s.articles]
-    return Draft(mailing_list, edition.edition_date, sections, edition.subject, edition.preheader)
+    return Draft(
+        mailing_list,
+        edition.edition_date,
+        sections,
+        edition.subject,
+        edition.preheader,
+        Window(edition.window_start, edition.window_end, edition.window_start),
+        tuple(edition.offered_ids or ()),
+    )
 
 
 def build_edition(
@@ -167,40 +294,65 @@ def build_edition(
     *,
     check: Callable[[Draft], None] | None = None,
     today: dt.date | None = None,
+    now: dt.datetime | None = None,
+    since: dt.datetime | None = None,
+    kept_start: dt.datetime | None = None,
 ) -> tuple[Edition, bool]:
-    """The (list, day) edition, built and its ledger written if it did not exist yet.
+    """The (list, day) edition, built at ``now`` (naive UTC, default now) and its ledger
+    written if it did not exist yet.
 
     Returns the edition and whether this call wrote its ledger. Calling it twice,
-    even at the same moment from two processes, creates one edition: the
-    unique (list, date) constraint decides, and the loser reads the winner's.
+    even at the same moment from two processes, creates one edition: builds of one list
+    take turns (``lock_list``), and the unique (list, date) constraint stands behind that.
     ``check`` sees the draft first and may refuse it by raising (a broken template
     is reported before anything is stored); an existing edition still to be sent
     is checked again, since templates may have changed since its build.
 
-    An empty edition is a record that the day had no articles, not a verdict: nobody got
-    it, so once the day has articles it is built again in place. And an empty edition is
-    never stored for a day that has not started yet in the list's zone (``today``, default
-    the list's today): tomorrow's articles have simply not arrived.
+    What it holds is its window's (``edition_window``): the articles since the list's
+    previous edition, up to now. ``since`` (naive: the list's local time) starts a list's
+    first edition, and is refused once there is an earlier one; ``kept_start`` is the start
+    of the edition this one replaces (a rebuild), kept when there is no earlier one.
+
+    An empty edition is a record that its window had no articles, not a verdict: nobody got
+    it, so once there are articles it is built again in place, its window now ending at
+    that build. And an empty edition is never stored for a day that has not started yet in
+    the list's zone (``today``, default the list's today): tomorrow's articles have simply
+    not arrived.
     """
+    now = now or utcnow()
     existing = _find(session, mailing_list.id, day)
+    if existing is None or existing.status == EditionStatus.EMPTY:
+        # Taken only when something may be written: the scheduler asks every minute.
+        lock_list(session, mailing_list.id)
+        existing = _find(session, mailing_list.id, day)
     if existing is not None and existing.status != EditionStatus.EMPTY:
+        if since is not None:
+            raise InputError(
+                f"{mailing_list.slug}'s edition of {day} is already built: --since only "
+                "chooses where a list's first edition starts"
+            )
         if existing.status == EditionStatus.READY and check is not None:
             check(stored_draft(session, settings, existing))
         return existing, False
-    draft = draft_edition(session, settings, mailing_list, day)
+    if existing is not None:
+        kept_start = existing.window_start
+    draft = draft_edition(
+        session, settings, mailing_list, day, now=now, since=since, kept_start=kept_start
+    )
     if existing is not None:
         if not draft.sections:
             return existing, False
         if check is not None:
             check(draft)
-        return _fill_empty(session, settings, existing, draft)
-    if not draft.sections and day > (today or local_today(mailing_list.timezone)):
+        return _fill_empty(session, existing, draft)
+    if not draft.sections and day > (today or local_today(mailing_list.timezone, now)):
         raise InputError(
             f"no articles for {mailing_list.slug} on {day} yet: nothing stored (the edition "
             "is built when its articles are there)"
         )
     if check is not None:
         check(draft)
+    assert draft.window is not None
     edition = Edition(
         list_id=mailing_list.id,
         edition_date=day,
@@ -208,6 +360,9 @@ def build_edition(
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
+        window_start=draft.window.start,
+        window_end=draft.window.end,
+        offered_ids=list(draft.offered),
     )
     try:
         with session.begin_nested():
@@ -222,6 +377,28 @@ def build_edition(
         return winner, False
     session.commit()
     return edition, True
+
+
+def lock_list(session: Session, list_id: int) -> None:
+    """Make this transaction the only one changing the list's editions until it ends.
+
+    An edition's window is read from its neighbours' windows; two builds of different dates
+    at once would both start where the last stored one ended, and overlap. PostgreSQL: a
+    row lock on the list (FOR NO KEY UPDATE, so subscriptions to it can still be added).
+    SQLite: its one write lock, taken at once by a write that changes nothing (reads take no
+    lock there, and a transaction that read first cannot upgrade after another one's commit).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(MailingList)
+            .where(MailingList.id == list_id)
+            .values(id=MailingList.id)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.execute(
+            select(MailingList.id).where(MailingList.id == list_id).with_for_update(key_share=True)
+        )
 
 
 def _content(draft: Draft) -> list[dict[str, Any]]:
@@ -242,20 +419,23 @@ def _content(draft: Draft) -> list[dict[str, Any]]:
     return content
 
 
-def _fill_empty(
-    session: Session, settings: Settings, edition: Edition, draft: Draft
-) -> tuple[Edition, bool]:
-    """Turn a stored empty edition into a ready one with ``draft``'s articles and its ledger.
+def _fill_empty(session: Session, edition: Edition, draft: Draft) -> tuple[Edition, bool]:
+    """Turn a stored empty edition into a ready one with ``draft``'s articles, its window
+    (ending at this build) and its ledger.
 
     The UPDATE is conditional on the row still being empty, so of two processes doing this
     at once exactly one writes the ledger; the other reads the winner's edition.
     """
+    assert draft.window is not None
     filled = lifecycle.fill_empty(
         session,
         edition.id,
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
+        window_start=draft.window.start,
+        window_end=draft.window.end,
+        offered_ids=list(draft.offered),
     )
     session.expire(edition)
     if not filled:
@@ -275,6 +455,8 @@ def drop_edition(session: Session, edition_id: int) -> tuple[Edition, int]:
     edition = session.get(Edition, edition_id)
     if edition is None:
         raise NotFoundError("edition", edition_id)
+    # The next build of the list reads the windows around it: it waits for this to be over.
+    lock_list(session, edition.list_id)
     untouched = (DeliveryStatus.PENDING, DeliveryStatus.SKIPPED)
     removed = session.execute(
         delete(Delivery)
@@ -304,6 +486,10 @@ def drop_edition(session: Session, edition_id: int) -> tuple[Edition, int]:
 
 
 def _find(session: Session, list_id: int, day: dt.date) -> Edition | None:
+    # Fresh from the database: after waiting for the list's lock, what another build stored
+    # (or filled) meanwhile is what counts, not what this session read before.
     return session.scalars(
-        select(Edition).where(Edition.list_id == list_id, Edition.edition_date == day)
+        select(Edition)
+        .where(Edition.list_id == list_id, Edition.edition_date == day)
+        .execution_options(populate_existing=True)
     ).first()

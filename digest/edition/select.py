@@ -73,7 +73,7 @@ def local_today(tz_name: str, now: dt.datetime | None = None) -> dt.date:
     return now.astimezone(zone(tz_name)).date()
 
 
-def edition_window(day: dt.date, tz_name: str) -> tuple[dt.datetime, dt.datetime]:
+def local_day(day: dt.date, tz_name: str) -> tuple[dt.datetime, dt.datetime]:
     """The UTC instants [start, end) of the local calendar day ``day`` in ``tz_name`` (naive UTC).
 
     Computed from local midnights, so a day with a DST change is 23 or 25 hours long.
@@ -82,13 +82,146 @@ def edition_window(day: dt.date, tz_name: str) -> tuple[dt.datetime, dt.datetime
     try:
         start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-        return (
-            start.astimezone(dt.UTC).replace(tzinfo=None),
-            end.astimezone(dt.UTC).replace(tzinfo=None),
-        )
+        return _naive_utc(start), _naive_utc(end)
     except OverflowError as exc:
         # The first and last days of the calendar: their local day reaches past year 1 or 9999.
         raise InputError(f"date {day} is out of range") from exc
+
+
+#: How long before its window a story may have been published and still be offered, when no
+#: edition of the list has offered it yet. Feeds are read every few minutes, but a story dated
+#: 06:50 may reach Digest at 07:10, after the 07:00 build, and a feed that failed for hours
+#: brings its stories late: the next edition takes them. Older than this, a story that is new
+#: to Digest is a feed's back catalogue (a source just added with a year of items, a date
+#: that lies), and is not news to anyone: no edition offers it.
+LATE_GRACE = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What an edition offers (naive UTC): the stories published in [start, end), and those
+    published from ``earliest`` on that no other edition of the list has offered (late
+    arrivals). Consecutive editions' windows meet end to start, so that over any run of days
+    each story of a list's sections is offered once.
+
+    The instant a story is windowed by is its publication time, with a record of what was
+    offered (``Edition.offered_ids``) making it once: a build, holding the list's lock, leaves
+    out every story another edition of the list offered. Publication time alone would lose a
+    story dated 06:50 that reached Digest at 07:10, after the 07:00 build: the grace takes it
+    into the next edition, since nobody offered it. The time Digest stored a story
+    (``first_seen_at``) would be exactly-once only if a story were visible the moment it is
+    stamped, but an ingest stamps its stories before it commits them: one stamped 06:59:59 and
+    committed at 07:00:01, after the build read, would fall before the next window's 07:00
+    start, in no edition. It would also flood the first edition after a feed with a year of
+    items is added, and leave a past day's edition built late without that day's stories.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    earliest: dt.datetime
+
+    @property
+    def empty(self) -> bool:
+        return self.end <= self.start
+
+
+def edition_window(
+    day: dt.date,
+    tz_name: str,
+    now: dt.datetime,
+    *,
+    previous_end: dt.datetime | None = None,
+    next_start: dt.datetime | None = None,
+    first_start: dt.datetime | None = None,
+    kept_start: dt.datetime | None = None,
+    since: dt.datetime | None = None,
+) -> Window:
+    """The window of the list's edition of ``day`` built at ``now`` (naive UTC throughout).
+
+    It ends at the build, or at the end of ``day`` in the list's zone for a past day's edition
+    built late (the days after it are their own editions' to hold), and never after the start
+    of the list's next edition (``next_start``: an edition of a later date already built).
+    It starts where the list's previous edition (the one of the latest earlier date) ended
+    (``previous_end``); with none, at ``since`` (the operator's choice for a list's first
+    edition), else where this edition started when it was first built (``kept_start``: a
+    rebuild, or an empty edition filled), else the same local time a day before its end.
+    Late arrivals are taken from ``LATE_GRACE`` before the start, but never from before the
+    list's first window (``first_start``) and not by a first edition, which nothing was late for.
+    A window squeezed to nothing by its neighbours offers nothing.
+    """
+    _, day_end = local_day(day, tz_name)
+    end = min(now, day_end)
+    if next_start is not None:
+        end = min(end, next_start)
+    if previous_end is not None:
+        start = previous_end
+    elif since is not None:
+        start = since
+    elif kept_start is not None:
+        start = kept_start
+    else:
+        start = _day_before(end, tz_name)
+    if end <= start:
+        return Window(start, start, start)
+    earliest = start
+    if previous_end is not None:
+        floor = start if first_start is None else min(first_start, start)
+        earliest = max(start - LATE_GRACE, floor)
+    return Window(start, end, earliest)
+
+
+def _naive_utc(instant: dt.datetime) -> dt.datetime:
+    return instant.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _day_before(instant: dt.datetime, tz_name: str) -> dt.datetime:
+    """The same local wall-clock time a day before ``instant`` (23 or 25 hours across a DST
+    change, so a list's first edition covers what its daily editions will)."""
+    local = instant.replace(tzinfo=dt.UTC).astimezone(zone(tz_name))
+    try:
+        return _naive_utc(local - dt.timedelta(days=1))
+    except OverflowError as exc:
+        raise InputError(f"{instant:%Y-%m-%d} is out of range") from exc
+
+
+_SINCE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?")
+
+
+def parse_since(value: str) -> dt.datetime:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM``: a wall-clock time (naive), to be read in a
+    list's zone; anything else is an InputError naming the value."""
+    if not _SINCE.fullmatch(value):
+        raise InputError(f"since must be YYYY-MM-DD or YYYY-MM-DDTHH:MM, not {value[:40]!r}")
+    try:
+        since = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"since {value} is not a real time ({exc})") from exc
+    # The years ``--date`` takes: beyond them a time zone's offset would overflow the calendar.
+    if not 1900 <= since.year <= 2200:
+        raise InputError(f"since {value} is out of range")
+    return since
+
+
+def local_instant(wall: dt.datetime, tz_name: str) -> dt.datetime:
+    """``wall`` (naive: a local time in ``tz_name``; aware: that instant) as naive UTC."""
+    if wall.tzinfo is None:
+        wall = wall.replace(tzinfo=zone(tz_name))
+    return _naive_utc(wall)
+
+
+def window_label(window: Window, tz_name: str) -> str:
+    """The window as an operator reads it: local times in the list's zone."""
+    tz = zone(tz_name)
+
+    def local(instant: dt.datetime) -> str:
+        return f"{instant.replace(tzinfo=dt.UTC).astimezone(tz):%Y-%m-%d %H:%M}"
+
+    if window.empty:
+        return (
+            f"no hours of its own: the editions around it hold the articles up to "
+            f"{local(window.start)} ({tz_name})"
+        )
+    return f"articles published from {local(window.start)} to {local(window.end)} ({tz_name})"
 
 
 def group_sections(

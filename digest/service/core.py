@@ -28,7 +28,7 @@ from digest.edition.build import (
     drop_edition,
     stored_draft,
 )
-from digest.edition.select import local_today
+from digest.edition.select import local_today, parse_since
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
 from digest.mail.mime import Recipient, random_message_id
 from digest.mail.tokens import TokenSigner
@@ -78,6 +78,7 @@ __all__ = [
     "SendStart",
     "SourceReport",
     "parse_day",
+    "parse_since",
     "sample_links",
 ]
 
@@ -314,14 +315,21 @@ class Digest:
         return make_celery(self.settings)
 
     # -- reading ------------------------------------------------------------------------
-    def draft(self, list_slug: str, day: dt.date | None) -> tuple[Draft, int | None]:
+    def draft(
+        self,
+        list_slug: str,
+        day: dt.date | None,
+        *,
+        since: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> tuple[Draft, int | None]:
         """What the list's edition of ``day`` (default: today in its zone) holds: the stored
         content and the edition's id if it was built, else a draft of what building it now
-        would choose (and None). An empty
-        edition counts as not built: the next send builds it again from what is there now."""
+        would choose (its window ending now) and None. An empty edition counts as not built:
+        the next send builds it again from what is there now."""
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
-            day = day or local_today(mailing_list.timezone)
+            day = day or local_today(mailing_list.timezone, now)
             edition = session.scalars(
                 select(Edition).where(
                     Edition.list_id == mailing_list.id, Edition.edition_date == day
@@ -329,7 +337,11 @@ class Digest:
             ).first()
             if edition is not None and edition.status != EditionStatus.EMPTY:
                 return stored_draft(session, self.settings, edition), edition.id
-            return draft_edition(session, self.settings, mailing_list, day), None
+            kept = edition.window_start if edition is not None else None
+            draft = draft_edition(
+                session, self.settings, mailing_list, day, now=now, since=since, kept_start=kept
+            )
+            return draft, None
 
     def edition_draft(self, edition_id: int) -> Draft:
         with self.db.session() as session:
@@ -387,18 +399,22 @@ class Digest:
         *,
         send_early: bool = False,
         include_late: bool = False,
+        since: dt.datetime | None = None,
+        now: dt.datetime | None = None,
     ) -> SendStart:
         """Build the list's edition of ``day`` (once: a second call finds the first one's) and
         send it to everyone who does not have it yet.
 
         A day that has not started in the list's zone is refused unless ``send_early``: its
         articles are not in yet, and what is built is what everyone gets. ``include_late``
-        first adds the subscribers who joined since an existing edition was built.
+        first adds the subscribers who joined since an existing edition was built. ``since``
+        starts a list's first edition (naive: the list's local time); ``now`` is the build's
+        time (naive UTC, default now).
         """
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
             catalog.check_list_enabled(mailing_list)
-            today = local_today(mailing_list.timezone)
+            today = local_today(mailing_list.timezone, now)
             day = day or today
             if day > today and not send_early:
                 raise NotYetError(list_slug, day, today, mailing_list.timezone)
@@ -406,7 +422,14 @@ class Digest:
         with self.db.session() as session:
             mailing_list = catalog.get_list(session, list_slug)
             edition, created = build_edition(
-                session, self.settings, mailing_list, day, check=self.mailer.check, today=today
+                session,
+                self.settings,
+                mailing_list,
+                day,
+                check=self.mailer.check,
+                today=today,
+                now=now,
+                since=since,
             )
             included = late = 0
             if not created and edition.status in LATE_STATES:
@@ -450,26 +473,39 @@ class Digest:
             return slug, edition.edition_date, rows
 
     def rebuild_edition(
-        self, edition_id: int, on_batch: OnBatch | None = None, *, send_early: bool = False
+        self,
+        edition_id: int,
+        on_batch: OnBatch | None = None,
+        *,
+        send_early: bool = False,
+        now: dt.datetime | None = None,
     ) -> SendStart:
         """Drop an edition nobody has received and build its day again from the articles there
         are now, in one transaction (a template that fails keeps the old one); the new
-        edition is sent like ``start``'s."""
+        edition keeps the old one's window start, ends at this build (``now``), and is sent
+        like ``start``'s."""
         with self.db.session() as session:
             old = session.get(Edition, edition_id)
             if old is None:
                 raise NotFoundError("edition", edition_id)
             mailing_list = session.get_one(MailingList, old.list_id)
             slug, day = mailing_list.slug, old.edition_date
-            today = local_today(mailing_list.timezone)
+            today = local_today(mailing_list.timezone, now)
             if day > today and not send_early:
                 raise NotYetError(slug, day, today, mailing_list.timezone)
         self.check_ready()
         with self.db.session() as session:
             mailing_list = session.get_one(MailingList, mailing_list.id)
-            drop_edition(session, edition_id)
+            dropped, _ = drop_edition(session, edition_id)
             edition, created = build_edition(
-                session, self.settings, mailing_list, day, check=self.mailer.check, today=today
+                session,
+                self.settings,
+                mailing_list,
+                day,
+                check=self.mailer.check,
+                today=today,
+                now=now,
+                kept_start=dropped.window_start,
             )
             start = SendStart(edition.id, slug, day, edition.status, created)
         if start.status == EditionStatus.READY:
@@ -665,7 +701,8 @@ class Digest:
         only by the call that built it (the sweep restarts anything stalled).
         """
         started = []
-        for list_id, day in schedule.due_lists(self.db, now or utcnow()):
+        now = now or utcnow()
+        for list_id, day in schedule.due_lists(self.db, now):
             try:
                 with self.db.session() as session:
                     mailing_list = session.get_one(MailingList, list_id)
@@ -676,6 +713,7 @@ class Digest:
                         day,
                         check=self.mailer.check,
                         today=day,
+                        now=now,
                     )
                     edition_id, ready = edition.id, edition.status == EditionStatus.READY
             except DigestError as exc:

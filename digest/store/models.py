@@ -257,6 +257,14 @@ class Edition(Base):
     #: Why it stopped (None: it did not); ``status_reason`` says it in words, with the detail.
     stop_reason: Mapped[StopReason | None] = mapped_column(_enum(StopReason), nullable=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    #: The span of publication times it offers, [start, end): from where the list's previous
+    #: edition ended to its build (``digest.edition.select.edition_window``).
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime] = mapped_column(DateTime)
+    #: Every article it offered (shown, or counted in a section's "more"): no other edition of
+    #: the list offers them again. None: built before windows were stored (migration 0011),
+    #: when an edition offered its day's articles that were in at its build (``created_at``).
+    offered_ids: Mapped[list[int] | None] = mapped_column(JSON)
     #: Transport failures (connection lost, 421) in a row, and recipients refused in a row:
     #: either past its limit pauses the edition, since it means a problem with the sender.
     transport_error_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -10,7 +10,8 @@ import pytest
 
 from digest.edition.build import Draft, _draft
 from digest.edition.select import AlsoIn, ArticleView, SectionBlock
-from digest.render.renderer import HTML_BUDGET, article_link
+from digest.render.placeholders import article_link
+from digest.render.renderer import HTML_BUDGET
 from digest.send.mailer import EditionMailer
 from tests.render import cases, htmlcheck
 
