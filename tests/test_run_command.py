@@ -266,8 +266,8 @@ def test_a_second_run_on_the_same_database_is_refused(
 
 def test_the_lock_is_one_per_database(db_url: str, tmp_path: Path) -> None:
     """Two locks on one database: the second is refused until the first is released; on
-    PostgreSQL a lock whose connection died says it is no longer held."""
-    from digest.service.runlock import ADVISORY_KEY, run_lock
+    PostgreSQL a lock whose connection died says it is no longer held, and is taken again."""
+    from digest.service.runlock import ADVISORY_KEY, keep_held, run_lock
 
     Site(db_url, tmp_path)
     db, other = Database(db_url), Database(db_url)
@@ -290,6 +290,11 @@ def test_the_lock_is_one_per_database(db_url: str, tmp_path: Path) -> None:
             )
             admin.commit()
         assert not second.still_held()
+        # The run takes it again on a new connection, rather than go on without it.
+        keep_held(second)
+        assert second.still_held()
+        with pytest.raises(Exception, match="already scheduling this database"):
+            first.acquire()
     second.release()
     db.dispose()
     other.dispose()

@@ -77,7 +77,7 @@ def run(
     from digest.config import require_strong_secrets
     from digest.logs import configure_logging
     from digest.service.embedded import EmbeddedJobs, embedded_core
-    from digest.service.runlock import run_lock
+    from digest.service.runlock import keep_held, run_lock
     from digest.service.scheduler import Scheduler, SystemClock
 
     app: App = ctx.obj
@@ -100,18 +100,13 @@ def run(
     lock.acquire()
     try:
         jobs = EmbeddedJobs(core, reporting)
-
-        def watch() -> None:
-            if not lock.still_held():
-                raise DigestError(f"lost the scheduler's lock ({lock.where}): stopping")
-
         scheduler = Scheduler(
             jobs.scheduled(),
             clock,
             click.echo,
             quiet_after=heartbeat_minutes * 60.0,
             idle_line=jobs.next_sends,
-            watch=watch,
+            watch=lambda: keep_held(lock),
             stop=stop,
         )
         prefix = f"TEST CLOCK {test_clock}: " if test_clock else ""

@@ -13,6 +13,7 @@ rows back to the ledger at once (``send_batch`` releases them on any exception).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from types import TracebackType
 from typing import Self
@@ -144,7 +145,8 @@ def _every(seconds: float) -> str:
 
 
 def _span(delta: dt.timedelta) -> str:
-    minutes = max(int(delta.total_seconds() // 60), 0)
+    # Rounded up: "in 1 min" a minute and 50 seconds ahead would be read as too soon.
+    minutes = max(math.ceil(delta.total_seconds() / 60), 0)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 

@@ -18,6 +18,7 @@ session's lock), so a killed ``digest run`` never leaves a stale lock to clear b
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import IO, Protocol
@@ -26,6 +27,8 @@ from sqlalchemy import Connection, text
 
 from digest.errors import ConfigError, DigestError
 from digest.store.db import Database
+
+log = logging.getLogger(__name__)
 
 #: The first half of the advisory lock's key, "DIGS": the second is the schema's hash, so
 #: sites in separate schemas of one database each get their own lock.
@@ -56,6 +59,22 @@ def run_lock(db: Database) -> RunLock:
     if backend == "postgresql":
         return AdvisoryRunLock(db)
     raise ConfigError(f"`digest run` supports SQLite and PostgreSQL, not {backend}")
+
+
+def keep_held(lock: RunLock) -> None:
+    """Take the lock again if it was lost with its connection (a database restart, an idle
+    transaction timeout); DigestError if it cannot be: another run took it meanwhile, or the
+    database is still away. Either way this run must stop scheduling."""
+    if lock.still_held():
+        return
+    lock.release()
+    try:
+        lock.acquire()
+    except DigestError as exc:
+        raise DigestError(f"lost the scheduler's lock: {exc}") from exc
+    except Exception as exc:
+        raise DigestError(f"lost the scheduler's lock ({lock.where}): {exc}") from exc
+    log.warning("the scheduler's lock was lost with its connection and taken again")
 
 
 def _refusal(where: str, holder: str) -> DigestError:

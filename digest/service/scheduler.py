@@ -177,7 +177,15 @@ class Scheduler:
         self.runs.clear()
         self.failures.clear()
         news = f"idle: ran {ran}" + (f" ({failed} failed: see the log)" if failed else "")
-        return f"{news}; {self._idle_line(now)}" if self._idle_line else news
+        if self._idle_line is None:
+            return news
+        try:
+            return f"{news}; {self._idle_line(now)}"
+        except Exception:
+            # The database may be away for a while: the jobs say so in the log; the loop and
+            # its heartbeat go on.
+            log.exception("the idle line's details could not be read")
+            return news
 
     def _busy(self, name: str) -> bool:
         thread = self._threads.get(name)
