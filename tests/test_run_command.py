@@ -241,6 +241,38 @@ def test_sigterm_mid_send_gives_rows_back_and_nothing_goes_twice(
     db.dispose()
 
 
+def test_a_run_killed_mid_send_is_finished_by_the_next_one(
+    db_url: str, tmp_path: Path, running: list[Run]
+) -> None:
+    """SIGKILL in the middle of a send leaves leased rows; once their lease has run out the
+    next run's sweep sends them: everyone gets the edition, at most the message in flight
+    at the kill twice."""
+    site = Site(db_url, tmp_path, readers=80)
+    short = {"DIGEST_RATE_LIMIT": "25", "DIGEST_LEASE_SECONDS": "3"}
+    run = Run(site, "--test-clock", _clock_now(30), env=short)
+    running.append(run)
+    deadline = time.monotonic() + 60
+    while len(site.messages()) < 10:
+        assert time.monotonic() < deadline and run.process.poll() is None, run.output
+        time.sleep(0.02)
+    run.kill()
+    db = site.db()
+    with db.session() as session:
+        (edition_id,) = session.scalars(text("SELECT id FROM editions")).all()
+        assert ledger.counts(session, edition_id)["leased"] > 0
+    time.sleep(3.5)  # the lease runs out
+    again = Run(site, "--test-clock", _clock_now(30), env={"DIGEST_STALL_SECONDS": "1"})
+    running.append(again)
+    again.wait_for(rf"daily {site.day}: edition {edition_id} continued: \d+ sent")
+    assert again.stop() == 0
+    with db.session() as session:
+        assert ledger.counts(session, edition_id)["sent"] == 80
+    db.dispose()
+    copies = [name.split(".eml")[0].rsplit("-", 1)[0] for name in site.messages()]
+    assert set(copies) == set(site.readers)
+    assert len(copies) - len(set(copies)) <= 1
+
+
 def test_a_second_run_on_the_same_database_is_refused(
     db_url: str, tmp_path: Path, running: list[Run]
 ) -> None:

@@ -22,14 +22,22 @@ def _job(name: str, every: float) -> Job:
 class Loop:
     """A scheduler run in a thread, its lines collected."""
 
-    def __init__(self, scheduled: list[Scheduled], **options: object) -> None:
+    def __init__(
+        self,
+        scheduled: list[Scheduled],
+        *,
+        quiet_after: float = 3600.0,
+        idle_line: Callable[[dt.datetime], str] | None = None,
+        watch: Callable[[], None] | None = None,
+    ) -> None:
         self.lines: list[str] = []
         self.scheduler = Scheduler(
             scheduled,
             SystemClock(),
             self.lines.append,
-            quiet_after=float(options.pop("quiet_after", 3600.0)),  # type: ignore[arg-type]
-            **options,  # type: ignore[arg-type]
+            quiet_after=quiet_after,
+            idle_line=idle_line,
+            watch=watch,
         )
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
