@@ -243,6 +243,8 @@ def _first_paragraph(command: click.Command) -> str:
 def _parameters(command: click.Command) -> list[str]:
     names = []
     for param in command.params:
+        if isinstance(param, click.Option) and param.hidden:
+            continue  # not in --help (a test's hook): not in the reference either
         if isinstance(param, click.Option):
             names.append("/".join(param.opts + param.secondary_opts))
         else:

@@ -27,7 +27,8 @@ from digest.config import Settings
 from digest.edition import ledger
 from digest.edition.build import build_edition
 from digest.service import catalog
-from digest.service.queue import SWEEP_EVERY, make_celery
+from digest.service.jobs import SWEEP_EVERY
+from digest.service.queue import make_celery
 from digest.store.db import Database
 from digest.store.models import (
     Article,

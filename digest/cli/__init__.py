@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("serve", "worker", "Run a Celery worker (needs DIGEST_BROKER_URL)."),
     "beat": ("serve", "beat", "Run the Celery beat scheduler (needs DIGEST_BROKER_URL)."),
     "web": ("serve", "web", "Serve the subscriber pages, the API and the dashboard."),
+    "run": (
+        "run",
+        "run",
+        "Run the schedule here: ingest, due sends, retries and the sweep (no broker needed).",
+    ),
     "doctor": ("serve", "doctor", "Check the settings and reach every server."),
     "demo": ("demo", "demo", "Run everything on the bundled sample site."),
     "inbound": ("inbound", "inbound", "Receive bounces, complaints and mailto unsubscribes."),

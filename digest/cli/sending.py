@@ -101,7 +101,7 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
 
 
 @click.command()
-@click.option("--list", "list_slug", required=True, help="The list to send.")
+@click.option("--list", "list_slug", help="The list to send (or --due).")
 @click.option("--date", help="Edition date YYYY-MM-DD (default: today in the list's time zone).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; store and send nothing.")
 @click.option(
@@ -128,16 +128,23 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
     "the list's time zone, instead of those of the last day. Every later edition starts where "
     "the one before it ended, so this is refused once the list has an earlier edition.",
 )
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Instead of --list: send every list whose send time has passed today, retry the "
+    "deferred recipients due and sweep, once (for cron, where no `digest run` runs).",
+)
 @pass_app
 def send(
     app: App,
-    list_slug: str,
+    list_slug: str | None,
     date: str | None,
     dry_run: bool,
     to_address: str | None,
     send_early: bool,
     include_late: bool,
     since: str | None,
+    due: bool,
 ) -> None:
     """Build a list's edition for a day and send it to every subscriber, once.
 
@@ -145,6 +152,15 @@ def send(
     what an interrupted send left (and retries deferred recipients whose time
     has come). With a broker configured the send is queued for the workers.
     """
+    if due:
+        if list_slug or date or dry_run or to_address or send_early or include_late or since:
+            raise InputError("--due takes no other option: it sends every list that is due")
+        from digest.cli.run import send_due_now
+
+        send_due_now(app)
+        return
+    if not list_slug:
+        raise InputError("name the list to send with --list (or send every due list: --due)")
     if to_address:
         send_test_copy(app, list_slug, date, to_address)
     elif dry_run:

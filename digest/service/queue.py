@@ -1,4 +1,5 @@
-"""The Celery app as the settings configure it: the broker, the queue, the beat schedule.
+"""The Celery app as the settings configure it: the broker and the queue (the workers' app
+adds beat's schedule from ``digest.service.jobs``).
 
 Made here, below the worker, so the service can queue tasks by name without
 importing the worker's task module (and the worker adds its tasks on top).
@@ -12,13 +13,6 @@ from digest.config import Settings
 
 if TYPE_CHECKING:
     from celery import Celery
-
-#: Seconds between the schedule's checks. Each is idempotent: firing twice creates nothing.
-INGEST_EVERY = 600.0
-SEND_CHECK_EVERY = 60.0
-#: The sweep also brings back a dead worker's rows once their lease ran out: recovery after a
-#: crash takes at most a lease plus this.
-SWEEP_EVERY = 15.0
 
 #: Task names: the contract between whoever queues and the workers (kept stable across
 #: releases, so tasks queued by an older version still find their function).
@@ -50,11 +44,6 @@ def make_celery(settings: Settings, include: list[str] | None = None) -> Celery:
         broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True,
         timezone="UTC",
-        beat_schedule={
-            "ingest": {"task": INGEST_ALL, "schedule": INGEST_EVERY},
-            "send-due-lists": {"task": SEND_DUE_LISTS, "schedule": SEND_CHECK_EVERY},
-            "sweep": {"task": SWEEP, "schedule": SWEEP_EVERY},
-        },
     )
     return app
 

@@ -1,5 +1,5 @@
-"""The workers' Celery app: the service's app (broker, queue, beat schedule from the same
-settings) with the task module added.
+"""The workers' Celery app: the service's app (broker and queue from the same settings) with
+the task module added, and beat's schedule from the table ``digest run`` reads too.
 
 Start workers with ``digest worker`` (or ``celery -A digest.worker.app worker``) and the
 schedule with ``digest beat``. ``digest --config FILE worker`` passes FILE on as
@@ -16,6 +16,7 @@ from celery.signals import setup_logging
 from digest.config import Settings, load_settings
 from digest.logs import configure_logging
 from digest.service.core import Digest
+from digest.service.jobs import beat_schedule
 from digest.service.queue import make_celery
 
 
@@ -43,3 +44,5 @@ def reset() -> None:
 
 
 app = make_celery(load_settings(ensure_secret=False), include=["digest.worker.tasks"])
+# One timetable for beat and for `digest run`, so they cannot drift apart.
+app.conf.beat_schedule = beat_schedule()
