@@ -125,7 +125,9 @@ class EditionMailer:
         links = {
             "unsubscribe": f"{base}/unsubscribe/"
             + self.tokens.sign(UNSUBSCRIBE, subscriber_id, list_id),
-            "preferences": f"{base}/preferences/" + self.tokens.sign(PREFERENCES, subscriber_id),
+            # Naming the list lets the preferences page speak its language.
+            "preferences": f"{base}/preferences/"
+            + self.tokens.sign(PREFERENCES, subscriber_id, list_id),
         }
         if template is not None:
             sign = self.tracking.sign

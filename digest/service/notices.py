@@ -14,6 +14,7 @@ from digest.errors import NotFoundError
 from digest.mail.mime import simple_message
 from digest.mail.tokens import CONFIRM, PREFERENCES, TokenSigner
 from digest.send.mailer import mail_domain
+from digest.service.translations import wording
 from digest.store.models import MailingList, Subscriber
 
 __all__ = ["CONFIRM_NOTICE", "SUBSCRIBED_NOTICE", "Notice", "build_notice", "signup_mail_key"]
@@ -59,26 +60,40 @@ def build_notice(
     settings: Settings, tokens: TokenSigner, subscriber: Subscriber, mailing_list: MailingList,
     notice: Notice,
 ) -> BuiltNotice:  # fmt: skip
-    """The message of ``notice``. The To header carries the address alone: a name typed into a
-    public form is nobody's to put in a header of mail sent to someone else's inbox."""
+    """The message of ``notice``, in the list's language. The To header carries the address
+    alone: a name typed into a public form is nobody's to put in a header of mail sent to
+    someone else's inbox."""
     base = settings.base_url.rstrip("/")
+    words = wording(mailing_list.language)
+    names = {"list": mailing_list.name, "site": settings.site_name}
     if notice.kind == CONFIRM_NOTICE:
         link = f"{base}/confirm/" + tokens.sign(
             CONFIRM, subscriber.id, mailing_list.id, notice.signup_id
         )
-        subject = f"Confirm your subscription to {mailing_list.name}"
+        subject = words.gettext("Confirm your subscription to %(list)s", **names)
         text = (
-            f"Please confirm that you want {mailing_list.name} from {settings.site_name} "
-            f"at this address:\n\n{link}\n\n"
-            "If you did not ask for it, ignore this email: nothing will be sent to you.\n"
+            words.gettext(
+                "Please confirm that you want %(list)s from %(site)s at this address:", **names
+            )
+            + f"\n\n{link}\n\n"
+            + words.gettext(
+                "If you did not ask for it, ignore this email: nothing will be sent to you."
+            )
+            + "\n"
         )
     elif notice.kind == SUBSCRIBED_NOTICE:
-        link = f"{base}/preferences/" + tokens.sign(PREFERENCES, subscriber.id)
-        subject = f"You already receive {mailing_list.name}"
+        # The link names the list, so the preferences page speaks its language.
+        link = f"{base}/preferences/" + tokens.sign(PREFERENCES, subscriber.id, mailing_list.id)
+        subject = words.gettext("You already receive %(list)s", **names)
         text = (
-            f"Someone, probably you, asked to subscribe this address to {mailing_list.name} "
-            f"from {settings.site_name}. It is subscribed already, so nothing has changed.\n\n"
-            f"To choose sections or lists, or to unsubscribe:\n\n{link}\n"
+            words.gettext(
+                "Someone, probably you, asked to subscribe this address to %(list)s from "
+                "%(site)s. It is subscribed already, so nothing has changed.",
+                **names,
+            )
+            + "\n\n"
+            + words.gettext("To choose sections or lists, or to unsubscribe:")
+            + f"\n\n{link}\n"
         )
     else:
         raise NotFoundError("notice kind", notice.kind)

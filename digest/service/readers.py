@@ -34,6 +34,7 @@ from digest.service.notices import (
     Notice,
     signup_mail_key,
 )
+from digest.service.translations import N_, wording
 from digest.store.models import (
     Edition,
     EditionStatus,
@@ -61,9 +62,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Shown on the form and stored with each sign-up as the consent given.
-CONSENT_WORDING = (
-    "Yes, email me {list} from {site}. I can unsubscribe at any time with the link in every email."
+#: Shown on the form, in the list's language, and stored with each sign-up as the consent
+#: given: the words the person read.
+CONSENT_WORDING = N_(
+    "Yes, email me %(list)s from %(site)s. I can unsubscribe at any time with the link in "
+    "every email."
 )
 #: Throttle kind of sign-up form posts per client IP.
 SIGNUP_IP = "signup-ip"
@@ -98,11 +101,13 @@ class LinkPage:
     #: The confirm link's state, or for an unsubscribe whether it is done.
     state: ConfirmState | None = None
     done: bool = False
-    #: "all lists" or the list's name, once unsubscribed.
-    what: str = ""
+    #: Unsubscribed from all lists, not only this one.
+    everything: bool = False
     test_copy: bool = False
     #: The subscriber or subscription is gone (forgotten, removed).
     gone: bool = False
+    #: The list's language, for the page; None when the list is gone.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,9 @@ class Preferences:
     rows: list[PreferenceRow]
     test_copy: bool = False
     gone: bool = False
+    #: The page's language: that of the list whose mail held the link, else of the first
+    #: list subscribed to; None when there is neither.
+    language: str | None = None
 
 
 class Readers:
@@ -140,7 +148,17 @@ class Readers:
         return found
 
     def consent_wording(self, mailing_list: ListView) -> str:
-        return CONSENT_WORDING.format(list=mailing_list.name, site=self.settings.site_name)
+        """The consent sentence of the list's form, in the list's language."""
+        return wording(mailing_list.language).gettext(
+            CONSENT_WORDING, list=mailing_list.name, site=self.settings.site_name
+        )
+
+    def list_language(self, slug: str) -> str | None:
+        """The language of the list ``slug``; None if there is no such list."""
+        try:
+            return self.core.catalog.get_list(slug).language
+        except NotFoundError:
+            return None
 
     # -- sign-up ------------------------------------------------------------------------------
     def check_signup(
@@ -228,8 +246,10 @@ class Readers:
             mailing_list = session.get(MailingList, list_id)
             state = audience.confirm_state(session, subscriber_id, list_id, signup_id)
             if mailing_list is None or state == ConfirmState.GONE:
-                return LinkPage(gone=True)
-            return LinkPage(list_name=mailing_list.name, state=state)
+                return LinkPage(gone=True, language=_language(mailing_list))
+            return LinkPage(
+                list_name=mailing_list.name, state=state, language=mailing_list.language
+            )
 
     def confirm(self, token: str, *, ip: str | None) -> LinkPage:
         """Confirm the subscription, unless the link was made before the subscriber withdrew."""
@@ -238,8 +258,10 @@ class Readers:
             mailing_list = session.get(MailingList, list_id)
             state = audience.confirm(session, subscriber_id, list_id, signup_id, ip=ip)
             if mailing_list is None or state == ConfirmState.GONE:
-                return LinkPage(gone=True)
-            return LinkPage(list_name=mailing_list.name, state=state, done=True)
+                return LinkPage(gone=True, language=_language(mailing_list))
+            return LinkPage(
+                list_name=mailing_list.name, state=state, done=True, language=mailing_list.language
+            )
 
     # -- unsubscribe --------------------------------------------------------------------------
     def unsubscribe_page(self, token: str) -> LinkPage:
@@ -250,8 +272,10 @@ class Readers:
             mailing_list = session.get(MailingList, list_id)
             subscriber = session.get(Subscriber, subscriber_id)
             if mailing_list is None or subscriber is None:
-                return LinkPage(gone=True)
-            return LinkPage(list_name=mailing_list.name, email=subscriber.email)
+                return LinkPage(gone=True, language=_language(mailing_list))
+            return LinkPage(
+                list_name=mailing_list.name, email=subscriber.email, language=mailing_list.language
+            )
 
     def unsubscribe(
         self, token: str, *, everything: bool, one_click: bool, ip: str | None
@@ -264,7 +288,7 @@ class Readers:
             mailing_list = session.get(MailingList, list_id)
             subscriber = session.get(Subscriber, subscriber_id)
             if mailing_list is None or subscriber is None:
-                return LinkPage(gone=True)
+                return LinkPage(gone=True, language=_language(mailing_list))
             left = audience.unsubscribe(
                 session,
                 subscriber_id,
@@ -276,19 +300,22 @@ class Readers:
                 # Their old confirm links are void now, so signing up again must mail a new
                 # one at once; this link proves the address is theirs.
                 throttle.forget(session, SIGNUP_MAIL, signup_mail_key(subscriber.email, left_id))
-            what = "all lists" if everything else mailing_list.name
             return LinkPage(
-                list_name=mailing_list.name, email=subscriber.email, what=what, done=True
+                list_name=mailing_list.name,
+                email=subscriber.email,
+                done=True,
+                everything=everything,
+                language=mailing_list.language,
             )
 
     # -- preferences --------------------------------------------------------------------------
     def preferences(self, token: str) -> Preferences:
         if token == TEST_COPY_TOKEN:
             return Preferences("", "", [], test_copy=True)
-        subscriber_id = self._ids(PREFERENCES, token)[0]
+        subscriber_id, from_list = self._preference_ids(token)
         offered = self.offered_lists()
         with self.core.db.session() as session:
-            return self._preferences(session, subscriber_id, offered)
+            return self._preferences(session, subscriber_id, offered, from_list)
 
     def save_preferences(
         self,
@@ -302,12 +329,14 @@ class Readers:
         ticked sections)} for the lists on offer)."""
         if token == TEST_COPY_TOKEN:
             return Preferences("", "", [], test_copy=True)
-        subscriber_id = self._ids(PREFERENCES, token)[0]
+        subscriber_id, from_list = self._preference_ids(token)
         offered = self.offered_lists()
         with self.core.db.session() as session:
             subscriber = session.get(Subscriber, subscriber_id)
             if subscriber is None or audience.is_placeholder(subscriber.email):
-                return Preferences("", "", [], gone=True)
+                return Preferences(
+                    "", "", [], gone=True, language=_list_language(session, from_list)
+                )
             lists_on_offer = [lists.get_list(session, view.slug) for view in offered]
             audience.set_preferences(
                 session,
@@ -317,17 +346,27 @@ class Readers:
                 lists_on_offer,
                 ip=ip,
             )
-            return self._preferences(session, subscriber_id, self.offered_lists())
+            return self._preferences(session, subscriber_id, self.offered_lists(), from_list)
+
+    def _preference_ids(self, token: str) -> tuple[int, int | None]:
+        """The subscriber a preferences link names, and the list whose mail held it (links
+        made before they named one carry none)."""
+        ids = self._ids(PREFERENCES, token)
+        return ids[0], ids[1] if len(ids) > 1 else None
 
     @staticmethod
-    def _preferences(session: Session, subscriber_id: int, offered: list[ListView]) -> Preferences:
+    def _preferences(
+        session: Session, subscriber_id: int, offered: list[ListView], from_list: int | None
+    ) -> Preferences:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or audience.is_placeholder(subscriber.email):
-            return Preferences("", "", [], gone=True)
+            return Preferences("", "", [], gone=True, language=_list_language(session, from_list))
         mine = {
             s.list_id: s
             for s in session.scalars(
-                select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+                select(Subscription)
+                .where(Subscription.subscriber_id == subscriber_id)
+                .order_by(Subscription.id)
             )
         }
         rows = [
@@ -338,7 +377,9 @@ class Readers:
             )
             for view in offered
         ]
-        return Preferences(subscriber.name, subscriber.email, rows)
+        first = next((i for i, s in mine.items() if s.status == SubscriptionStatus.CONFIRMED), None)
+        language = _list_language(session, from_list) or _list_language(session, first)
+        return Preferences(subscriber.name, subscriber.email, rows, language=language)
 
     # -- the archive --------------------------------------------------------------------------
     def archive(self, slug: str) -> tuple[ListView, list[tuple[dt.date, str]]]:
@@ -372,3 +413,12 @@ class Readers:
             template = self.core.mailer.template_for(edition.id, draft, None)
         public = f"{settings.base_url.rstrip('/')}/subscribe/{slug}"
         return template.html.fill({"unsubscribe": public, "preferences": public})
+
+
+def _language(mailing_list: MailingList | None) -> str | None:
+    return None if mailing_list is None else mailing_list.language
+
+
+def _list_language(session: Session, list_id: int | None) -> str | None:
+    """The language of the list ``list_id``; None for no id or a list since removed."""
+    return None if list_id is None else _language(session.get(MailingList, list_id))

@@ -1,7 +1,11 @@
 """Pages for subscribers: subscribe with double opt-in, confirm, one-click unsubscribe,
 preferences, and the archive. Every personal page is reached through a signed token in its
 URL: no login, no cookie. What each page does is ``digest.service.readers``'s; this module
-turns forms into its calls and its answers into pages.
+turns forms into its calls and its answers into pages, in the page's language.
+
+A page speaks its list's language (``digest.service.translations`` has the words); a page of
+no list (the index, a broken link) the visitor's browser's choice among the shipped languages,
+else English. Preferences speak the language of the list whose mail held the link.
 
 GET and HEAD never change anything (mail scanners prefetch links, some with HEAD); only a
 POST does.
@@ -15,10 +19,24 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
-from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    render_template,
+    request,
+)
+from flask.blueprints import BlueprintSetupState
+from markupsafe import Markup
 
 from digest.errors import InputError, NotFoundError
+from digest.service import translations
 from digest.service.readers import ConfirmState, Readers, SignUp, SignUpVerdict
+from digest.service.translations import N_, Wording
 from digest.web import context
 from digest.web.after import after_response
 
@@ -27,6 +45,82 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: What the page says for each reason a link's token is refused (``digest.mail.tokens``);
+#: a reason not listed here is shown as "not valid".
+LINK_REFUSED = {
+    "this link has expired": N_("This link has expired. Nothing was changed."),
+    "this link is not valid": N_("This link is not valid. Nothing was changed."),
+}
+
+
+# -- the page's language ------------------------------------------------------------------
+
+
+@bp.record_once
+def _install_translations(state: BlueprintSetupState) -> None:
+    """Templates get gettext over this request's language (``_``, ``gettext``, ``ngettext``,
+    ``{% trans %}``): "newstyle", so the values put into a message are escaped like any other
+    output, and "trimmed", so a message wrapped over lines in a template is one line in the
+    catalogue (babel.cfg extracts with the same setting)."""
+    env = state.app.jinja_env
+    env.add_extension("jinja2.ext.i18n")
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: _wording().translations.gettext(message),
+        lambda singular, plural, n: _wording().translations.ngettext(singular, plural, n),
+        newstyle=True,
+    )
+    env.filters["isolate"] = isolate
+
+
+@bp.before_request
+def _visitor_language() -> None:
+    """Until the page knows its list: the browser's choice among the shipped languages."""
+    g.wording = translations.wording(translations.negotiate(request.accept_languages.values()))
+    g.browser_language = True
+
+
+@bp.after_request
+def _vary(response: Response) -> Response:
+    if g.get("browser_language"):
+        # The same URL answers in another language to another browser: caches must know.
+        response.vary.add("Accept-Language")
+    return response
+
+
+def _speak(language: str | None) -> None:
+    """Have the page in ``language`` (its list's); None keeps the browser's choice."""
+    if language is not None:
+        g.wording = translations.wording(language)
+        g.browser_language = False
+
+
+def _wording() -> Wording:
+    found: Wording | None = g.get("wording")
+    return found or translations.wording(None)
+
+
+def gettext(message: str, **values: object) -> Markup:
+    """``message`` in the page's language, as HTML: like a template's ``_()``, the values are
+    escaped unless they are markup already (``isolate``)."""
+    return Markup(_wording().translations.gettext(message)) % values
+
+
+def ngettext(singular: str, plural: str, n: float, **values: object) -> Markup:
+    """The singular or plural of a message for ``n``, which it holds as ``%(num)s``."""
+    wording = _wording()
+    form = wording.plural_form(singular, plural, n)
+    return Markup(form) % {"num": wording.number(n), **values}
+
+
+def isolate(value: object) -> Markup:
+    """Text from an operator or a feed, set apart from the sentence around it (``<bdi>``): an
+    English list name in an Urdu sentence keeps its own direction, and its neighbours theirs."""
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+# -- pages ----------------------------------------------------------------------------------
+
 
 def _readers() -> Readers:
     return context().core.readers
@@ -34,7 +128,10 @@ def _readers() -> Readers:
 
 def _page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     settings = context().settings
-    return render_template(template, site_name=settings.site_name, **values), status
+    wording = _wording()
+    return render_template(
+        template, site_name=settings.site_name, lang=wording.tag, dir=wording.direction, **values
+    ), status
 
 
 def _message(title: str, text: str, status: int = 200) -> tuple[str, int]:
@@ -46,20 +143,28 @@ def _stop(title: str, text: str, status: int) -> NoReturn:
     abort(make_response(*_message(title, text, status)))
 
 
+def _not_found(text: str) -> NoReturn:
+    _stop(gettext("Not found"), text, 404)
+
+
 def _with_link(call: Callable[[], T]) -> T:
     """Run a call that verifies a link's token: a forged, altered or expired one ends the
     request with a plain error page, and nothing is changed."""
     try:
         return call()
     except InputError as exc:
-        _stop("Link not valid", f"{exc}. Nothing was changed.", 400)
+        reason = LINK_REFUSED.get(str(exc), LINK_REFUSED["this link is not valid"])
+        _stop(gettext("Link not valid"), gettext(reason), 400)
 
 
 def _test_copy() -> tuple[str, int]:
     return _message(
-        "Test copy",
-        "This link is in a test copy or a preview of a digest: it belongs to no subscriber, "
-        "so there is nothing to change here. In a subscriber's copy it leads to their own page.",
+        gettext("Test copy"),
+        gettext(
+            "This link is in a test copy or a preview of a digest: it belongs to no "
+            "subscriber, so there is nothing to change here. In a subscriber's copy it leads "
+            "to their own page."
+        ),
     )
 
 
@@ -81,7 +186,8 @@ def subscribe(slug: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     try:
         mailing_list = readers.joinable(slug)
     except NotFoundError:
-        _stop("Not found", "There is no such list.", 404)
+        _not_found(gettext("There is no such list."))
+    _speak(mailing_list.language)
     wording = readers.consent_wording(mailing_list)
     form: dict[str, Any] = {"email": "", "name": "", "sections": []}
     if request.method != "POST":
@@ -121,19 +227,22 @@ def _client_ip() -> str | None:
     return request.remote_addr
 
 
-def _hours(value: float) -> str:
-    shown = f"{value:g}"
-    return f"{shown} hour" if shown == "1" else f"{shown} hours"
-
-
 def _check_inbox() -> tuple[str, int]:
     hours = context().settings.confirm_mail_hours
     return _message(
-        "Check your inbox",
-        "If the address is right, an email about this subscription is on its way; a new "
-        "subscription starts when you click the confirmation link in it. We send at most one "
-        f"such email per address and list every {_hours(hours)}: if one reached you already, "
-        "its link still works.",
+        gettext("Check your inbox"),
+        gettext(
+            "If the address is right, an email about this subscription is on its way; a new "
+            "subscription starts when you click the confirmation link in it."
+        )
+        + " "
+        + ngettext(
+            "We send at most one such email per address and list every hour: if one reached "
+            "you already, its link still works.",
+            "We send at most one such email per address and list every %(num)s hours: if one "
+            "reached you already, its link still works.",
+            hours,
+        ),
     )
 
 
@@ -141,9 +250,20 @@ def _too_many_signups(retry_after: int) -> tuple[str, int, dict[str, str]]:
     minutes = max(1, (retry_after + 59) // 60)
     limit = context().settings.signups_per_ip_per_hour
     page, status = _message(
-        "Too many sign-ups",
-        f"This network has sent the sign-up form more than {limit} times in the last hour. "
-        f"Nothing was sent or saved. Please try again in about {minutes} minutes.",
+        gettext("Too many sign-ups"),
+        ngettext(
+            "This network has sent the sign-up form more than once in the last hour.",
+            "This network has sent the sign-up form more than %(num)s times in the last hour.",
+            limit,
+        )
+        + " "
+        + gettext("Nothing was sent or saved.")
+        + " "
+        + ngettext(
+            "Please try again in about a minute.",
+            "Please try again in about %(num)s minutes.",
+            minutes,
+        ),
         429,
     )
     return page, status, {"Retry-After": str(retry_after)}
@@ -158,13 +278,17 @@ def confirm(token: str) -> tuple[str, int]:
     page = _with_link(lambda: readers.confirm_page(token))
     if page.state == ConfirmState.READY and request.method == "POST":
         page = _with_link(lambda: readers.confirm(token, ip=request.remote_addr))
+    _speak(page.language)
     if page.gone:
-        _stop("Not found", "This subscription no longer exists.", 404)
+        _not_found(gettext("This subscription no longer exists."))
     if page.state == ConfirmState.VOID:
         return _message(
-            "Link no longer valid",
-            "You unsubscribed after this link was sent, so it cannot subscribe you again. "
-            f"Nothing was changed. To receive {page.list_name}, sign up again on its page.",
+            gettext("Link no longer valid"),
+            gettext(
+                "You unsubscribed after this link was sent, so it cannot subscribe you again. "
+                "Nothing was changed. To receive %(list)s, sign up again on its page.",
+                list=isolate(page.list_name),
+            ),
             400,
         )
     # A mail scanner that opens the link must not subscribe anyone: a person clicks.
@@ -194,10 +318,18 @@ def unsubscribe(token: str) -> tuple[str, int]:
         page = _with_link(lambda: readers.unsubscribe_page(token))
     if page.test_copy:
         return _test_copy()
+    _speak(page.language)
     if page.gone:
-        return _message("Unsubscribed", "This address is not subscribed any more.")
+        return _message(
+            gettext("Unsubscribed"), gettext("This address is not subscribed any more.")
+        )
     if page.done:
-        return _page("web/unsubscribed.html", what=page.what, email=page.email, token=token)
+        return _page(
+            "web/unsubscribed.html",
+            list_name=page.list_name,
+            everything=page.everything,
+            email=page.email,
+        )
     return _page("web/unsubscribe.html", list_name=page.list_name, email=page.email)
 
 
@@ -211,8 +343,9 @@ def preferences(token: str) -> tuple[str, int]:
         page = _with_link(lambda: readers.preferences(token))
     if page.test_copy:
         return _test_copy()
+    _speak(page.language)
     if page.gone:
-        return _message("Not found", "This address is no longer in our lists.", 404)
+        _not_found(gettext("This address is no longer in our lists."))
     return _page("web/preferences.html", subscriber=page, rows=page.rows, saved=saved)
 
 
@@ -238,18 +371,24 @@ def archive_index(slug: str) -> tuple[str, int]:
     try:
         mailing_list, editions = _readers().archive(slug)
     except NotFoundError:
-        _stop("Not found", "There is no such list.", 404)
+        _not_found(gettext("There is no such list."))
+    _speak(mailing_list.language)
     return _page("web/archive.html", mailing_list=mailing_list, editions=editions)
 
 
 @bp.get("/archive/<slug>/<day>")
 def archive_edition(slug: str, day: str) -> tuple[str, int]:
-    """One edition as subscribers saw it, without anyone's personal links."""
+    """One edition as subscribers saw it, without anyone's personal links (the edition is in
+    its list's language already; only a missing one needs a page of ours)."""
     try:
         date = dt.date.fromisoformat(day)
     except ValueError:
-        _stop("Not found", "There is no edition of that date.", 404)
+        _speak(_readers().list_language(slug))
+        _not_found(gettext("There is no edition of that date."))
     try:
         return _readers().archive_edition(slug, date), 200
     except NotFoundError:
-        _stop("Not found", f"There is no edition of {slug} of {day}.", 404)
+        _speak(_readers().list_language(slug))
+        _not_found(
+            gettext("There is no edition of %(list)s of %(day)s.", list=isolate(slug), day=day)
+        )
