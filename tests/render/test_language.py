@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
-from digest.edition.select import date_label, format_subject
+from digest.edition.build import _draft
+from digest.edition.select import ArticleView, date_label, format_subject, group_sections
 from tests.render import cases, htmlcheck
 
 
@@ -65,3 +67,26 @@ def test_ltr_list_is_left_aligned() -> None:
     html = cases.filled(cases.draft(6))[0]
     assert '<html lang="en" dir="ltr"' in html
     assert "Read more\u00a0→" in html and "←" not in html
+
+
+def test_feed_text_keeps_its_own_direction_in_either_digest() -> None:
+    """Every headline, teaser and section name element carries dir="auto", in an English and
+    in an Urdu digest, so an Urdu headline in an English digest starts on the right."""
+    urdu_story = ArticleView(
+        99, "national", "بجٹ قومی اسمبلی سے منظور", "وزیر خزانہ نے بجٹ پیش کیا۔",
+        "https://gazette.example/national/budget", dt.datetime(2026, 11, 24, 8),
+    )  # fmt: skip
+    for language in ("en", "ur"):
+        blocks = group_sections([urdu_story, *cases.articles(6)], cases.ORDER, 2)
+        d = _draft(cases.settings(), cases.mailing_list(language), cases.DAY, blocks)
+        html = cases.filled(d)[0]
+        tags = htmlcheck.read(html).tags
+        sections = len(d.sections)
+        stories = sum(len(s.articles) for s in d.sections)
+        teasers = sum(1 for s in d.sections for a in s.articles if a.teaser)
+        assert [a.get("dir") for tag, a in tags if tag == "h2"] == ["auto"] * sections
+        assert [a.get("dir") for tag, a in tags if tag == "h3"] == ["auto"] * stories
+        assert len(re.findall(r'<p class="dg-p" dir="auto"', html)) == teasers
+        assert re.search(r'<h3 dir="auto"[^>]*><a [^>]+>بجٹ قومی اسمبلی سے منظور</a></h3>', html)
+        in_this_issue = html.split("</strong>", 1)[1].split("</p>", 1)[0]
+        assert in_this_issue.count('<span dir="auto">') == sections
