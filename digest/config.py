@@ -76,8 +76,13 @@ class Settings:
     rate_limit: float = 0.0
     #: Messages per second to any one recipient domain across all workers; 0: no limit.
     rate_limit_per_domain: float = 0.0
-    #: Transport failures (connection lost, 421) in a row that pause an edition, with the reason.
+    #: Transport failures (connection lost, 421) in a row that pause an edition, with the reason,
+    #: once the run has also lasted ``pause_after_error_seconds``.
     pause_after_errors: int = 5
+    #: Seconds a run of transport failures must last before it pauses an edition: a relay's
+    #: short outage is waited out (batches retry within seconds), a longer one is the
+    #: operator's to look at. 0: the count alone pauses.
+    pause_after_error_seconds: float = 300.0
     #: Recipients refused (4xx/5xx) in a row that pause an edition: that many refusals in a row
     #: usually means the server refuses the sender, not the addresses.
     pause_after_refusals: int = 50
@@ -198,6 +203,14 @@ class Settings:
     #: ``sentinel://host1:26379;sentinel://host2:26379``.
     broker_master_name: str | None = None
 
+    # -- is anyone working? (issue 18) ---------------------------------------------------------
+    #: Seconds between a worker's heartbeats in Redis; a worker silent for three of them is
+    #: taken for gone by `digest send`, `digest doctor` and ``/metrics``.
+    worker_heartbeat_seconds: float = 10.0
+    #: Seconds due rows of a sending edition may go unclaimed on a broker before `digest
+    #: status`, the dashboard and the API say it is waiting for a worker.
+    waiting_after_seconds: float = 120.0
+
     @property
     def secret(self) -> str:
         if not self.secret_key:
@@ -288,6 +301,9 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "rate_limit_per_domain": (0, 1_000_000),
     "pause_after_errors": (1, 1_000_000),
     "pause_after_refusals": (1, 1_000_000),
+    "pause_after_error_seconds": (0, 7 * _DAY),
+    "worker_heartbeat_seconds": (0.5, 3600),
+    "waiting_after_seconds": (0, 7 * _DAY),
     "fetch_timeout": (0.001, 3600),
     "fetch_max_bytes": (1, 2**31 - 1),
     "soft_bounce_limit": (1, 1000),

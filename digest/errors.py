@@ -9,7 +9,8 @@
     │   └── CsvRowError             one bad row of a subscriber import (has .line)
     ├── FeedError                   a source could not be fetched or parsed (has .url)
     ├── TemplateError               a template failed to render (has .template, .line)
-    └── TransportError              the mail transport failed as a whole (has .transient)
+    └── TransportError              the mail transport failed as a whole (has .transient,
+                                    .unanswered)
 
 Third-party exceptions are translated into these at the module that talks to
 the third party (``raise FeedError(...) from exc``), so the CLI can print one
@@ -78,9 +79,12 @@ class TransportError(DigestError):
     """The mail transport failed as a whole (not one recipient).
 
     ``transient`` says whether trying again later may succeed (a connection
-    refused, a 421) or not (authentication rejected).
+    refused, a 421) or not (authentication rejected). ``unanswered``: the connection was
+    lost after the whole message was sent and before the server answered, so the server
+    may have taken it (RFC 1047): sending it again may deliver a second copy.
     """
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    def __init__(self, message: str, *, transient: bool = True, unanswered: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.unanswered = unanswered

@@ -47,16 +47,27 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
 def test_everything_reachable_is_ok(
     environment: pytest.MonkeyPatch, db_url: str, smtp_server: SmtpSink, redis_url: str
 ) -> None:
-    """With an upgraded database, a live Redis and a live SMTP server every check passes."""
+    """With an upgraded database, a live Redis with a worker's heartbeat in it and a live SMTP
+    server every check passes."""
+    from digest.service.workers import Beacon, heartbeat_key, redis_for
     from digest.store.db import Database
 
     Database(db_url).upgrade()
+    queue = f"doctor-{secrets.token_hex(4)}"
     environment.setenv("DIGEST_DATABASE_URL", db_url)
     environment.setenv("DIGEST_BROKER_URL", redis_url)
+    environment.setenv("DIGEST_QUEUE", queue)
     environment.setenv("DIGEST_SMTP_URL", smtp_server.url)
-    checks = _by_name(run_checks())
+    client = redis_for(Settings(broker_url=redis_url))
+    assert client is not None
+    Beacon(client, queue, "mail1@host", 10).beat()
+    try:
+        checks = _by_name(run_checks())
+    finally:
+        client.delete(heartbeat_key(queue))
     assert checks["database"].status == "ok" and "schema current" in checks["database"].detail
     assert checks["broker"].status == "ok"
+    assert checks["workers"].status == "ok" and "mail1@host" in checks["workers"].detail
     assert checks["smtp"].status == "ok" and "EHLO 250" in checks["smtp"].detail
     assert all(check.status != "fail" for check in checks.values())
 

@@ -23,6 +23,7 @@ from digest.errors import ConfigError
 from digest.send.batch import send_until_done
 from digest.send.mailer import EditionMailer
 from digest.service import catalog, queue
+from digest.service.workers import Beacon, heartbeat_key, read_workers, redis_for
 from digest.store.db import Database, engine_options
 from digest.store.models import Article
 from digest.transports import RecordingTransport
@@ -137,6 +138,30 @@ def test_tasks_reach_the_master_a_real_sentinel_names(sentinel: tuple[int, str])
     finally:
         direct.delete(queue_name)
         app.close()
+
+
+def test_worker_heartbeats_go_to_the_master_a_real_sentinel_names(
+    sentinel: tuple[int, str],
+) -> None:
+    """Through a real Sentinel (the first one listed down), a worker's heartbeat lands on the
+    master, and reading through the Sentinels finds the worker answering."""
+    port, master = sentinel
+    queue_name = f"digest-sentinel-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        broker_url=f"sentinel://127.0.0.1:{_free_port()};sentinel://127.0.0.1:{port}",
+        broker_master_name=master,
+        queue=queue_name,
+    )
+    client = redis_for(settings)
+    assert client is not None
+    direct = redis.Redis.from_url(REDIS_URL)
+    try:
+        Beacon(client, queue_name, "mail1@host", 10).beat()
+        assert direct.zscore(heartbeat_key(queue_name), "mail1@host") is not None
+        found = read_workers(settings)
+        assert found is not None and found.alive == ("mail1@host",)
+    finally:
+        direct.delete(heartbeat_key(queue_name))
 
 
 # -- PgBouncer in transaction mode ----------------------------------------------------------

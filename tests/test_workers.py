@@ -29,11 +29,14 @@ from digest.edition.build import build_edition
 from digest.service import catalog
 from digest.service.jobs import SWEEP_EVERY
 from digest.service.queue import make_celery
+from digest.service.workers import heartbeat_key, read_workers
 from digest.store.db import Database
 from digest.store.models import (
     Article,
     Delivery,
     DeliveryStatus,
+    Edition,
+    EditionStatus,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -42,6 +45,7 @@ from digest.store.models import (
 )
 from tests.builders import add_list, add_readers, add_stories
 from tests.conftest import SmtpSink, postgres_schema
+from tests.flaky_relay import Fault, FlakyRelay
 
 DAY = dt.date(2026, 11, 24)
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +126,7 @@ def cluster(
         yield made
     finally:
         made.stop()
-        redis.Redis.from_url(redis_url).delete(queue)
+        redis.Redis.from_url(redis_url).delete(queue, heartbeat_key(queue))
 
 
 def _site(db: Database, subscribers: int) -> int:
@@ -317,3 +321,115 @@ def test_worker_killed_at_default_settings_is_recovered_within_90_seconds(
     copies = Counter(r.recipients[0] for r in smtp_server.received)
     assert set(copies) == {f"r{i:05d}@example.com" for i in range(2 * batch)}
     assert sum(1 for n in copies.values() if n > 1) <= 1
+
+
+# -- is anyone working? (issue 18) -------------------------------------------------------------
+
+
+def _workers_settings(cluster: Cluster) -> Settings:
+    return Settings(
+        broker_url=cluster.env["DIGEST_BROKER_URL"],
+        queue=cluster.env["DIGEST_QUEUE"],
+        worker_heartbeat_seconds=float(cluster.env["DIGEST_WORKER_HEARTBEAT_SECONDS"]),
+    )
+
+
+def _wait_for_workers(cluster: Cluster, count: int, limit: float = 60) -> None:
+    """Wait until ``count`` workers answer on the cluster's queue (their heartbeats)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        found = read_workers(_workers_settings(cluster))
+        if found is not None and len(found.alive) >= count:
+            return
+        time.sleep(0.2)
+    logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in cluster.logs.glob("*.log"))
+    pytest.fail(f"{count} workers did not answer within {limit}s:\n{logs}")
+
+
+def test_a_worker_answers_while_busy_and_is_missed_once_killed(
+    pg_db: Database, cluster: Cluster, smtp_server: SmtpSink
+) -> None:
+    """A worker's heartbeat comes from a thread of its own: it answers while its only
+    process (the solo pool) is deep in a slow batch, and once it is SIGKILLed it counts as
+    gone after three missed beats, with how long nobody has answered."""
+    cluster.env["DIGEST_WORKER_HEARTBEAT_SECONDS"] = "0.5"
+    _site(pg_db, 60)
+    smtp_server.delay = 0.1  # a batch of 60 takes 6 s
+    worker = cluster.start_worker("busy")
+    _wait_for_workers(cluster, 1)
+    cluster.sweep()
+    deadline = time.monotonic() + 30
+    while len(smtp_server.received) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(smtp_server.received) >= 5, "the batch never started"
+    for _ in range(6):  # 3 s inside the batch, which holds the worker's only process
+        found = read_workers(_workers_settings(cluster))
+        assert found is not None and [n.split("@")[0] for n in found.alive] == ["busy"]
+        time.sleep(0.5)
+    assert len(smtp_server.received) < 60, "the batch ended before the checks"
+    cluster.kill(worker)
+    time.sleep(2.0)
+    gone = read_workers(_workers_settings(cluster))
+    assert gone is not None and not gone.answering
+    assert gone.words().startswith("no worker has answered for ")
+
+
+def test_a_flaky_relay_does_not_stall_four_workers(pg_db: Database, cluster: Cluster) -> None:
+    """At the default retry, lease, stall and pause settings (batches of 20), a relay that
+    drops connections in the middle of DATA and after the final dot for 15 s stalls nothing:
+    failed batches hold no rows, the edition is not paused, four workers finish it within
+    two minutes of the relay's recovery, everyone is answered exactly once, and the only
+    second copies are of messages the relay took without answering, each marked on its row."""
+    for name in ("DIGEST_LEASE_SECONDS", "DIGEST_STALL_SECONDS", "DIGEST_RETRY_BASE_SECONDS"):
+        cluster.env.pop(name)
+    cluster.env.update(DIGEST_BATCH_SIZE="20", DIGEST_WORKER_HEARTBEAT_SECONDS="1")
+    subscribers = 300
+    edition_id = _site(pg_db, subscribers)
+    everyone = {f"r{i:05d}@example.com" for i in range(subscribers)}
+    with FlakyRelay() as relay:
+        cluster.env["DIGEST_SMTP_URL"] = relay.url
+        relay.flaky((Fault.MID_DATA, Fault.AFTER_DOT), quotas=(0, 3, 0, 1, 5, 0, 2))
+        for i in range(4):
+            cluster.start_worker(f"node{i}")
+        _wait_for_workers(cluster, 4)
+        cluster.sweep()
+        leased = 0
+        outage_ends = time.monotonic() + 15
+        while time.monotonic() < outage_ends:
+            with pg_db.session() as session:
+                leased = max(leased, ledger.counts(session, edition_id)["leased"])
+            time.sleep(0.25)
+        relay.recover()
+        recovered = time.monotonic()
+        with pg_db.session() as session:
+            status = session.get_one(Edition, edition_id).status
+        counts: dict[str, int] = {}
+        done = None
+        while done is None and time.monotonic() - recovered < 120:
+            cluster.sweep()
+            sweep_due = time.monotonic() + SWEEP_EVERY
+            while time.monotonic() < sweep_due:
+                with pg_db.session() as session:
+                    counts = ledger.counts(session, edition_id)
+                if not any(counts[s.value] for s in ledger.OPEN_STATUSES):
+                    done = time.monotonic() - recovered
+                    break
+                time.sleep(0.5)
+    kinds = Counter(fault for _, fault in relay.faults)
+    print(f"flaky relay: {dict(kinds)} faults over {relay.connections} connections; "
+          f"edition done {done} s after recovery; {counts}")  # fmt: skip
+    assert kinds[Fault.MID_DATA] >= 3 and kinds[Fault.AFTER_DOT] >= 3, kinds
+    assert leased <= 4 * 20, f"failed batches kept their rows: {leased} leased at once"
+    assert status == EditionStatus.READY, "the outage paused the edition"
+    assert done is not None and done < 120, f"not done 2 min after the relay recovered: {counts}"
+    assert counts["sent"] == subscribers
+    answered, unanswered = relay.answered(), relay.unanswered()
+    assert answered == dict.fromkeys(everyone, 1)
+    assert sum(unanswered.values()) >= 1
+    copies = Counter(r for taken in relay.taken for r in taken.recipients)
+    assert all(copies[r] == 1 + unanswered[r] for r in everyone)
+    with pg_db.session() as session:
+        marked = set(
+            session.scalars(select(Subscriber.email).join(Delivery).where(Delivery.unanswered > 0))
+        )
+    assert set(unanswered) <= marked

@@ -134,6 +134,12 @@ def write_preview(app: App, list_slug: str, date: str | None, out: Path | None) 
     help="Instead of --list: send every list whose send time has passed today, retry the "
     "deferred recipients due and sweep, once (for cron, where no `digest run` runs).",
 )
+@click.option(
+    "--retry-now",
+    is_flag=True,
+    help="Try the edition's deferred recipients now instead of at their next try (each try "
+    "still counts toward DIGEST_MAX_ATTEMPTS).",
+)
 @pass_app
 def send(
     app: App,
@@ -145,6 +151,7 @@ def send(
     include_late: bool,
     since: str | None,
     due: bool,
+    retry_now: bool,
 ) -> None:
     """Build a list's edition for a day and send it to every subscriber, once.
 
@@ -153,7 +160,16 @@ def send(
     has come). With a broker configured the send is queued for the workers.
     """
     if due:
-        if list_slug or date or dry_run or to_address or send_early or include_late or since:
+        if (
+            list_slug
+            or date
+            or dry_run
+            or to_address
+            or send_early
+            or include_late
+            or since
+            or retry_now
+        ):
             raise InputError("--due takes no other option: it sends every list that is due")
         from digest.cli.run import send_due_now
 
@@ -161,7 +177,11 @@ def send(
         return
     if not list_slug:
         raise InputError("name the list to send with --list (or send every due list: --due)")
-    if to_address:
+    if retry_now:
+        if dry_run or to_address or send_early or include_late or since:
+            raise InputError("--retry-now takes only --list and --date")
+        retry_deferred_now(app, list_slug, date)
+    elif to_address:
         send_test_copy(app, list_slug, date, to_address)
     elif dry_run:
         dry_run_send(app, list_slug, date, since)
@@ -256,6 +276,56 @@ def send_edition(
     _say_late(start.late, list_slug, start.day.isoformat())
 
 
+def retry_deferred_now(app: App, list_slug: str, date: str | None) -> None:
+    """`send --retry-now`: the deferred recipients of the list's edition are tried now."""
+    app.require_schema()  # checks the schema first
+    summary = app.core.edition_of(list_slug, parse_date(date))
+    with _progress(app) as on_batch:
+        count, dispatched = app.core.retry_now(summary.id, on_batch)
+    if not count:
+        click.echo(f"edition {summary.id} ({list_slug}, {summary.day}) has nobody deferred")
+        return
+    click.echo(
+        f"edition {summary.id} ({list_slug}, {summary.day}): "
+        f"{plural(count, 'deferred recipient')} to be tried now"
+    )
+    if dispatched is None:
+        click.echo(
+            f"edition {summary.id} is {summary.label}: `digest resume {summary.id}` sends them"
+        )
+        return
+    _say_dispatched(app, summary.id, dispatched, list_slug, summary.day.isoformat())
+
+
+def when_words(at: dt.datetime, tz_name: str, now: dt.datetime | None = None) -> str:
+    """A naive UTC time in the list's zone and in UTC: ``14:35 Asia/Karachi (09:35 UTC)``,
+    with the date when it is not today there."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone: dt.tzinfo = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, tz_name = dt.UTC, "UTC"
+    utc = at.replace(tzinfo=dt.UTC)
+    local = utc.astimezone(zone)
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()
+    day = "" if local.date() == today else f"{local:%Y-%m-%d} "
+    if tz_name == "UTC":
+        return f"{day}{local:%H:%M} UTC"
+    utc_day = "" if utc.date() == local.date() else f"{utc:%Y-%m-%d} "
+    return f"{day}{local:%H:%M} {tz_name} ({utc_day}{utc:%H:%M} UTC)"
+
+
+def deferred_words(row: EditionSummary) -> str | None:
+    """``1 deferred, next try at 14:35 Asia/Karachi (09:35 UTC)``, or None."""
+    if not row.counts["deferred"] or row.next_retry is None:
+        return None
+    return (
+        f"{row.counts['deferred']:,} deferred, next try at "
+        f"{when_words(row.next_retry, row.timezone)}"
+    )
+
+
 def _say_late(late: int, list_slug: str, day: str) -> None:
     if late:
         joined = plural(late, "subscriber") + (" has" if late == 1 else " have")
@@ -268,29 +338,57 @@ def _say_late(late: int, list_slug: str, day: str) -> None:
 def _say_dispatched(
     app: App, edition_id: int, dispatched: Dispatched, list_slug: str = "", day: str = ""
 ) -> None:
-    """What happened to the rows handed on: queued for the workers, or sent here."""
+    """What happened to the rows handed on: queued for the workers, or sent here; and who is
+    left for later (deferred by the server, held for their own time zone)."""
+    summary = app.core.summary(edition_id)
+    retry = f"`digest send --list {summary.list_slug} --date {summary.day} --retry-now`"
+    deferred = deferred_words(summary)
     if dispatched.mode == "queued":
-        click.echo(
-            f"queued {plural(dispatched.batches, 'batch')} for the workers; "
-            f"watch with `digest status {edition_id} --watch`"
-        )
+        queued = f"queued {plural(dispatched.batches, 'batch')} for the workers"
+        silent = _silent_workers(app)
+        if silent:
+            click.echo(f"{queued}, but {silent}")
+        else:
+            click.echo(f"{queued}; watch with `digest status {edition_id} --watch`")
+        if deferred:
+            click.echo(f"{deferred} ({retry} tries now)")
         return
     total = dispatched.report or BatchReport()
     click.echo(f"edition {edition_id}: {report_text(total)}")
     if not app.settings.smtp_url and total.sent and list_slug:
         outbox = Path(app.settings.outbox_dir).resolve() / f"{list_slug}-{day}"
         click.echo(f"messages written to {outbox}")
-    if total.claimed == 0:
-        summary = app.core.overview(edition_id)[0]
-        if summary.held:
+    if deferred:
+        click.echo(f"{deferred} ({retry} tries now)")
+    if summary.held:
+        click.echo(
+            f"{plural(summary.held, 'recipient')} held for their own time zone's send "
+            "time: the sweep, or `send` again then, sends them"
+        )
+    if total.claimed == 0 and not deferred and not summary.held:
+        if summary.open:
+            click.echo(f"nothing due here now: {counts_text(summary.counts)}")
+        elif summary.counts["failed"]:
             click.echo(
-                f"{plural(summary.held, 'recipient')} held for their own time zone's send "
-                "time: the sweep, or `send` again then, sends them"
+                f"nothing new to send: {counts_text(summary.counts)}; "
+                f"`digest retry-failed {edition_id}` tries the failed again"
             )
         else:
             click.echo("nothing new to send: every subscriber in its ledger already has it")
     if total.error:
         raise DigestError(f"sending stopped: {total.error} (unsent rows are kept; run send again)")
+
+
+def _silent_workers(app: App) -> str | None:
+    """``no worker has answered for 12 minutes...`` when no worker is there to take what was
+    just queued; None when one answers, or that cannot be told (not a Redis broker)."""
+    try:
+        workers = app.core.workers()
+    except DigestError as exc:
+        return f"the workers could not be checked ({exc})"
+    if workers is None or workers.answering:
+        return None
+    return workers.words()
 
 
 @contextmanager
@@ -360,10 +458,18 @@ def status_notes(row: EditionSummary) -> list[str]:
         notes.append(f"reason: {row.reason}")
     if row.held:
         notes.append(f"{plural(row.held, 'recipient')} held for their own time zone's send time")
+    if row.waiting:
+        notes.append(f"{row.waiting}: is `digest worker` running? (`digest doctor` checks)")
     if row.counts["deferred"] and row.next_retry is not None:
         notes.append(
             f"{plural(row.counts['deferred'], 'recipient')} deferred by the server; next try at "
-            f"{row.next_retry:%Y-%m-%d %H:%M} UTC"
+            f"{when_words(row.next_retry, row.timezone)}; `digest send --list {row.list_slug} "
+            f"--date {row.day} --retry-now` tries now"
+        )
+    if row.unanswered:
+        notes.append(
+            f"{plural(row.unanswered, 'recipient')} may get a second copy: the connection was "
+            "lost after their message went out, before the server answered, so it is sent again"
         )
     if row.label == "failed" and row.paused:
         notes.append(f"fix the cause, then `digest resume {row.id}`")
@@ -394,8 +500,9 @@ def watch_edition(app: App, edition_id: int, interval: float) -> None:
             (t0, n0), (t1, n1) = samples[0], samples[-1]
             rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
             line = f"{summary.label:<9} {progress_line(counts, rate)}"
-            if reason:
-                line += f"  ({reason})"
+            for note in (reason, summary.waiting):
+                if note:
+                    line += f"  ({note})"
             click.echo(f"\r{line}\x1b[K" if live else line, nl=not live)
             if not (summary.sending or summary.paused):
                 break

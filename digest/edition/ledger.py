@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -210,6 +210,7 @@ _RECORD = (
         message_id=bindparam("message_id"),
         attempts=_deliveries.c.attempts + bindparam("tried", type_=Integer()),
         next_attempt_at=bindparam("retry_at"),
+        unanswered=_deliveries.c.unanswered + bindparam("unanswered_now", type_=Integer()),
     )
 )
 _TRIED = (DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED)
@@ -222,16 +223,19 @@ def outcome(
     message_id: str | None = None,
     error: str | None = None,
     retry_at: dt.datetime | None = None,
+    unanswered: bool = False,
 ) -> dict[str, object]:
-    """One row's outcome, as ``record_all`` writes it."""
+    """One row's outcome, as ``record_all`` writes it; ``unanswered``: this attempt's message
+    went out whole and no answer came (it counts as an attempt whatever the status)."""
     return {
         "row_id": delivery_id,
         "new_status": status,
         "error": error,
         "sent_at": utcnow() if status == DeliveryStatus.SENT else None,
         "message_id": message_id,
-        "tried": 1 if status in _TRIED else 0,
+        "tried": 1 if status in _TRIED or unanswered else 0,
         "retry_at": retry_at,
+        "unanswered_now": 1 if unanswered else 0,
     }
 
 
@@ -303,6 +307,20 @@ def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     session.commit()
 
 
+def bring_forward(session: Session, edition_id: int, now: dt.datetime) -> int:
+    """Make the edition's deferred rows due ``now`` (not committed); returns how many.
+
+    Their attempts stay as they are: the next try counts toward the maximum like any other.
+    """
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.DEFERRED)
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def retry_delay(attempts: int, base_seconds: float) -> dt.timedelta:
     """Exponential backoff with ±20% jitter, capped at six hours."""
     seconds = min(base_seconds * 2 ** max(attempts - 1, 0), 6 * 3600)
@@ -319,6 +337,25 @@ def counts(session: Session, edition_id: int) -> dict[str, int]:
         ).all()
     )
     return {status.value: int(found.get(status, 0)) for status in DeliveryStatus}
+
+
+def tally(session: Session, edition_id: int) -> tuple[dict[str, int], int]:
+    """``counts`` and, in the same scan, the rows whose message went out at least once
+    without an answer (those recipients may have a second copy)."""
+    counts = dict.fromkeys((status.value for status in DeliveryStatus), 0)
+    unanswered = 0
+    for status, count, doubtful in session.execute(
+        select(
+            Delivery.status,
+            func.count(),
+            func.sum(case((Delivery.unanswered > 0, 1), else_=0)),
+        )
+        .where(Delivery.edition_id == edition_id)
+        .group_by(Delivery.status)
+    ):
+        counts[status.value] = int(count)
+        unanswered += int(doubtful or 0)
+    return counts, unanswered
 
 
 def open_count(session: Session, edition_id: int) -> int:
@@ -356,3 +393,38 @@ def next_retry(session: Session, edition_id: int) -> dt.datetime | None:
             Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.DEFERRED
         )
     )
+
+
+def due_since(
+    created_at: ColumnElement[Any] | InstrumentedAttribute[Any] | dt.datetime,
+) -> ColumnElement[Any]:
+    """When a due row became claimable: its retry or its subscriber's send time, the end of a
+    lapsed lease, or else (a row pending from the start) ``created_at``, its edition's build."""
+    return case(
+        (Delivery.status == DeliveryStatus.LEASED, Delivery.lease_until),
+        else_=func.coalesce(Delivery.next_attempt_at, created_at),
+    )
+
+
+def live_lease(now: dt.datetime) -> ColumnElement[bool]:
+    """Rows a worker holds right now."""
+    return and_(Delivery.status == DeliveryStatus.LEASED, Delivery.lease_until >= now)
+
+
+def unclaimed_since(session: Session, edition: Edition, now: dt.datetime) -> dt.datetime | None:
+    """Since when the edition has had due rows that no batch took: the later of when its
+    oldest due row became due and its last claim. None when nothing is due, or a worker
+    holds some of its rows now (it is being sent)."""
+    held = session.scalar(
+        select(Delivery.id).where(Delivery.edition_id == edition.id, live_lease(now)).limit(1)
+    )
+    if held is not None:
+        return None
+    oldest = session.scalar(
+        select(func.min(due_since(edition.created_at))).where(
+            Delivery.edition_id == edition.id, due_condition(now)
+        )
+    )
+    if oldest is None:
+        return None
+    return max(oldest, edition.last_claim_at) if edition.last_claim_at else oldest

@@ -37,6 +37,7 @@ __all__ = [
     "pause",
     "resume",
     "retry_failed",
+    "retry_now",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def resume(session: Session, edition_id: int) -> Edition:
     edition.status_reason = None
     edition.transport_error_streak = 0
     edition.refusal_streak = 0
+    edition.transport_errors_since = None
     return edition
 
 
@@ -172,6 +174,14 @@ def retry_failed(session: Session, edition_id: int) -> tuple[Edition, int]:
     if count:
         _reopen(edition)
     return edition, count
+
+
+def retry_now(session: Session, edition_id: int) -> tuple[Edition, int]:
+    """Bring the next try of the edition's deferred rows forward to now; returns (edition,
+    rows). Their attempts still count toward DIGEST_MAX_ATTEMPTS. A paused edition keeps
+    them until it is resumed; a finished or cancelled one has none (a cancel skips them)."""
+    edition = _edition(session, edition_id)
+    return edition, ledger.bring_forward(session, edition_id, utcnow())
 
 
 def include_late(session: Session, edition_id: int) -> tuple[Edition, int]:

@@ -43,6 +43,11 @@ from digest.transports.base import Envelope, Outcome, Transport
 
 log = logging.getLogger(__name__)
 
+#: Seconds before a message the relay never answered is tried again (doubling with each
+#: attempt, at most DIGEST_RETRY_BASE_SECONDS): soon, since a relay that drops connections
+#: usually recovers in seconds, and its recipients should not wait for a 4xx's backoff.
+UNANSWERED_RETRY_SECONDS = 5.0
+
 
 @dataclass
 class BatchReport:
@@ -181,9 +186,20 @@ def send_batch(
 
 
 def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
-    """Send each row in turn, taking it off ``remaining`` once its outcome is recorded."""
+    """Send each row in turn, taking it off ``remaining`` once its outcome is recorded.
+
+    A transport failure stops the batch, and its rows go back to the ledger at once (the
+    caller releases ``remaining``) for the next batch or the task's quick retry. The row in
+    flight goes back too, unless its message went out whole and no answer came: then it is
+    recorded as an unanswered attempt (``_unanswered``).
+    """
     edition_id, settings = batch.edition.id, batch.settings
-    streaks = Streaks(batch.edition.transport_error_streak, batch.edition.refusal_streak)
+    streaks = Streaks(
+        batch.edition.transport_error_streak,
+        batch.edition.refusal_streak,
+        batch.edition.transport_errors_since,
+    )
+    row: _Row | None = None
     try:
         for row in rows:
             if not batch.lease.held:
@@ -204,6 +220,9 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
                 return
     except TransportError as exc:
         batch.report.error = str(exc)
+        if exc.unanswered and row is not None and row.delivery_id in remaining:
+            _unanswered(batch, row, str(exc))
+            remaining.remove(row.delivery_id)
         log.warning(
             "edition %s: batch stopped: %s",
             edition_id,
@@ -288,6 +307,36 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
         _bounce(batch, row, _why(result.code, result.detail))
         report.bounced += 1
     return result.outcome
+
+
+def _unanswered(batch: Batch, row: _Row, error: str) -> None:
+    """The relay took (or may have taken) the row's whole message and never answered.
+
+    Sending it again may deliver a second copy (RFC 1047), sending it never may deliver none:
+    like every MTA, Digest sends it again, and records the doubt on the row (``unanswered``),
+    which ``digest status`` shows. The attempt counts, so a message the relay keeps taking
+    without answering goes out at most DIGEST_MAX_ATTEMPTS times; and its retry waits a few
+    seconds (``UNANSWERED_RETRY_SECONDS``, doubling), so while the relay is flaky the next
+    batches' attempts fall on other rows rather than all on this one.
+    """
+    attempts = _attempts(batch.session, row.delivery_id) + 1
+    if attempts >= batch.settings.max_attempts:
+        batch.outcomes.add(
+            ledger.outcome(row.delivery_id, DeliveryStatus.FAILED, error=error, unanswered=True)
+        )
+        batch.report.failed += 1
+        return
+    base = min(batch.settings.retry_base_seconds, UNANSWERED_RETRY_SECONDS)
+    batch.outcomes.add(
+        ledger.outcome(
+            row.delivery_id,
+            DeliveryStatus.DEFERRED,
+            error=error,
+            retry_at=utcnow() + ledger.retry_delay(attempts, base),
+            unanswered=True,
+        )
+    )
+    batch.report.deferred += 1
 
 
 def _why(code: int | None, detail: str) -> str:

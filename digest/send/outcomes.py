@@ -4,17 +4,18 @@ pause a send whose server refuses the sender rather than the addresses."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.edition import ledger, lifecycle
-from digest.store.models import Edition, StopReason
+from digest.store.models import Edition, StopReason, utcnow
 from digest.transports.base import Outcome
 
 __all__ = ["OutcomeLog", "Pause", "Streaks"]
@@ -90,10 +91,19 @@ class Pause:
 
 @dataclass
 class Streaks:
-    """The edition's runs of failures, updated in the database only when they change."""
+    """The edition's runs of failures, updated in the database only when they change.
+
+    The counts are the batch's copy, read when it began; other workers' batches add to the
+    runs meanwhile, so a batch's first message through clears them in the database whatever
+    its copy says (one conditional UPDATE per batch), and later ones only when its own count
+    is not zero.
+    """
 
     transport_errors: int
     refusals: int
+    #: When the run of transport failures began (None: there is none).
+    transport_errors_since: dt.datetime | None = None
+    _cleared: bool = False
 
     def after(
         self, session: Session, edition: Edition, outcome: Outcome | None, settings: Settings
@@ -102,10 +112,12 @@ class Streaks:
         if outcome is None:
             return None
         if outcome == Outcome.SENT:
-            if self.transport_errors or self.refusals:
+            if not self._cleared or self.transport_errors or self.refusals:
+                self._cleared = True
                 self.transport_errors = self.refusals = 0
-                _set_streaks(session, edition.id, transport_error_streak=0, refusal_streak=0)
-                lifecycle.clear_transport_error(session, edition.id)
+                self.transport_errors_since = None
+                if _clear_streaks(session, edition.id):
+                    lifecycle.clear_transport_error(session, edition.id)
             return None
         self.refusals = _bump(session, edition.id, "refusal_streak")
         if self.refusals >= settings.pause_after_refusals:
@@ -117,14 +129,50 @@ class Streaks:
     def after_transport_error(
         self, session: Session, edition: Edition, error: str, settings: Settings
     ) -> Pause | None:
-        """Count one transport failure; returns a pause when the run is too long."""
-        self.transport_errors = _bump(session, edition.id, "transport_error_streak")
-        if self.transport_errors >= settings.pause_after_errors:
+        """Count one transport failure; returns a pause when the run is too long: at least
+        DIGEST_PAUSE_AFTER_ERRORS failures over at least DIGEST_PAUSE_AFTER_ERROR_SECONDS.
+
+        A count alone would not do: four workers whose batches retry within seconds make
+        five failures in a row out of a relay's ten-second hiccup. A relay that is down for
+        minutes is the operator's to look at; one that drops a few connections is not.
+        """
+        now = utcnow()
+        self.transport_errors, since = _bump_transport_errors(session, edition.id, now)
+        self.transport_errors_since = since
+        lasted = (now - since).total_seconds()
+        if (
+            self.transport_errors >= settings.pause_after_errors
+            and lasted >= settings.pause_after_error_seconds
+        ):
             return Pause(
                 StopReason.TRANSPORT_ERRORS,
-                f"paused: {self.transport_errors} transport errors in a row; last: {error}",
+                f"paused: {self.transport_errors} transport errors in a row over "
+                f"{_duration(lasted)}; last: {error}",
             )
         return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def _bump_transport_errors(
+    session: Session, edition_id: int, now: dt.datetime
+) -> tuple[int, dt.datetime]:
+    """Add one to the edition's run of transport failures atomically (starting it ``now`` if
+    there was none); returns the run's length and start."""
+    count, since = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id)
+        .values(
+            transport_error_streak=Edition.transport_error_streak + 1,
+            transport_errors_since=func.coalesce(Edition.transport_errors_since, now),
+        )
+        .returning(Edition.transport_error_streak, Edition.transport_errors_since)
+        .execution_options(synchronize_session=False)
+    ).one()
+    session.commit()
+    return int(count), since or now
 
 
 def _bump(session: Session, edition_id: int, column: str) -> int:
@@ -141,11 +189,20 @@ def _bump(session: Session, edition_id: int, column: str) -> int:
     return int(value)
 
 
-def _set_streaks(session: Session, edition_id: int, **values: int) -> None:
-    session.execute(
+def _clear_streaks(session: Session, edition_id: int) -> bool:
+    """End the edition's runs of failures; whether there were any."""
+    result = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id)
-        .values(**values)
+        .where(
+            Edition.id == edition_id,
+            or_(
+                Edition.transport_error_streak != 0,
+                Edition.refusal_streak != 0,
+                Edition.transport_errors_since.is_not(None),
+            ),
+        )
+        .values(transport_error_streak=0, refusal_streak=0, transport_errors_since=None)
         .execution_options(synchronize_session=False)
     )
     session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -50,6 +50,7 @@ from digest.service.dispatch import (
 from digest.service.inbox import Inbox
 from digest.service.notices import SIGNUP_MAIL, Notice, build_notice, signup_mail_key
 from digest.service.summary import LATE_STATES, EditionSummary, summarize
+from digest.service.workers import Workers, read_workers
 from digest.store.db import Database
 from digest.store.models import Edition, EditionStatus, MailingList, Subscriber, utcnow
 from digest.transports import Envelope, Outcome, SmtpTransport, Transport, transport_for
@@ -77,6 +78,7 @@ __all__ = [
     "NotYetError",
     "SendStart",
     "SourceReport",
+    "Workers",
     "parse_day",
     "parse_since",
     "sample_links",
@@ -608,6 +610,18 @@ class Digest:
             return 0, None
         return count, self.continue_send(edition_id, on_batch=on_batch)
 
+    def retry_now(
+        self, edition_id: int, on_batch: OnBatch | None = None
+    ) -> tuple[int, Dispatched | None]:
+        """Bring the deferred rows' next try forward to now and send them (a paused edition's
+        wait for `resume`); returns (rows, how they went on). Their attempts still count."""
+        with self.db.session() as session:
+            edition, count = lifecycle.retry_now(session, edition_id)
+            sending = edition.status == EditionStatus.READY
+        if not count or not sending:
+            return count, None
+        return count, self.continue_send(edition_id, on_batch=on_batch)
+
     def overview(
         self,
         edition_id: int | None = None,
@@ -627,7 +641,8 @@ class Digest:
             rows = session.execute(query.limit(limit).offset(offset)).all()
             if edition_id is not None and not rows:
                 raise NotFoundError("edition", edition_id)
-            return [summarize(session, e, m, now) for e, m in rows]
+            waiting = self._waiting_after
+            return [summarize(session, e, m, now, waiting_after=waiting) for e, m in rows]
 
     def summary(self, edition_id: int) -> EditionSummary:
         """One edition's summary (NotFoundError if there is none)."""
@@ -646,7 +661,11 @@ class Digest:
                         Edition.list_id == mailing_list.id, Edition.edition_date == day
                     )
                 ).first()
-                summary = summarize(session, edition, mailing_list, now) if edition else None
+                summary = None
+                if edition is not None:
+                    summary = summarize(
+                        session, edition, mailing_list, now, waiting_after=self._waiting_after
+                    )
                 found.append(ListToday(views[mailing_list.id], day, summary))
         return found
 
@@ -660,17 +679,52 @@ class Digest:
                     Edition.edition_date == local_today(mailing_list.timezone),
                 )
             ).first()
-            return summarize(session, edition, mailing_list, utcnow()) if edition else None
+            if edition is None:
+                return None
+            return summarize(
+                session, edition, mailing_list, utcnow(), waiting_after=self._waiting_after
+            )
+
+    def edition_of(self, list_slug: str, day: dt.date | None = None) -> EditionSummary:
+        """The summary of the list's edition of ``day`` (default: today in its zone);
+        NotFoundError, naming the list and day, if it was not built."""
+        with self.db.session() as session:
+            mailing_list = catalog.get_list(session, list_slug)
+            day = day or local_today(mailing_list.timezone)
+            edition = session.scalars(
+                select(Edition).where(
+                    Edition.list_id == mailing_list.id, Edition.edition_date == day
+                )
+            ).first()
+            if edition is None:
+                raise NotFoundError("edition", f"{list_slug} {day.isoformat()}")
+            return summarize(
+                session, edition, mailing_list, utcnow(), waiting_after=self._waiting_after
+            )
+
+    @property
+    def _waiting_after(self) -> float | None:
+        """How long due rows may go unclaimed before an edition waits for a worker; None
+        without a broker, where whoever sends is this process (or the next `digest send`)."""
+        return self.settings.waiting_after_seconds if self.settings.uses_broker else None
+
+    def workers(self) -> Workers | None:
+        """The queue's workers as their heartbeats tell it; None when there is no broker, or
+        it is not Redis (nothing to read). DigestError if Redis does not answer."""
+        if not self.settings.uses_broker:
+            return None
+        return read_workers(self.settings)
 
     def counts(self, edition_id: int) -> dict[str, int]:
         with self.db.session() as session:
             return ledger.counts(session, edition_id)
 
     def metrics(self) -> Figures:
-        """The counts ``/metrics`` exposes, read from the ledger now."""
+        """The counts ``/metrics`` exposes, read from the ledger now (and the workers'
+        heartbeats, on a Redis broker)."""
         from digest.service.metrics import figures
 
-        return figures(self.db)
+        return figures(self.db, self.settings)
 
     def close(self) -> None:
         """Close the database's connections (a test's app, a process about to fork)."""

@@ -59,7 +59,17 @@ def run_checks(config_file: str | None = None, *, quick: bool = False) -> list[C
     steps: tuple[Callable[[Settings], Iterator[Check]], ...] = (
         (_secret, _webhooks, _database, _broker)
         if quick
-        else (_secret, _webhooks, _identity, _base_url, _database, _broker, _transport, _dkim)
+        else (
+            _secret,
+            _webhooks,
+            _identity,
+            _base_url,
+            _database,
+            _broker,
+            _workers,
+            _transport,
+            _dkim,
+        )
     )
     for check in steps:
         checks.extend(check(settings))
@@ -165,6 +175,24 @@ def _broker(settings: Settings) -> Iterator[Check]:
         yield Check("fail", "broker", f"{_safe_url(settings.broker_url)}: {_first_line(exc)}")
         return
     yield Check("ok", "broker", _safe_url(settings.broker_url))
+
+
+def _workers(settings: Settings) -> Iterator[Check]:
+    """On a broker, whether a worker has answered lately (its heartbeat in Redis): without
+    one, sends are queued and nobody takes them. Not in ``quick``: a web container's health
+    must not hang on the workers being up."""
+    if not settings.broker_url:
+        return
+    from digest.service.workers import read_workers
+
+    try:
+        found = read_workers(settings)
+    except DigestError:
+        return  # Redis is not answering: the broker's line says so, once
+    if found is None:
+        yield Check("warn", "workers", "cannot tell: worker heartbeats need a Redis broker")
+    else:
+        yield Check("ok" if found.answering else "fail", "workers", found.words())
 
 
 def _transport(settings: Settings) -> Iterator[Check]:

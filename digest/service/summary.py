@@ -1,6 +1,7 @@
 """One edition as every face shows it: ``EditionSummary`` is computed here once (counts, rows
 held for a time zone, the operator's state label, why it stopped, the next retry, who joined
-since the build), and the CLI, the dashboard and the API only format it."""
+since the build, whether it waits for a worker, who may have a second copy), and the CLI,
+the dashboard and the API only format it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from digest.edition import ledger
 from digest.edition.select import local_today
 from digest.edition.state import edition_state
+from digest.service.workers import span_words
 from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
     Edition,
@@ -52,6 +54,16 @@ class EditionSummary:
     subject: str
     created_at: dt.datetime
     completed_at: dt.datetime | None
+    #: The list's time zone (times are shown in it and in UTC).
+    timezone: str = "UTC"
+    #: Recipients whose message went out at least once without the server answering (the
+    #: connection was lost after the final dot): they may have a second copy.
+    unanswered: int = 0
+    #: On a broker: since when its due rows have gone unclaimed (naive UTC), once that is
+    #: longer than DIGEST_WAITING_AFTER_SECONDS; None otherwise (or while a worker holds some).
+    waiting_since: dt.datetime | None = None
+    #: Seconds of that wait, as of the summary.
+    waiting_for: float | None = None
 
     @property
     def total(self) -> int:
@@ -84,6 +96,13 @@ class EditionSummary:
     def empty(self) -> bool:
         return self.status == EditionStatus.EMPTY.value
 
+    @property
+    def waiting(self) -> str | None:
+        """``waiting: no worker has taken it for 12 minutes``, or None."""
+        if self.waiting_for is None:
+            return None
+        return f"waiting: no worker has taken it for {span_words(self.waiting_for)}"
+
 
 def summarize(
     session: Session,
@@ -92,13 +111,20 @@ def summarize(
     now: dt.datetime,
     *,
     count_late: bool = True,
+    waiting_after: float | None = None,
 ) -> EditionSummary:
     """The summary of ``edition``. Late joiners are counted only for a recent edition
     (yesterday's, today's or a later day's): only those are worth sending to newcomers, and
-    the anti-join over a big list is not free."""
-    counts = ledger.counts(session, edition.id)
+    the anti-join over a big list is not free. ``waiting_after`` (seconds; None: no broker,
+    this process sends) is how long due rows may go unclaimed before it is waiting."""
+    counts, unanswered = ledger.tally(session, edition.id)
     held = ledger.held_count(session, edition.id, now) if counts["pending"] else 0
     next_retry = ledger.next_retry(session, edition.id) if counts["deferred"] else None
+    waiting_since = waiting_for = None
+    if waiting_after is not None and edition.status == EditionStatus.READY:
+        since = ledger.unclaimed_since(session, edition, now)
+        if since is not None and (now - since).total_seconds() >= waiting_after:
+            waiting_since, waiting_for = since, (now - since).total_seconds()
     late = 0
     recent = local_today(mailing_list.timezone, now) - dt.timedelta(days=1)
     if count_late and edition.status in LATE_STATES and edition.edition_date >= recent:
@@ -118,4 +144,8 @@ def summarize(
         subject=edition.subject,
         created_at=edition.created_at,
         completed_at=edition.completed_at,
+        timezone=mailing_list.timezone,
+        unanswered=unanswered,
+        waiting_since=waiting_since,
+        waiting_for=waiting_for,
     )

@@ -269,6 +269,10 @@ class Edition(Base):
     #: either past its limit pauses the edition, since it means a problem with the sender.
     transport_error_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     refusal_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When the current run of transport failures began (None: the last message went through):
+    #: a run pauses the edition only once it is long in time as well as in count, so a relay's
+    #: short outage is waited out by batches retrying every few seconds.
+    transport_errors_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
     #: When a batch last claimed rows: the sweep restarts an edition that went quiet.
     last_claim_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -299,6 +303,10 @@ class Delivery(Base):
     message_id: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: Attempts whose whole message went out but whose answer never came (the connection was
+    #: lost, or timed out, after the final dot): the server may have taken it, so a recipient
+    #: with this above 0 may have a second copy. Kept once the row is sent, for the operator.
+    unanswered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     subscriber: Mapped[Subscriber] = relationship()
 

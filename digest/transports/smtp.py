@@ -25,6 +25,9 @@ class SmtpConfig:
     password: str | None = None
     implicit_tls: bool = False  # smtps://
     starttls: bool = False
+    #: Seconds any one read or write on the connection may take (``?timeout=``), the reply to
+    #: the final dot included: RFC 5321 allows a server 10 minutes there, but a relay that
+    #: has not answered in 30 s is stuck, and waiting longer only holds a worker.
     timeout: float = 30.0
 
     @classmethod
@@ -102,6 +105,9 @@ class SmtpTransport(TransportBase):
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
+        # Once the final dot is out, a lost connection (or a reply that never comes within the
+        # socket timeout) leaves it unknown whether the server took the message.
+        message_sent = False
         try:
             mail, rcpt, data = self._envelope(conn, envelope)
             if mail[0] != 250:
@@ -117,13 +123,18 @@ class SmtpTransport(TransportBase):
                 self._reset_after(data)
                 return self._answer(*data)
             conn.send(_dot_stuffed(message) + b".\r\n")
+            message_sent = True
             final = conn.getreply()
-        except smtplib.SMTPServerDisconnected as exc:
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            raise TransportError(f"SMTP connection lost: {exc}") from exc
-        except OSError as exc:
-            self._drop()
-            raise TransportError(f"SMTP connection failed: {exc}") from exc
+            if message_sent:
+                raise TransportError(
+                    "SMTP server did not answer after the message was sent (it may have taken "
+                    f"it): {exc}",
+                    unanswered=True,
+                ) from exc
+            lost = "lost" if isinstance(exc, smtplib.SMTPServerDisconnected) else "failed"
+            raise TransportError(f"SMTP connection {lost}: {exc}") from exc
         if final[0] == 421:
             self._drop()
             raise TransportError(f"SMTP server closing: {_text(final[1])}")

@@ -53,6 +53,29 @@ class LedgerCollector:
         )
         failing.add_metric([], found.failing_sources)
         yield from (editions, messages, rate, sources, failing)
+        age = GaugeMetricFamily(
+            "digest_queue_age_seconds",
+            "Seconds the oldest due recipient of a sending edition has waited (0: none due)",
+        )
+        age.add_metric([], found.queue_age)
+        unclaimed = GaugeMetricFamily(
+            "digest_queue_unclaimed_seconds",
+            "Longest time a sending edition with due recipients has gone without a batch "
+            "taking any (0 while workers take them): alert on this",
+        )
+        unclaimed.add_metric([], found.queue_unclaimed)
+        unanswered = GaugeMetricFamily(
+            "digest_messages_unanswered",
+            "Ledger rows whose message went out without the server answering (maybe twice)",
+        )
+        unanswered.add_metric([], found.unanswered)
+        yield from (age, unclaimed, unanswered)
+        if found.workers is not None:
+            workers = GaugeMetricFamily(
+                "digest_workers", "Workers whose heartbeat in Redis is fresh, on this queue"
+            )
+            workers.add_metric([], found.workers)
+            yield workers
 
 
 def _token_matches(given: str, expected: str) -> bool:

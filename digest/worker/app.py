@@ -11,13 +11,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 from digest.config import Settings, load_settings
 from digest.logs import configure_logging
 from digest.service.core import Digest
 from digest.service.jobs import beat_schedule
 from digest.service.queue import make_celery
+from digest.service.workers import Beacon, start_beacon
 
 
 @cache
@@ -35,6 +36,26 @@ def core() -> Digest:
 def _digest_logging(**_kwargs: Any) -> None:
     # Connected, so Celery leaves logging to us: workers then honour DIGEST_LOG_FORMAT.
     configure_logging(load_settings(ensure_secret=False))
+
+
+_beacons: list[Beacon] = []
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_kwargs: Any) -> None:
+    # Once the consumer is ready (connected, taking the queue), from the main process: on
+    # the prefork pool that is the process that takes tasks off the queue, and it lives as
+    # long as the worker does.
+    name = str(getattr(sender, "hostname", None) or "worker")
+    beacon = start_beacon(settings(), name)
+    if beacon is not None:
+        _beacons.append(beacon)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_kwargs: Any) -> None:
+    while _beacons:
+        _beacons.pop().stop()
 
 
 def reset() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,7 @@ from aiosmtpd.smtp import Envelope as AioEnvelope
 from digest.errors import ConfigError, TransportError
 from digest.transports import Envelope, Outcome, SmtpConfig, SmtpTransport, classify
 from tests.conftest import SmtpSink
+from tests.flaky_relay import Fault, FlakyRelay
 
 MESSAGE = (
     b"From: a@example.com\r\nTo: b@example.com\r\nSubject: t\r\n\r\n"
@@ -195,3 +197,58 @@ def test_classify_without_a_server() -> None:
     assert [classify(c) for c in (500, 501, 502, 503, 504)] == [Outcome.FAILED] * 5
     assert classify(550, "4.3.4 odd") == Outcome.BOUNCED
     assert classify(552, "5.3.4 too big") == Outcome.FAILED
+
+
+# -- a relay that drops connections (tests/flaky_relay.py) -----------------------------------
+
+
+def test_drop_after_the_dot_is_an_unanswered_transport_error() -> None:
+    """A relay that takes the whole message and resets the connection without a reply: a
+    TransportError marked unanswered (the relay may have it), and the next message on a
+    fresh connection goes through."""
+    with FlakyRelay() as relay:
+        relay.flaky((Fault.AFTER_DOT,))
+        transport = SmtpTransport(SmtpConfig.from_url(relay.url))
+        with pytest.raises(TransportError, match="did not answer") as lost:
+            transport.send(Envelope("a@example.com", "ann@example.com"), MESSAGE)
+        relay.recover()
+        again = transport.send(Envelope("a@example.com", "ann@example.com"), MESSAGE)
+        transport.close()
+    assert lost.value.unanswered and lost.value.transient
+    assert again.outcome == Outcome.SENT
+    assert relay.unanswered() == {"ann@example.com": 1} and relay.answered() == {
+        "ann@example.com": 1
+    }
+
+
+def test_drop_in_the_middle_of_a_long_message_is_not_unanswered() -> None:
+    """A reset while the message is still being written: the relay cannot have it, so the
+    error is not marked unanswered (the row goes back without counting an attempt)."""
+    # Far more than the socket buffers hold, so the write is still going when the reset comes.
+    long = MESSAGE.replace(b"middle", b"x" * 900 + (b"\r\n" + b"y" * 900) * 16_000)
+    with FlakyRelay() as relay:
+        relay.flaky((Fault.MID_DATA,))
+        with (
+            SmtpTransport(SmtpConfig.from_url(relay.url)) as transport,
+            pytest.raises(TransportError) as lost,
+        ):
+            transport.send(Envelope("a@example.com", "ann@example.com"), long)
+    assert not lost.value.unanswered
+    assert relay.taken == [] and relay.faults == [(("ann@example.com",), Fault.MID_DATA)]
+
+
+def test_a_relay_silent_after_the_dot_holds_the_sender_only_for_the_timeout() -> None:
+    """A relay that takes the message and never answers frees the sender after the URL's
+    ?timeout= (not RFC 5321's ten minutes), with an unanswered TransportError."""
+    with FlakyRelay() as relay:
+        relay.flaky((Fault.HANG,))
+        started = time.monotonic()
+        with (
+            SmtpTransport(SmtpConfig.from_url(f"{relay.url}?timeout=1")) as transport,
+            pytest.raises(TransportError) as lost,
+        ):
+            transport.send(Envelope("a@example.com", "ann@example.com"), MESSAGE)
+        waited = time.monotonic() - started
+    assert lost.value.unanswered and "timed out" in str(lost.value)
+    assert 0.9 < waited < 5, waited
+    assert relay.unanswered() == {"ann@example.com": 1}

@@ -8,10 +8,18 @@ import datetime as dt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 
 from digest.service import catalog
 from digest.store.db import Database
-from digest.store.models import Article, utcnow
+from digest.store.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    utcnow,
+)
 from tests.builders import api_token
 from tests.web.conftest import wait_for_sends
 
@@ -78,3 +86,37 @@ def test_api_drops_an_edition_nobody_has(
     assert dropped.get_json() == {"dropped": empty["id"], "list": "daily", "date": "2026-01-01",
                                   "rows": 0}  # fmt: skip
     assert client.get(f"/api/editions/{empty['id']}", headers=auth).status_code == 404
+
+
+def test_api_retry_now_sends_the_deferred_at_once(
+    app: Flask, client: FlaskClient, auth: dict[str, str], db: Database
+) -> None:
+    """An edition whose one reader a server deferred for an hour shows next_retry_at; POST
+    /api/editions/ID/retry-now answers 202 with retried 1 and the reader gets it now, a
+    second attempt; a second call has nobody to retry (200)."""
+    sent = client.post("/api/editions/send", headers=auth, json={"list": "daily", "date": TODAY})
+    wait_for_sends(app)
+    edition_id = sent.get_json()["id"]
+    with db.session() as session:
+        session.execute(
+            update(Delivery).values(
+                status=DeliveryStatus.DEFERRED,
+                attempts=1,
+                sent_at=None,
+                next_attempt_at=utcnow() + dt.timedelta(hours=1),
+            )
+        )
+        session.execute(update(Edition).values(status=EditionStatus.READY, completed_at=None))
+    shown = client.get(f"/api/editions/{edition_id}", headers=auth).get_json()
+    assert shown["counts"]["deferred"] == 1 and shown["next_retry_at"]
+    assert shown["waiting"] is None and shown["unanswered"] == 0
+    retried = client.post(f"/api/editions/{edition_id}/retry-now", headers=auth)
+    assert retried.status_code == 202, retried.get_json()
+    assert retried.get_json()["retried"] == 1 and retried.get_json()["sending"] == "background"
+    wait_for_sends(app)
+    done = client.get(f"/api/editions/{edition_id}", headers=auth).get_json()
+    assert done["counts"]["sent"] == 1 and done["state"] == "done"
+    with db.session() as session:
+        assert session.scalars(select(Delivery.attempts)).one() == 2
+    again = client.post(f"/api/editions/{edition_id}/retry-now", headers=auth)
+    assert again.status_code == 200 and again.get_json()["retried"] == 0

@@ -1,5 +1,5 @@
 """The API's editions: listing, progress, preview, send, test copy, pause, resume, cancel,
-retry-failed, include-late, rebuild and drop."""
+retry-failed, retry-now, include-late, rebuild and drop."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def _edition(summary: EditionSummary) -> dict[str, Any]:
         "held": summary.held,
         "late": summary.late,
         "next_retry_at": utc_iso(summary.next_retry),
+        # On a broker, once its due rows have gone unclaimed too long: since when, in words.
+        "waiting_since": utc_iso(summary.waiting_since),
+        "waiting": summary.waiting,
+        "unanswered": summary.unanswered,
     }
 
 
@@ -169,6 +173,16 @@ def editions_retry_failed(edition_id: int) -> tuple[Response, int]:
     edition = _edition_by_id(edition_id)
     edition.update(requeued=count, **_sending(dispatched))
     return jsonify(edition), 202 if count else 200
+
+
+@bp.post("/editions/<int:edition_id>/retry-now")
+def editions_retry_now(edition_id: int) -> tuple[Response, int]:
+    """Try the deferred rows now instead of at their next try (attempts still count), and
+    send them: 202 while they go out, 200 when nobody was deferred (or it is paused)."""
+    count, dispatched = context().core.retry_now(edition_id)
+    edition = _edition_by_id(edition_id)
+    edition.update(retried=count, **_sending(dispatched))
+    return jsonify(edition), 202 if dispatched else 200
 
 
 @bp.post("/editions/<int:edition_id>/include-late")

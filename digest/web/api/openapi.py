@@ -203,6 +203,9 @@ OPENAPI: dict[str, Any] = {
         "/api/editions/{edition_id}/retry-failed": _edition_op(
             "Send again to the failed recipients only", ok="202"
         ),
+        "/api/editions/{edition_id}/retry-now": _edition_op(
+            "Try the deferred recipients now (attempts still count)", ok="202"
+        ),
         "/api/editions/{edition_id}/include-late": _edition_op(
             "Add and send to those who subscribed since the build", ok="202"
         ),
