@@ -205,10 +205,38 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return collection_path.stem.startswith(INTEGRATION_MODULES) or None
 
 
+#: Modules whose tests start groups of processes (Celery workers, `digest run`, Sentinel,
+#: PgBouncer, Dovecot, memory-capped children) and hold time limits: run in parallel (xdist),
+#: they go to one worker, one after another, so two such tests never load the two cores
+#: together and each keeps its limits honest; every other test is shared out around them.
+SERIAL_MODULES = (
+    "test_workers",
+    "test_relay_faults",
+    "test_waiting",
+    "test_faces",
+    "test_run_command",
+    "test_scale",
+    "test_container",
+    "test_bounds",
+    "test_imap",
+)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default in pyproject): three workers, or DIGEST_TEST_WORKERS; none for
+    ``-m unit``, which is over in seconds and would spend them starting workers. Three on two
+    cores: most of the suite waits on servers, processes and sockets, not on the CPU."""
+    if config.getoption("markexpr", "") == "unit":
+        return 0
+    return int(os.environ.get("DIGEST_TEST_WORKERS", "3"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if module.startswith(SERIAL_MODULES):
+            item.add_marker(pytest.mark.xdist_group("processes"))
         if fixtures & INTEGRATION_FIXTURES or module.startswith(INTEGRATION_MODULES):
             continue
         # A `heavy` test reaches no peer but costs seconds (thousands of examples, a timing

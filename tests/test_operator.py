@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+import redis
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,6 +27,7 @@ from digest.send.schedule import due_lists
 from digest.service import catalog
 from digest.service.core import Digest
 from digest.service.identity import identity_warnings
+from digest.service.workers import Beacon
 from digest.store.db import Database
 from digest.store.models import Article, Edition, Source, utcnow
 from digest.web import context, create_app
@@ -453,12 +455,16 @@ def test_doctor_warns_of_defaults_and_accepts_a_shared_secret_file_on_one_host(
     bare_env: dict[str, str], db_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """`doctor` warns of the default identity and a misspelled variable but does not fail
-    when web and workers on one host share the generated secret file with a broker."""
+    when web and workers on one host share the generated secret file with a broker (and a
+    worker of the test's own queue has left its heartbeat)."""
     Database(db_url).upgrade()
     load_settings()  # writes ./.digest-secret, as the first process on the host does
+    queue = f"doctor-{tmp_path.name}-{os.getpid()}"
+    Beacon(redis.Redis.from_url(redis_url), queue, "worker@test", 30).beat()
     env = {
         "DIGEST_DATABASE_URL": db_url,
         "DIGEST_BROKER_URL": redis_url,
+        "DIGEST_QUEUE": queue,
         "DIGEST_OUTBOX_DIR": str(tmp_path / "outbox"),
         "DIGEST_FROM_ADRESS": "news@paper.example",
     }
