@@ -8,8 +8,11 @@ send loop, the inbox loop and every face ask here, so no rule is written twice.
 
 from digest.audience.addresses import (
     EMAIL_MAX_LENGTH,
+    address_domain,
     address_hash,
+    bare_address,
     clean_name,
+    comparable_address,
     is_placeholder,
     lookup_form,
     mailbox_key,
@@ -55,8 +58,11 @@ __all__ = [
     "ListAudience",
     "SignUp",
     "add_confirmed",
+    "address_domain",
     "address_hash",
+    "bare_address",
     "clean_name",
+    "comparable_address",
     "complain",
     "confirm",
     "confirm_state",

@@ -22,8 +22,11 @@ __all__ = [
     "EMAIL_MAX_LENGTH",
     "HASH_MARK",
     "PLACEHOLDER_DOMAIN",
+    "address_domain",
     "address_hash",
+    "bare_address",
     "clean_name",
+    "comparable_address",
     "is_placeholder",
     "lookup_form",
     "mailbox_key",
@@ -40,6 +43,9 @@ _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@((?:{_LABEL}\.)+[A-Za-z]{
 # Bidi embeddings, overrides, isolates and marks: invisible, and able to make a name read
 # backwards or pull text next to it out of order.
 _BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+# The address type before a DSN field's address: "rfc822", "utf-8".
+_ADDRESS_TYPE = re.compile(r"[A-Za-z0-9-]{1,20}")
 
 #: Fixed, so the same address always gives the same hash on every installation's data.
 HASH_PREFIX = "digest.forgotten:"
@@ -76,27 +82,64 @@ def _validated_email(address: str) -> str:
 def normalise_email(raw: str) -> str:
     """The address in the form it is stored and compared in, or InputError saying why not.
 
-    Only ASCII addresses are accepted (internationalised domains are turned into their ASCII
+    Written in any way ``bare_address`` reads (``"Name" <a@b>`` too). Only ASCII addresses
+    are accepted (internationalised domains are turned into their ASCII
     form), so every address can go into a header as it is; the whole address is lower-cased,
     as every mailbox provider Digest's publishers meet treats the local part.
     """
-    address = raw.strip()
+    address = bare_address(raw)
     return _plain_address(address) or _validated_email(address)
+
+
+def bare_address(raw: str) -> str:
+    """The address alone, as written, from the ways mail and reports quote one: ``a@b``,
+    ``<a@b>``, ``mailto:a@b``, ``rfc822; a@b`` (a DSN's field), ``"Name" <a@b>`` or
+    ``Name <a@b>``. Not normalised: ``lookup_form`` does that."""
+    text = raw.strip()
+    if len(text) > 8 * EMAIL_MAX_LENGTH:
+        return text[: 8 * EMAIL_MAX_LENGTH]
+    # A display name, quoted or not: the address is what the last angle brackets hold.
+    if text.endswith(">") and "<" in text:
+        text = text[text.rindex("<") + 1 : -1]
+    else:
+        # "rfc822; a@b": the address type of a DSN field comes before the semicolon.
+        kind, semicolon, rest = text.partition(";")
+        if semicolon and _ADDRESS_TYPE.fullmatch(kind.strip()):
+            text = rest
+    text = text.strip().strip("<>").strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].strip()
+    return text
+
+
+def address_domain(address: str) -> str:
+    """The domain of an address in its stored form (the ASCII one), lower-cased; "" when the
+    text is no address."""
+    normal = lookup_form(address)
+    return normal.rpartition("@")[2] if normal else ""
 
 
 def lookup_form(raw: str) -> str | None:
     """An address from outside (a bounce report, a webhook, an operator's ``forget``) in the
     stored form, to look it up; None when it cannot be anyone's stored address.
 
-    Angle brackets and a ``mailto:`` are taken off first: reports quote addresses both ways.
+    Written in any way ``bare_address`` reads (angle brackets, ``mailto:``, a display name):
+    reports quote addresses every way.
     """
-    address = raw.strip().removeprefix("mailto:").strip().strip("<>").strip()
+    address = bare_address(raw)
     if not address or len(address) > 4 * EMAIL_MAX_LENGTH:
         return None
     try:
         return normalise_email(address)
     except InputError:
         return None
+
+
+def comparable_address(raw: str) -> str:
+    """An address to compare with one of ours (the bounce and unsubscribe addresses): its
+    stored form, or for text email-validator refuses (a ``localhost`` domain) the bare address
+    lower-cased, so the comparison still means something."""
+    return lookup_form(raw) or bare_address(raw).lower()
 
 
 def mailbox_key(address: str) -> str:
@@ -119,7 +162,7 @@ def clean_name(name: str) -> str:
 def address_hash(email: str) -> str:
     """What the suppression list keeps of a forgotten address: a hash of its stored form (an
     address that cannot be normalised is hashed as written, lower-cased)."""
-    normal = lookup_form(email) or email.strip().lower()
+    normal = comparable_address(email)
     digest = hashlib.sha256((HASH_PREFIX + normal).encode("utf-8")).hexdigest()
     return HASH_MARK + digest
 

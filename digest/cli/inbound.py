@@ -8,7 +8,6 @@ import threading
 import click
 
 from digest.cli.context import App
-from digest.cli.output import plural
 from digest.errors import ConfigError
 
 
@@ -93,10 +92,10 @@ def forget(app: App, email: str, yes: bool) -> None:
     app.require_schema()  # one line, not a traceback, if the database is not set up
     report = inbox.forget(address)
     if report.found:
-        click.echo(
-            f"forgotten: {plural(report.subscriptions, 'subscription')} and "
-            f"{plural(report.deliveries, 'delivery record')} kept without personal data; "
-            "the address stays suppressed"
-        )
+        click.echo("forgotten; the address stays suppressed (as a hash)")
     else:
         click.echo("no subscriber with that address; it is now suppressed (as a hash)")
+    for line in report.cleared():
+        click.echo(f"  cleared: {line}")
+    for line in report.not_reached:
+        click.echo(f"  not reached: {line}")

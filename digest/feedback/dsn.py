@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from digest.audience import lookup_form
 from digest.feedback.events import EventKind
 from digest.feedback.reader import (
     Headers,
@@ -27,8 +28,6 @@ from digest.feedback.reader import (
 )
 
 _STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
-_ADDRESS = re.compile(r"^[^\s@<>()\[\],;:\"]+@[A-Za-z0-9.-]+$")
-_BRACKETED = re.compile(r"<([^<>\s]{1,320})>")
 #: Feedback types (RFC 5965 and its registry) that mean "the reader does not want this".
 _COMPLAINTS = {"abuse", "fraud", "virus", "other"}  # not "not-spam" nor "auth-failure"
 #: Per-recipient blocks read from one delivery-status part (a DSN names one or a few).
@@ -67,10 +66,9 @@ def parse_report(message: Part | bytes, limits: Limits | None = None) -> Report 
 
 def _address(value: str) -> str:
     """The bare address of ``rfc822; user@host``, ``<user@host>`` or ``Name <user@host>``."""
-    _, _, raw = value.rpartition(";")
-    bracketed = _BRACKETED.search(raw)
-    address = (bracketed.group(1) if bracketed else raw.split(",")[0]).strip().lower()
-    return address if len(address) <= 320 and _ADDRESS.match(address) else ""
+    # The first of a list ("a@b, c@d"), in the stored form (digest.audience: one place).
+    first = value if value.rstrip().endswith(">") else value.split(",")[0]
+    return lookup_form(first) or ""
 
 
 def _field_blocks(part: Part, limits: Limits) -> list[Headers]:

@@ -19,6 +19,7 @@ from digest.audience import (
     complain,
     find_subscriber,
     hard_bounce,
+    is_placeholder,
     lookup_form,
     soft_bounce,
     subscription_of,
@@ -52,6 +53,8 @@ class FeedbackEvent:
     email: str = ""
     delivery_id: int | None = None
     list_id: int | None = None
+    #: The subscriber a signed notice return path names (a sign-up mail has no delivery row).
+    subscriber_id: int | None = None
     #: What the report said (the Status and Diagnostic-Code of a DSN), kept as the reason.
     detail: str = ""
     #: Where it came from, for the log and the consent history: "smtp", "imap", a relay.
@@ -101,6 +104,10 @@ def _subscriber(
 ) -> Subscriber | None:
     if delivery is not None:
         return session.get(Subscriber, delivery.subscriber_id)
+    if event.subscriber_id is not None:
+        found = session.get(Subscriber, event.subscriber_id)
+        # A forgotten person's placeholder row is nobody to act on.
+        return None if found is None or is_placeholder(found.email) else found
     address = lookup_form(event.email) if event.email else None
     return find_subscriber(session, address) if address else None
 

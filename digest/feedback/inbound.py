@@ -5,8 +5,8 @@ it; ``InboundHandler`` is the aiosmtpd handler that feeds it over SMTP (the
 bounce domain's MX points here), and ``poll_imap`` feeds it from a hosted
 mailbox instead. Every path reads the message with ``digest.feedback.reader``
 first, within fixed limits: a message over them is refused (logged) before any
-structured parsing. Only signed things change anything: a VERP token, the
-signed unsubscribe link in the mailto subject, or (for a report sent to plain
+structured parsing. Only signed things change anything: a VERP token (a delivery's, or a notice's
+naming the subscriber a sign-up mail went to), the signed unsubscribe link in the mailto subject, or (for a report sent to plain
 ``bounces@``) a quoted Message-ID carrying our MAC (``digest.mail.msgid``).
 Everything else is logged and dropped.
 """
@@ -29,6 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
+from digest.audience import comparable_address
 from digest.config import Settings
 from digest.errors import ConfigError, InputError
 from digest.feedback.dsn import parse_report
@@ -43,7 +44,7 @@ from digest.feedback.reader import (
 )
 from digest.mail.msgid import quoted_message_id, signer_for
 from digest.mail.tokens import UNSUBSCRIBE, TokenSigner
-from digest.mail.verp import VerpSigner, split_bounce_address
+from digest.mail.verp import NoticeSigner, VerpSigner, is_notice_token, split_bounce_address
 from digest.store.db import Database
 from digest.store.models import Delivery, MailingList, Subscriber
 
@@ -88,7 +89,7 @@ def unsubscribe_addresses(session: Any, settings: Settings) -> set[str]:
 
 def classify_recipient(db: Database, settings: Settings, address: str) -> Recipient | None:
     """What mail to ``address`` is for; None: not ours (refused at RCPT)."""
-    address = address.strip().strip("<>").lower()
+    address = comparable_address(address)
     if settings.bounce_domain:
         token = split_bounce_address(address, settings.bounce_domain)
         if token is not None:
@@ -143,6 +144,8 @@ def _apply(db: Database, settings: Settings, event: FeedbackEvent) -> Verdict:
 
 
 def _bounce(db: Database, settings: Settings, token: str, message: Part, source: str) -> Verdict:
+    if token and is_notice_token(token):
+        return _notice_bounce(db, settings, token, message, source)
     delivery_id: int | None = None
     if token:
         try:
@@ -160,6 +163,27 @@ def _bounce(db: Database, settings: Settings, token: str, message: Part, source:
         if delivery_id is None:
             return Verdict.REFUSED
     event = FeedbackEvent(report.kind, delivery_id=delivery_id, detail=report.detail, source=source)
+    return _apply(db, settings, event)
+
+
+def _notice_bounce(
+    db: Database, settings: Settings, token: str, message: Part, source: str
+) -> Verdict:
+    """A report about a notice (a sign-up confirmation): its return path names the subscriber
+    it went to. The address-wide rules apply (a hard bounce or a complaint suppresses it); a
+    soft bounce counts runs of editions, and a notice is none, so it changes nothing."""
+    try:
+        subscriber_id = NoticeSigner(settings.secret).verify(token)
+    except InputError as exc:
+        log.warning("inbound %s: notice bounce token %r refused (%s)", source, token[:80], exc)
+        return Verdict.REFUSED
+    report = parse_report(message, limits_for(settings))
+    if report is None:
+        log.info("inbound %s: not a delivery or feedback report; dropped", source)
+        return Verdict.IGNORED
+    event = FeedbackEvent(
+        report.kind, subscriber_id=subscriber_id, detail=report.detail, source=source
+    )
     return _apply(db, settings, event)
 
 

@@ -32,6 +32,7 @@ from digest.edition.select import local_today, parse_since
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
 from digest.mail.mime import Recipient, random_message_id
 from digest.mail.tokens import TokenSigner
+from digest.mail.verp import notice_return_path
 from digest.send import schedule
 from digest.send.batch import BatchReport, is_sending, send_batch, send_until_done
 from digest.send.mailer import EditionMailer, mail_domain, make_mailer
@@ -562,9 +563,10 @@ class Digest:
         self.mailer.rate_limiter.wait(built.to_address.rpartition("@")[2])
         try:
             with self.transport() as transport:
-                result = transport.send(
-                    Envelope(built.from_address, built.to_address, "notices"), message
-                )
+                # A return path of its own, so a bounce of a sign-up mail is read like a
+                # digest's (digest.feedback.inbound) rather than lost in the From mailbox.
+                sender = notice_return_path(self.settings, notice.subscriber_id, built.from_address)
+                result = transport.send(Envelope(sender, built.to_address, "notices"), message)
             if result.outcome != Outcome.SENT:
                 raise TransportError(f"notice refused: {result.code} {result.detail}")
         except TransportError:

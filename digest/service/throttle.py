@@ -77,9 +77,11 @@ def give_back(session: Session, kind: str, value: str) -> None:
     )
 
 
-def forget(session: Session, kind: str, value: str) -> None:
-    """Drop the counter of ``value``: its window starts afresh with the next take."""
-    session.execute(delete(Throttle).where(Throttle.key_hash == _key(kind, value)))
+def forget(session: Session, kind: str, value: str) -> int:
+    """Drop the counter of ``value``: its window starts afresh with the next take. Returns how
+    many counters there were (0 or 1)."""
+    result = session.execute(delete(Throttle).where(Throttle.key_hash == _key(kind, value)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def blocked(session: Session, kind: str, value: str, limit: int, window: dt.timedelta) -> int:

@@ -25,8 +25,9 @@ from digest.store.models import (
     Subscriber,
     Subscription,
     Suppression,
+    Throttle,
 )
-from digest.transports import RecordingTransport
+from digest.transports import Envelope, OutboxTransport, RecordingTransport
 from digest.web import context, create_app
 from tests.feedback.conftest import build_day, delivery_of, make_site
 from tests.feedback.test_inbound import _sent_site
@@ -114,3 +115,58 @@ def test_a_forgotten_address_stays_suppressed(db: Database, bounce_settings: Set
             .where(Delivery.edition_id == second)
         ).all()
     assert EMAIL not in emails
+
+
+IDN_STORED = "frank@xn--bcher-kva.de"
+
+
+def test_forget_finds_an_internationalised_address_and_clears_everything(
+    db: Database, bounce_settings: Settings
+) -> None:
+    """A reader who signed up as Frank@Bücher.de (stored in punycode) is found when the
+    operator writes the address either way; their subscription, consent events, sign-up mail
+    counter and outbox files are gone, other people's files stay, only the hash of the stored
+    form is suppressed, and the report lists what was cleared and what was out of reach."""
+    make_site(db, readers=1)
+    core = Digest(bounce_settings, db=db)
+    check = core.readers.check_signup(
+        "daily", email="Frank@Bücher.de", name="Frank", sections=[], ip="198.51.100.23"
+    )
+    assert check.signup is not None and check.signup.address == IDN_STORED
+    core.readers.complete_signup(check.signup)
+    outbox = OutboxTransport(bounce_settings.outbox_dir)
+    outbox.send(
+        Envelope("digest@gazette.example", "other@example.com", "daily-x"),
+        f"To: other@example.com\r\nCc: Frank <{IDN_STORED}>\r\nSubject: x\r\n\r\nhi\r\n".encode(),
+    )
+    outbox.send(
+        Envelope("digest@gazette.example", EMAIL, "daily-x"),
+        f"To: {EMAIL}\r\nSubject: x\r\n\r\n{IDN_STORED}\r\n".encode(),
+    )
+    theirs = outbox.recipient_files("frank@BÜCHER.de")
+    assert len(theirs) == 2 and all(p.exists() for p in theirs)  # the notice and the Cc
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Throttle)) >= 1
+        throttles_before = session.scalar(select(func.count()).select_from(Throttle))
+    assert "xn--bcher-kva" in _everything(db) and "198.51.100.23" in _everything(db)
+
+    result = CliRunner().invoke(
+        forget_command,
+        ["  FRANK@bücher.DE ", "--yes"],
+        obj=App(None, core=Digest(bounce_settings, db=db)),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "forgotten" in result.output and "not reached: log lines" in result.output
+    assert "cleared: 1 outbox file: deleted" not in result.output
+    assert "cleared: 2 outbox files: deleted" in result.output
+    assert "consent event" in result.output and "sign-up mail counter" in result.output
+    everything = _everything(db)
+    for personal in ("xn--bcher-kva", "bücher", "frank", "198.51.100.23"):
+        assert personal not in everything, personal
+    assert not any(p.exists() for p in theirs)
+    assert outbox.recipient_files(EMAIL), "someone else's file was deleted"
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Throttle)) == throttles_before - 1
+        hashes = session.scalars(select(Suppression.email)).all()
+    assert hashes == [address_hash(IDN_STORED)] == [address_hash("Frank@Bücher.de")]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.audience import is_forgotten
+from digest.audience import EMAIL_MAX_LENGTH, is_forgotten, lookup_form
 from digest.config import Settings
 from digest.errors import InputError
 from digest.feedback.events import EventKind, FeedbackEvent, apply_event
@@ -32,7 +32,6 @@ from digest.store.models import Delivery, Subscriber
 
 log = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f\ud800-\udfff@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9.-]{1,253}")
 #: Most events one call may carry (SendGrid batches up to a few thousand).
 MAX_EVENTS = 10_000
 
@@ -79,10 +78,11 @@ class Outcome:
 def clean_address(value: object) -> str:
     """A bare, lower-cased address, or "" for anything else (a relay's field is still text
     from the Internet: it must not become a header or a row with a newline in it)."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 4 * EMAIL_MAX_LENGTH:
         return ""
-    address = value.strip().strip("<>").strip().lower()
-    return address if len(address) <= 320 and _ADDRESS.fullmatch(address) else ""
+    # The stored form (digest.audience: one place), so an internationalised domain written
+    # in Unicode by the relay names the subscriber stored in punycode.
+    return lookup_form(value) or ""
 
 
 def clean_text(value: object, limit: int = 400) -> str:
@@ -143,7 +143,7 @@ def _delivery_to(
     ).first()
     if row is None or (edition_id is not None and row[0] != edition_id):
         return False
-    return bool(recipient) and row[1].lower() == recipient
+    return bool(recipient) and row[1] == recipient
 
 
 def match_delivery(session: Session, settings: Settings, notice: Notice) -> int | None:
