@@ -5,9 +5,10 @@ it; ``InboundHandler`` is the aiosmtpd handler that feeds it over SMTP (the
 bounce domain's MX points here), and ``poll_imap`` feeds it from a hosted
 mailbox instead. Every path reads the message with ``digest.feedback.reader``
 first, within fixed limits: a message over them is refused (logged) before any
-structured parsing. Only signed things change anything: a VERP token (a delivery's, or a notice's
-naming the subscriber a sign-up mail went to), the signed unsubscribe link in the mailto subject, or (for a report sent to plain
-``bounces@``) a quoted Message-ID carrying our MAC (``digest.mail.msgid``).
+structured parsing. Only signed things change anything: a VERP token (a delivery's, or
+a notice's naming the subscriber a sign-up mail went to), the signed unsubscribe link in the
+mailto subject, or (for a report sent to plain ``bounces@``) a quoted Message-ID carrying our
+MAC (``digest.mail.msgid``).
 Everything else is logged and dropped.
 """
 
