@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import re
 
+from digest.audience import bare_address
 from digest.config import Settings
 from digest.errors import InputError
 
@@ -142,7 +143,7 @@ def notice_return_path(settings: Settings, subscriber_id: int, from_address: str
 def split_bounce_address(address: str, bounce_domain: str) -> str | None:
     """The token part of an address at the bounce domain: "" for plain ``bounces@``, None when
     the address is not a bounce address at all."""
-    local, at, domain = address.strip().strip("<>").rpartition("@")
+    local, at, domain = bare_address(address).rpartition("@")
     if not at or domain.lower() != bounce_domain.lower():
         return None
     base, plus, token = local.partition("+")
