@@ -415,6 +415,32 @@ def test_setup_writes_a_private_commented_settings_file_with_no_warnings_left(
     assert again.exit_code == 1 and "--force" in again.output
 
 
+def test_setup_refuses_a_planted_partial_link_and_writes_mode_0600(
+    bare_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A `.digest.toml.partial` symlink planted beside the settings file is refused, not
+    followed (its target keeps its text and mode, no digest.toml appears); a stale partial
+    file left by an interrupted setup is replaced, and the result is mode 0600 even when the
+    stale file was world-readable."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not yours\n", encoding="utf-8")
+    target.chmod(0o644)
+    partial = tmp_path / ".digest.toml.partial"
+    partial.symlink_to(target)
+    refused = CliRunner().invoke(cli, ["setup", *SETUP_FLAGS], env=bare_env)
+    assert refused.exit_code == 1 and "not a plain file" in refused.output
+    assert target.read_text(encoding="utf-8") == "not yours\n"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert not (tmp_path / "digest.toml").exists()
+    partial.unlink()
+    partial.write_text("half", encoding="utf-8")
+    partial.chmod(0o644)
+    done = CliRunner().invoke(cli, ["setup", *SETUP_FLAGS], env=bare_env)
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "digest.toml").stat().st_mode & 0o777 == 0o600
+    assert not partial.exists()
+
+
 def test_setup_asks_on_a_terminal_and_refuses_bad_values_writing_nothing(
     bare_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -365,13 +365,35 @@ def setup(path: Path, force: bool, interactive: bool | None, **given: str | None
         values[name] = _setup_value(name, flag, value)
     text = setup_file_text(values, secrets.token_urlsafe(32))
     # Holds the secret key: readable by its owner only, and never half-written.
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    _write_private(path, text)
     click.echo(f"wrote {path.resolve()} (keep it private: it holds the secret key)")
     click.echo("next: `digest doctor` checks it, `digest init` creates the database")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only and never half-written: through a fresh
+    ``.NAME.partial`` beside it, created exclusively (O_EXCL) and never through a link
+    (O_NOFOLLOW), so a link planted there cannot make the secret land in, or take the mode
+    of, a file of someone else's choosing."""
+    partial = path.with_name(f".{path.name}.partial")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(partial, flags, 0o600)
+    except FileExistsError:
+        if partial.is_symlink() or not partial.is_file():
+            raise InputError(
+                f"{partial} exists and is not a plain file (a link?): remove it and run again"
+            ) from None
+        partial.unlink()  # what a setup that was stopped half-way left behind
+        fd = os.open(partial, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _setup_default(name: str, values: dict[str, str]) -> str | None:
