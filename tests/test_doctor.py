@@ -169,3 +169,32 @@ def test_generated_local_secret_passes(environment: pytest.MonkeyPatch, tmp_path
     assert check.status == "ok" and ".digest-secret" in check.detail
     environment.setenv("DIGEST_SECRET_KEY", secrets.token_hex(16))
     assert _by_name(run_checks())["secret key"].status == "ok"
+
+
+def test_secret_files_readable_by_others_are_warned_about(
+    environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A digest.toml readable by its group, a .digest-secret readable by everyone and a DKIM
+    key readable by either each get a 'file modes' warning naming the file and chmod 600;
+    once they are owner-only the check is one ok line."""
+    settings_file = tmp_path / "digest.toml"
+    settings_file.write_text('site_name = "Gazette"\n', encoding="utf-8")
+    secret_file = tmp_path / ".digest-secret"
+    secret_file.write_text(STRONG_KEY + "\n", encoding="utf-8")
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_text("not checked here\n", encoding="utf-8")
+    environment.setenv("DIGEST_DKIM_DOMAIN", "gazette.example")
+    environment.setenv("DIGEST_DKIM_SELECTOR", "s1")
+    environment.setenv("DIGEST_DKIM_KEY_FILE", str(key_file))
+    for path, mode in ((settings_file, 0o640), (secret_file, 0o604), (key_file, 0o644)):
+        path.chmod(mode)
+    warned = [c for c in run_checks() if c.name == "file modes"]
+    assert [c.status for c in warned] == ["warn", "warn", "warn"]
+    details = "\n".join(c.detail for c in warned)
+    assert "settings file digest.toml (mode 0640) can be read by its group: chmod 600" in details
+    assert ".digest-secret (mode 0604) can be read by everyone" in details
+    assert f"DKIM key {key_file} (mode 0644) can be read by its group and everyone" in details
+    for path in (settings_file, secret_file, key_file):
+        path.chmod(0o600)
+    private = [c for c in run_checks() if c.name == "file modes"]
+    assert [c.status for c in private] == ["ok"]

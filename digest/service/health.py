@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from digest.config import (
+    DEFAULT_CONFIG_FILE,
     SECRET_FILE,
     Settings,
     load_settings,
@@ -73,7 +74,42 @@ def run_checks(config_file: str | None = None, *, quick: bool = False) -> list[C
     )
     for check in steps:
         checks.extend(check(settings))
+    if not quick:
+        checks.extend(_private_files(settings, config_file))
     return checks
+
+
+def _private_files(settings: Settings, config_file: str | None) -> Iterator[Check]:
+    """The files that hold secrets (the settings file, the generated key, the DKIM keys): a
+    warning for each that its group or everyone may read."""
+    settings_file = config_file or os.environ.get("DIGEST_CONFIG") or DEFAULT_CONFIG_FILE
+    candidates = [
+        ("settings file", settings_file),
+        ("secret key file", SECRET_FILE),
+        ("DKIM key", settings.dkim_key_file),
+        ("Ed25519 DKIM key", settings.dkim_ed25519_key_file),
+    ]
+    seen, open_to_others = 0, 0
+    for what, name in candidates:
+        if not name:
+            continue
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except OSError:
+            continue  # absent: nothing to leak (a missing DKIM key fails its own check)
+        seen += 1
+        if mode & 0o077:
+            readers = " and ".join(
+                who for who, bits in (("its group", 0o070), ("everyone", 0o007)) if mode & bits
+            )
+            yield Check(
+                "warn",
+                "file modes",
+                f"{what} {name} (mode {mode:04o}) can be read by {readers}: chmod 600 {name}",
+            )
+            open_to_others += 1
+    if seen and not open_to_others:
+        yield Check("ok", "file modes", "the files holding secrets are readable by their owner only")
 
 
 def _identity(settings: Settings) -> Iterator[Check]:
