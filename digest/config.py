@@ -123,6 +123,10 @@ class Settings:
     login_attempts_overall: int = 50
     #: Seconds of the login attempt window (and so of a lockout).
     login_lockout_seconds: int = 900
+    #: Reverse proxies in front of `digest web` whose X-Forwarded-For / -Proto to believe
+    #: (werkzeug's ProxyFix): 0 believes none. With a proxy and 0, every client has the
+    #: proxy's address, so one guesser's lockout locks everyone out.
+    trusted_proxies: int = 0
 
     # -- DKIM Ed25519 (RFC 8463), a second signature beside the RSA one
     #: Selector (s=) of the Ed25519 signature; its TXT record is ``v=DKIM1; k=ed25519; p=...``.
@@ -313,6 +317,7 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "login_attempts_per_ip": (1, 1_000_000),
     "login_attempts_overall": (1, 1_000_000),
     "login_lockout_seconds": (1, 366 * _DAY),
+    "trusted_proxies": (0, 10),
     "fetch_workers": (1, 256),
     "fetch_per_host": (1, 64),
     "ingest_max_items": (1, 1_000_000),

@@ -109,7 +109,9 @@ def _private_files(settings: Settings, config_file: str | None) -> Iterator[Chec
             )
             open_to_others += 1
     if seen and not open_to_others:
-        yield Check("ok", "file modes", "the files holding secrets are readable by their owner only")
+        yield Check(
+            "ok", "file modes", "the files holding secrets are readable by their owner only"
+        )
 
 
 def _identity(settings: Settings) -> Iterator[Check]:

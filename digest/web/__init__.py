@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest.config import Settings, load_settings
 from digest.service.core import Digest
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None, *, core: Digest | None = None) 
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
     app.extensions["digest"] = WebContext(core)
+    if settings.trusted_proxies:
+        # Only as many hops as the operator says: each believed X-Forwarded-For entry is one
+        # a client could otherwise write itself to dodge the login and sign-up limits.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from digest.web import clicks, metrics, public
 
