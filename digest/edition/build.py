@@ -259,10 +259,17 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
     ids = [i for block in edition.content for i in content_article_ids(block)]
     by_id = {a.id: a for a in _views(session, Article.id.in_(ids))}
 
+    def as_built(block: dict[str, Any], article_id: int) -> ArticleView:
+        # The address stored with the edition, not today's: every render of one edition
+        # links where its first did.
+        article = by_id[article_id]
+        url = (block.get("urls") or {}).get(str(article_id))
+        return replace(article, url=url) if url and url != article.url else article
+
     def shown(block: dict[str, Any], article_id: int) -> ArticleView:
         others = block.get("also_in", {}).get(str(article_id), [])
-        article = by_id[article_id]
-        found = [by_id[i] for i in others if i in by_id]
+        article = as_built(block, article_id)
+        found = [as_built(block, i) for i in others if i in by_id]
         return replace(article, also_in=also_in(article, found, names)) if found else article
 
     sections = [
@@ -403,8 +410,9 @@ def lock_list(session: Session, list_id: int) -> None:
 
 def _content(draft: Draft) -> list[dict[str, Any]]:
     """What an edition stores: per section, its articles' ids in order, how many more it
-    had, and for a story told once the ids of its other reports (``also_in``: the shown
-    article's id, as a JSON key, to theirs), present only when some story has any."""
+    had, for a story told once the ids of its other reports (``also_in``: the shown
+    article's id, as a JSON key, to theirs), present only when some story has any, and the
+    address of every article it links (``urls``: id, as a JSON key, to URL)."""
     content = []
     for s in draft.sections:
         block: dict[str, Any] = {
@@ -415,6 +423,11 @@ def _content(draft: Draft) -> list[dict[str, Any]]:
         others = {str(a.id): [o.id for o in a.also_in] for a in s.articles if a.also_in}
         if others:
             block["also_in"] = others
+        # Where each link led when the edition was made: a feed that later re-points an
+        # article must not change where links already mailed go (digest.feedback.clicks).
+        urls = {str(a.id): a.url for a in s.articles}
+        urls.update((str(o.id), o.url) for a in s.articles for o in a.also_in)
+        block["urls"] = urls
         content.append(block)
     return content
 

@@ -2,8 +2,10 @@
 person or a scanner made it.
 
 A tracked link leads only to an article the link's edition carried: the token names the
-article, the edition's stored content must list it, and the address is read from the article
-row. Only a GET is recorded (a HEAD is answered and forgotten), and a fetch never changes a
+article, the edition's stored content must list it, and the address is the one stored with
+the edition when it was built (so a feed re-pointing an article later moves no mailed link).
+One delivery's fetches of one link are counted once a minute (``COUNT_EVERY``): reloading a
+link, or a script fetching it in a loop, adds no rows. Only a GET is recorded (a HEAD is answered and forgotten), and a fetch never changes a
 subscription.
 
 Mail scanners (Microsoft Defender's Safe Links, Mimecast, Proofpoint, Barracuda) fetch the
@@ -31,6 +33,10 @@ from digest.mail.tracking import CLICK, OPEN, TrackedLink
 from digest.store.models import Article, Click, Delivery, Edition, utcnow
 
 
+#: One delivery's fetches of one link (or of its open pixel) count once in this time.
+COUNT_EVERY = dt.timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class ScannerRules:
     """When a fetch is a scanner's rather than a reader's."""
@@ -54,6 +60,16 @@ def edition_article_ids(edition: Edition) -> set[int]:
     return {i for block in edition.content or [] for i in content_article_ids(block)}
 
 
+def stored_url(edition: Edition, article_id: int) -> str | None:
+    """The address the edition linked for the article when it was built; None if it kept
+    none (an edition built before addresses were stored)."""
+    for block in edition.content or []:
+        url = (block.get("urls") or {}).get(str(article_id))
+        if isinstance(url, str):
+            return url
+    return None
+
+
 def target(session: Session, link: TrackedLink) -> str:
     """Where a tracked link leads: its article's address. NotFoundError if the edition or the
     article is gone, InputError if the edition did not carry the article (a token of ours can
@@ -65,7 +81,11 @@ def target(session: Session, link: TrackedLink) -> str:
         raise NotFoundError("edition", link.edition_id)
     if link.article_id not in edition_article_ids(edition):
         raise InputError("this link is not valid")
-    url = session.scalar(select(Article.url).where(Article.id == link.article_id))
+    # The address the edition was built with (a feed may re-point an article since); editions
+    # stored before the addresses were kept fall back to the article row.
+    url = stored_url(edition, link.article_id) or session.scalar(
+        select(Article.url).where(Article.id == link.article_id)
+    )
     if url is None:
         raise NotFoundError("article", link.article_id)
     # Ingest keeps only http(s) links; checked again because this answer is a redirect.
@@ -93,6 +113,16 @@ def record(
     article_id = link.article_id if link.purpose == CLICK else None
     if link.purpose == OPEN and link.article_id != 0:
         return None
+    same_link = (
+        Click.article_id == article_id if article_id is not None else Click.article_id.is_(None)
+    )
+    counted = session.scalar(
+        select(Click.id)
+        .where(Click.delivery_id == delivery.id, same_link, Click.at > now - COUNT_EVERY)
+        .limit(1)
+    )
+    if counted is not None:
+        return None  # fetched again within the minute: already counted
     click = Click(
         delivery_id=delivery.id,
         article_id=article_id,
