@@ -52,7 +52,8 @@ ALLOWED = {
     ("mail/verp.py", "return token.strip().lower().startswith(NOTICE_PREFIX)"): "a token",
     (
         "ingest/run.py",
-        "return {category.casefold(): ids[slug] for category, slug in mapping.items() if slug in ids}",
+        "return {category.casefold(): ids[slug] for category, slug in mapping.items()"
+        " if slug in ids}",
     ): "a feed's category name",
     ("ingest/run.py", "section_id = categories.get(category.casefold())"): "a category name",
     (

@@ -5,8 +5,8 @@ A tracked link leads only to an article the link's edition carried: the token na
 article, the edition's stored content must list it, and the address is the one stored with
 the edition when it was built (so a feed re-pointing an article later moves no mailed link).
 One delivery's fetches of one link are counted once a minute (``COUNT_EVERY``): reloading a
-link, or a script fetching it in a loop, adds no rows. Only a GET is recorded (a HEAD is answered and forgotten), and a fetch never changes a
-subscription.
+link, or a script fetching it in a loop, adds no rows. Only a GET is recorded (a HEAD is
+answered and forgotten), and a fetch never changes a subscription.
 
 Mail scanners (Microsoft Defender's Safe Links, Mimecast, Proofpoint, Barracuda) fetch the
 links of a message when it arrives, often all of them within a second. A fetch is marked as a
@@ -31,7 +31,6 @@ from digest.edition.select import content_article_ids
 from digest.errors import InputError, NotFoundError
 from digest.mail.tracking import CLICK, OPEN, TrackedLink
 from digest.store.models import Article, Click, Delivery, Edition, utcnow
-
 
 #: One delivery's fetches of one link (or of its open pixel) count once in this time.
 COUNT_EVERY = dt.timedelta(minutes=1)
