@@ -140,3 +140,25 @@ def test_one_person_in_any_form_is_one_subscriber(
     with db.session() as session:
         forgotten = forget(session, form)
     assert forgotten.found and forgotten.subscriber_id == sid and forgotten.address == STORED
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("written", "bare"),
+    [
+        ("a@b.example", "a@b.example"),
+        ("  <a@b.example> ", "a@b.example"),
+        ("mailto:a@b.example", "a@b.example"),
+        ("rfc822; a@b.example", "a@b.example"),
+        ('"Doe; Jane" <a@b.example>', "a@b.example"),
+        ("Jane <mailto:a@b.example>", "a@b.example"),
+        ("say; a@b.example", "a@b.example"),
+        ("two words; a@b.example", "two words; a@b.example"),  # no address type: as written
+    ],
+)
+def test_bare_address_reads_the_ways_addresses_are_quoted(written: str, bare: str) -> None:
+    """bare_address takes off angle brackets, mailto:, a DSN's address type and a display
+    name (quoted, even with a semicolon in it), and leaves anything else as written."""
+    from digest.audience import bare_address
+
+    assert bare_address(written) == bare

@@ -97,7 +97,7 @@ def bare_address(raw: str) -> str:
     ``Name <a@b>``. Not normalised: ``lookup_form`` does that."""
     text = raw.strip()
     if len(text) > 8 * EMAIL_MAX_LENGTH:
-        return text[: 8 * EMAIL_MAX_LENGTH]
+        return text  # no address is this long: left whole for the caller to refuse
     # A display name, quoted or not: the address is what the last angle brackets hold.
     if text.endswith(">") and "<" in text:
         text = text[text.rindex("<") + 1 : -1]
