@@ -229,9 +229,16 @@ def dry_run_send(app: App, list_slug: str, date: str | None, since: str | None =
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return
     recipients = app.core.catalog.eligible_count(list_slug)
+    quiet = app.core.readers_without_news(draft)
     click.echo(
-        f"would send to {plural(recipients, 'subscriber')} (dry run: nothing stored or sent)"
+        f"would send to {plural(recipients - quiet, 'subscriber')} (dry run: nothing stored or "
+        "sent)"
     )
+    if quiet:
+        click.echo(
+            f"  and not to {plural(quiet, 'subscriber')} whose sections have nothing today "
+            "(--when-empty skip)"
+        )
 
 
 def send_edition(
@@ -470,6 +477,11 @@ def status_notes(row: EditionSummary) -> list[str]:
         notes.append(
             f"{plural(row.unanswered, 'recipient')} may get a second copy: the connection was "
             "lost after their message went out, before the server answered, so it is sent again"
+        )
+    if row.nothing_for:
+        notes.append(
+            f"{plural(row.nothing_for, 'reader')} got no mail: their sections had nothing "
+            "(skipped, as the list's --when-empty skip says)"
         )
     if row.label == "failed" and row.paused:
         notes.append(f"fix the cause, then `digest resume {row.id}`")
