@@ -28,12 +28,20 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Also fetch sources that are backing off after errors.")
 @pass_app
 def ingest(app: App, force: bool) -> None:
-    """Fetch every due source and store new articles; exits 1 only if every source failed."""
+    """Fetch every due source and store new articles; exits 1 if any source failed (the
+    others are still ingested), as `subscribers import` does for a bad row."""
     app.require_schema()  # one line, not a traceback, if the database is not set up
     reports = app.core.ingest(force=force)
     print_ingest(reports)
-    if reports and all(r.failed for r in reports):
+    failed = [r for r in reports if r.failed]
+    if failed and len(failed) == len(reports):
         raise click.ClickException("every source failed")
+    if failed:
+        # A cron job or a script sees a broken feed by the exit status, not only in the table.
+        raise click.ClickException(
+            f"{plural(len(failed), 'source')} of {len(reports)} failed or backing off: "
+            "`digest sources list` shows their errors"
+        )
 
 
 def print_ingest(reports: list[SourceReport]) -> None:

@@ -358,9 +358,7 @@ def tally(session: Session, edition_id: int) -> tuple[dict[str, int], int]:
     return counts, unanswered
 
 
-def reason_count(
-    session: Session, edition_id: int, status: DeliveryStatus, reason: str
-) -> int:
+def reason_count(session: Session, edition_id: int, status: DeliveryStatus, reason: str) -> int:
     """Rows of the edition in ``status`` for ``reason`` (e.g. skipped readers whose sections
     had nothing)."""
     return int(

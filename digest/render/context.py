@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from digest.edition.select import ArticleView, SectionBlock, date_label
 from digest.render.language import Language
-from digest.render.utm import fill_utm, with_utm
 from digest.render.placeholders import (
     BLANK_PIXEL,
     LINK_NAMES,
@@ -18,6 +17,7 @@ from digest.render.placeholders import (
     article_link,
     article_of,
 )
+from digest.render.utm import fill_utm, with_utm
 
 if TYPE_CHECKING:
     from digest.config import Settings
