@@ -320,7 +320,8 @@ def lists_edit(
         slug, name=name, section_slugs=slugs, **options
     )
     click.echo(
-        f"changed list {mailing_list.slug} ({', '.join(given)}): "
+        f"changed list {mailing_list.slug} "
+        f"({', '.join('--' + name.replace('_', '-') for name in given)}): "
         f"{_list_said(mailing_list, mailing_list.section_slugs)}"
     )
 
