@@ -84,13 +84,10 @@ def test_a_folder_with_no_site_is_said_not_filled(
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert runner.invoke(cli, ["--version"]).exit_code == 0
     assert runner.invoke(cli, ["status", "--help"]).exit_code == 0
-    made = runner.invoke(
-        cli,
-        ["setup", "--no-interactive", "--site-name", "Town", "--site-url", "https://t.example",
-         "--postal-address", "1 Road", "--from-address", "news@t.example",
-         "--base-url", "https://digest.t.example"],  # fmt: skip
-        env={**dict.fromkeys(os.environ), **env},
-    )
+    setup = ["setup", "--no-interactive", "--site-name", "Town", "--site-url",
+             "https://t.example", "--postal-address", "1 Road", "--from-address",
+             "news@t.example", "--base-url", "https://digest.t.example"]  # fmt: skip
+    made = runner.invoke(cli, setup, env={**dict.fromkeys(os.environ), **env})
     assert made.exit_code == 0, made.output
     assert (tmp_path / "digest.toml").exists()
 

@@ -109,9 +109,7 @@ def _site(db: Database, settings: Settings, when_empty: str | None = None) -> tu
                     .values(sections=chosen)
                 )
         session.flush()
-        edition, _ = build_edition(
-            session, settings, daily, DAY, now=dt.datetime(2026, 11, 24, 12)
-        )
+        edition, _ = build_edition(session, settings, daily, DAY, now=dt.datetime(2026, 11, 24, 12))
         return daily.id, edition.id
 
 
@@ -149,9 +147,7 @@ def test_reader_whose_sections_have_nothing_gets_no_mail(db: Database, settings:
     assert sorted(_messages(transport)) == ["a@example.com", "b@example.com"]
     assert ledger_counts(db, edition_id) == {"sent": 2, "skipped": 1}
     with db.session() as session:
-        reason = session.scalar(
-            select(Delivery.last_error).where(Delivery.status == "skipped")
-        )
+        reason = session.scalar(select(Delivery.last_error).where(Delivery.status == "skipped"))
     assert reason == NOTHING_IN_SECTIONS
     core = Digest(settings)
     assert core.summary(edition_id).nothing_for == 1
@@ -192,4 +188,3 @@ def test_dry_run_counts_readers_who_would_get_nothing(db: Database, settings: Se
     core.catalog.edit_list("daily", when_empty="all")
     draft, _ = core.draft("daily", DAY, now=dt.datetime(2026, 11, 24, 12))
     assert core.readers_without_news(draft) == 0
-
