@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -81,17 +80,3 @@ def test_a_page_announcing_no_feed_or_on_a_private_address_is_said(run: Run) -> 
     assert "found the feed" not in refused.output
     assert "refused" in refused.output
 
-
-def test_ingest_exits_1_when_any_source_failed_and_still_ingests_the_rest(
-    run: Run,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    """One broken source of two: the good one's articles are stored, the exit status is 1."""
-    good = Path(__file__).resolve().parents[1] / "data" / "feeds" / "rss20-basic.xml"
-    broken = tmp_path / "broken.xml"
-    broken.write_text("<html>maintenance</html>")
-    run("sources", "add", str(good), "--section", "national")
-    run("sources", "add", str(broken), "--section", "national")
-    result = run("ingest", status=1)
-    assert "3 new articles, 1 failed" in result.output
-    assert "1 source of 2 failed" in result.output
