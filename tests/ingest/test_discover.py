@@ -79,4 +79,3 @@ def test_a_page_announcing_no_feed_or_on_a_private_address_is_said(run: Run) -> 
         refused = run("sources", "add", f"{base}/news/page.html", "--section", "national")
     assert "found the feed" not in refused.output
     assert "refused" in refused.output
-
