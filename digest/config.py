@@ -259,8 +259,14 @@ def load_settings(
     environ: dict[str, str] | None = None,
     *,
     ensure_secret: bool = True,
+    require_site: bool = False,
 ) -> Settings:
-    """Defaults, then the TOML file (DIGEST_CONFIG or ./digest.toml), then the environment."""
+    """Defaults, then the TOML file (DIGEST_CONFIG or ./digest.toml), then the environment.
+
+    ``require_site``: refuse (ConfigError, naming `digest setup` and `digest demo`) when
+    nothing here configures a site (no settings file, no DIGEST_DATABASE_URL, no default
+    database file yet), rather than create an empty database and a new secret in whatever
+    folder the command was run from."""
     env = dict(os.environ if environ is None else environ)
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
@@ -278,6 +284,8 @@ def load_settings(
             values[key] = _coerce(key, raw, str(fields[key].type))
     elif config_file:
         raise ConfigError(f"settings file not found: {path}")
+    elif require_site and "DIGEST_DATABASE_URL" not in env and not _default_database_here():
+        raise ConfigError(NO_SITE)
 
     for name, f in fields.items():
         env_name = f"DIGEST_{name.upper()}"
@@ -586,6 +594,22 @@ def require_strong_secrets(settings: Settings) -> None:
     reasons = weak_secret_reasons(settings)
     if reasons:
         raise ConfigError("refusing to start: " + "; ".join(reasons))
+
+
+#: What a command run where no site is configured says.
+NO_SITE = (
+    "no Digest site here: no digest.toml, DIGEST_CONFIG or DIGEST_DATABASE_URL (and no "
+    "digest.db). `digest setup` writes the settings for your site, `digest demo` runs the "
+    "bundled sample site; or run from the site's folder, or pass --config FILE"
+)
+
+
+def _default_database_here() -> bool:
+    """Whether the default database (a SQLite file in this folder) is already there: a site
+    made by `digest demo` or `digest init` without a settings file."""
+    default = Settings.__dataclass_fields__["database_url"].default
+    assert isinstance(default, str)
+    return Path(default.removeprefix("sqlite:///")).exists()
 
 
 def _local_secret() -> str:

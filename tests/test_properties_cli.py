@@ -10,6 +10,7 @@ import math
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -136,6 +137,79 @@ def test_lists_add(
     if per_section is not None:
         args += ["--per-section", per_section]
     digest(*args)
+
+
+#: --utm values: well-formed tags with placeholders, or anything at all.
+utm_args = st.one_of(
+    arg_text,
+    st.lists(
+        st.tuples(
+            st.text("abcz_.-19", min_size=1, max_size=8),
+            st.text("abz19_.-~+", max_size=8) | st.sampled_from(["{list}", "{date}", "{x}"]),
+        ),
+        max_size=4,
+    ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)),
+)
+
+
+@PROPERTY
+@given(
+    slug=st.sampled_from(["daily", "weekly", "nope"]) | arg_text,
+    options=st.dictionaries(
+        st.sampled_from(
+            ["--name", "--sections", "--timezone", "--send-at", "--from-name", "--subject"]
+        ),
+        arg_text,
+        max_size=2,
+    ),
+    per_section=st.none() | number_args,
+    when_empty=st.none() | st.sampled_from(["skip", "all"]) | arg_text,
+    utm=st.none() | utm_args,
+)
+def test_lists_edit(
+    digest: Invoke,
+    slug: str,
+    options: dict[str, str],
+    per_section: str | None,
+    when_empty: str | None,
+    utm: str | None,
+) -> None:
+    """`digest lists edit` with any list name and option values (--per-section, --when-empty,
+    --utm among them): done, or one line and no change."""
+    args = ["lists", "edit", slug]
+    for option, value in options.items():
+        args += [option, value]
+    for option, given_value in (
+        ("--per-section", per_section),
+        ("--when-empty", when_empty),
+        ("--utm", utm),
+    ):
+        if given_value is not None:
+            args += [option, given_value]
+    result = digest(*args)
+    if result.exit_code == 0 and utm is not None:
+        assert utm.strip() in digest("lists", "list").output or not utm.strip()
+
+
+@pytest.mark.unit
+@PROPERTY
+@given(template=utm_args, url=arg_text | arg_text.map(lambda t: f"https://n.example/a?{t}"))
+def test_utm_tags_are_checked_and_never_break_a_link(template: str, url: str) -> None:
+    """Any --utm text is refused with InputError or gives tags that, added to any link, keep
+    it one line with no space, fragment change or new scheme."""
+    from digest.errors import InputError
+    from digest.render.utm import check_utm, fill_utm, with_utm
+
+    try:
+        checked = check_utm(template)
+    except InputError:
+        return
+    tagged = with_utm(url, fill_utm(checked, "daily", DAY))
+    if tagged != url:
+        before, after = urlsplit(url), urlsplit(tagged)
+        assert after[:3] == before[:3] and after.fragment == before.fragment
+        added = set(after.query) - set(before.query)
+        assert not added & set(" \r\n\t<>\"'#%")
 
 
 @PROPERTY

@@ -21,6 +21,7 @@ from digest.audience.addresses import (
 from digest.audience.consent import ConsentAction, record_consent
 from digest.audience.eligibility import (
     ListAudience,
+    eligible_choices,
     eligible_count,
     eligible_subscribers,
     list_audiences,
@@ -66,6 +67,7 @@ __all__ = [
     "complain",
     "confirm",
     "confirm_state",
+    "eligible_choices",
     "eligible_count",
     "eligible_subscribers",
     "find_subscriber",

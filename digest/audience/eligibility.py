@@ -8,6 +8,7 @@ suppressed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from digest.store.models import (
 
 __all__ = [
     "ListAudience",
+    "eligible_choices",
     "eligible_count",
     "eligible_subscribers",
     "list_audiences",
@@ -55,6 +57,16 @@ def eligible_count(session: Session, list_id: int) -> int:
     """How many subscribers an edition of the list built now would go to."""
     query = select(func.count()).select_from(eligible_subscribers(list_id).subquery())
     return int(session.scalar(query) or 0)
+
+
+def eligible_choices(session: Session, list_id: int) -> Iterator[list[str]]:
+    """The sections each eligible subscriber who chose some chose (those who chose none get
+    every section and are not among them), streamed: a dry run counts whose are empty."""
+    query = eligible_subscribers(list_id).with_only_columns(Subscription.sections)
+    # None is stored as JSON null, not SQL NULL: told apart here rather than in SQL.
+    for (chosen,) in session.execute(query.execution_options(yield_per=1000)):
+        if chosen:
+            yield list(chosen)
 
 
 def skip_reason(

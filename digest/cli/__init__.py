@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from typing import Any
 
 import click
@@ -92,6 +94,9 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from exc
+        except BrokenPipeError:
+            # Not an error of the operator's: whoever read our output stopped (`| head`).
+            raise
         except PermissionError as exc:
             # A read-only working folder (a container's code folder) is the operator's to fix:
             # say which file, not a traceback.
@@ -132,11 +137,23 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     DIGEST_SMTP_URL, DIGEST_OUTBOX_DIR, DIGEST_BASE_URL, DIGEST_SECRET_KEY, ...).
     Start with `digest demo` to see everything work on the bundled sample site.
     """
-    ctx.obj = App(config_file)
+    ctx.obj = App(config_file, require_site=ctx.invoked_subcommand not in MAKE_A_SITE)
+
+
+#: Commands that make a site where there is none: every other command refuses to run in a
+#: folder with no settings (rather than leave an empty digest.db and a new secret there).
+MAKE_A_SITE = frozenset({"setup", "demo", "init"})
 
 
 def main() -> None:
-    cli(prog_name="digest")
+    try:
+        cli(prog_name="digest")
+    except BrokenPipeError:
+        # The reader of our output left (`digest lists list | head -1`): nothing more to say.
+        # Standard output now points nowhere, so the interpreter's last flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 __all__ = ["App", "cli", "main"]

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 class App:
     """The CLI's handle on the core: one ``Digest``, built from the settings when first asked."""
 
-    def __init__(self, config_file: str | None, *, core: Digest | None = None) -> None:
-        """``core``: a core already made (a test's, on its own database)."""
+    def __init__(
+        self, config_file: str | None, *, core: Digest | None = None, require_site: bool = False
+    ) -> None:
+        """``core``: a core already made (a test's, on its own database); ``require_site``:
+        refuse to run where no site is configured (every command but those that make one)."""
         self.config_file = config_file
+        self.require_site = require_site
         self._settings: Settings | None = core.settings if core else None
         self._core: Digest | None = core
 
@@ -31,7 +35,7 @@ class App:
         if self._settings is None:
             from digest.config import load_settings
 
-            self._settings = load_settings(self.config_file)
+            self._settings = load_settings(self.config_file, require_site=self.require_site)
         return self._settings
 
     @settings.setter

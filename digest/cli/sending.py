@@ -28,12 +28,20 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Also fetch sources that are backing off after errors.")
 @pass_app
 def ingest(app: App, force: bool) -> None:
-    """Fetch every due source and store new articles; exits 1 only if every source failed."""
+    """Fetch every due source and store new articles; exits 1 if any source failed (the
+    others are still ingested), as `subscribers import` does for a bad row."""
     app.require_schema()  # one line, not a traceback, if the database is not set up
     reports = app.core.ingest(force=force)
     print_ingest(reports)
-    if reports and all(r.failed for r in reports):
+    failed = [r for r in reports if r.failed]
+    if failed and len(failed) == len(reports):
         raise click.ClickException("every source failed")
+    if failed:
+        # A cron job or a script sees a broken feed by the exit status, not only in the table.
+        raise click.ClickException(
+            f"{plural(len(failed), 'source')} of {len(reports)} failed or backing off: "
+            "`digest sources list` shows their errors"
+        )
 
 
 def print_ingest(reports: list[SourceReport]) -> None:
@@ -229,9 +237,16 @@ def dry_run_send(app: App, list_slug: str, date: str | None, since: str | None =
         click.echo("no articles: the edition would be recorded as empty and nothing sent")
         return
     recipients = app.core.catalog.eligible_count(list_slug)
+    quiet = app.core.readers_without_news(draft)
     click.echo(
-        f"would send to {plural(recipients, 'subscriber')} (dry run: nothing stored or sent)"
+        f"would send to {plural(recipients - quiet, 'subscriber')} (dry run: nothing stored or "
+        "sent)"
     )
+    if quiet:
+        click.echo(
+            f"  and not to {plural(quiet, 'subscriber')} whose sections have nothing today "
+            "(--when-empty skip)"
+        )
 
 
 def send_edition(
@@ -470,6 +485,11 @@ def status_notes(row: EditionSummary) -> list[str]:
         notes.append(
             f"{plural(row.unanswered, 'recipient')} may get a second copy: the connection was "
             "lost after their message went out, before the server answered, so it is sent again"
+        )
+    if row.nothing_for:
+        notes.append(
+            f"{plural(row.nothing_for, 'reader')} got no mail: their sections had nothing "
+            "(skipped, as the list's --when-empty skip says)"
         )
     if row.label == "failed" and row.paused:
         notes.append(f"fix the cause, then `digest resume {row.id}`")

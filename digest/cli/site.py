@@ -59,7 +59,9 @@ def sources() -> None:
 @sources.command("add")
 @click.argument("url_or_path")
 @click.option("--section", "section_slug", required=True, help="Section its articles go to.")
-@click.option("--name", help="A name to recognise it by (default: the file name or URL).")
+@click.option(
+    "--name", help="A name to recognise it by (default: the feed's title, else the file or URL)."
+)
 @click.option(
     "--category-map",
     help="Item categories to sections, e.g. 'World=international,Pakistan=national'; "
@@ -97,7 +99,8 @@ def sources_add(
     """Add an RSS, Atom or JSON feed by http(s):// or file:// URL or local path.
 
     The feed is fetched and parsed once (nothing stored) to say what it holds; a feed that
-    cannot be read is still added, with a warning, unless --strict."""
+    cannot be read is still added, with a warning, unless --strict. A web page's address
+    finds the feed the page announces (its <link rel="alternate">)."""
     # A location that is no URL or file is one line now, before anything is fetched.
     site = app.core.catalog
     location = site.check_location(url_or_path)
@@ -110,6 +113,13 @@ def sources_add(
     checked = None if no_fetch else site.check_feed(location, allow_private=private_ok)
     if strict and checked is not None and checked.error is not None:
         raise InputError(f"source not added: {checked.describe()}")
+    if checked is not None and checked.found_url is not None:
+        # An HTML page: the feed it announces is the source, not the page.
+        click.echo(f"found the feed {checked.found_url} on {location}")
+        location = checked.found_url
+    if name is None and checked is not None and checked.title and site.source_at(location) is None:
+        # A new source without a name is called what the feed calls itself.
+        name = checked.title
     source, created = site.add_source(
         location,
         section_slug,
@@ -196,6 +206,82 @@ def lists_group() -> None:
     """Mailing lists: which sections, when, and for whom."""
 
 
+def _list_options(command: Any) -> Any:
+    """The list settings ``lists add`` and ``lists edit`` both take (none required here)."""
+    options = [
+        click.option(
+            "--timezone", help="IANA zone whose calendar day an edition covers (default UTC)."
+        ),
+        click.option("--send-at", help="Local time HH:MM the scheduler sends at (default 07:00)."),
+        click.option(
+            "--per-section",
+            type=click.IntRange(1, catalog.MAX_PER_SECTION),
+            help="Most articles per section (default 5).",
+        ),
+        click.option(
+            "--from-address", help="From address for this list (default: DIGEST_FROM_ADDRESS)."
+        ),
+        click.option("--from-name", help="From name for this list (default: the site name)."),
+        click.option(
+            "--language",
+            help="Language of the date and the digest's own words: en, ur, ar... (default en).",
+        ),
+        click.option(
+            "--subject",
+            help='Subject template (default "{site} — {date}: {top headline}"; also {list}; '
+            '"" resets).',
+        ),
+        click.option(
+            "--template-dir",
+            help="Folder with this list's email/digest.html and email/digest.txt "
+            '(missing files come from the default templates; "" resets).',
+        ),
+        click.option(
+            "--order-sections-by-clicks/--order-sections-as-listed",
+            default=None,
+            help="Show sections in the order of their click-through over the last 28 days "
+            "(once enough readers clicked), or in the --sections order (the default).",
+        ),
+        click.option(
+            "--when-empty",
+            type=click.Choice(catalog.WHEN_EMPTY),
+            help="A reader whose chosen sections have nothing today: skip (no mail that day, "
+            "the default) or all (the whole edition instead).",
+        ),
+        click.option(
+            "--utm",
+            help='Tracking tags added to article links, e.g. "utm_source=digest&utm_medium='
+            'email&utm_campaign={list}" ({list}, {date} filled in; "" removes them).',
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _list_said(mailing_list: Any, slugs: list[str]) -> str:
+    extra = "".join(
+        f", {label} {value}"
+        for label, value in (
+            ("language", mailing_list.language),
+            ("templates in", mailing_list.template_dir),
+        )
+        if value and value != "en"
+    )
+    if mailing_list.when_empty != "skip":
+        extra += f", when empty: {mailing_list.when_empty}"
+    if mailing_list.utm:
+        extra += f", tags {mailing_list.utm}"
+    return (
+        f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
+        f"{mailing_list.per_section} per section{extra}"
+    )
+
+
+def _slugs(section_csv: str) -> list[str]:
+    return [s.strip() for s in section_csv.split(",") if s.strip()]
+
+
 @lists_group.command("add")
 @click.argument("slug")
 @click.option("--name", required=True, help="The list's name, shown to subscribers.")
@@ -205,51 +291,38 @@ def lists_group() -> None:
     required=True,
     help="Section slugs in the order the digest shows them: a,b,c.",
 )
-@click.option("--timezone", help="IANA zone whose calendar day an edition covers (default UTC).")
-@click.option("--send-at", help="Local time HH:MM the scheduler sends at (default 07:00).")
-@click.option(
-    "--per-section",
-    type=click.IntRange(1, catalog.MAX_PER_SECTION),
-    help="Most articles per section (default 5).",
-)
-@click.option("--from-address", help="From address for this list (default: DIGEST_FROM_ADDRESS).")
-@click.option("--from-name", help="From name for this list (default: the site name).")
-@click.option(
-    "--language",
-    help="Language of the date and the digest's own words: en, ur, ar... (default en).",
-)
-@click.option(
-    "--subject",
-    help='Subject template (default "{site} — {date}: {top headline}"; also {list}; "" resets).',
-)
-@click.option(
-    "--template-dir",
-    help="Folder with this list's email/digest.html and email/digest.txt "
-    '(missing files come from the default templates; "" resets).',
-)
-@click.option(
-    "--order-sections-by-clicks/--order-sections-as-listed",
-    default=None,
-    help="Show sections in the order of their click-through over the last 28 days (once "
-    "enough readers clicked), or in the --sections order (the default).",
-)
+@_list_options
 @pass_app
 def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) -> None:
     """Add a list, or change an existing one."""
-    slugs = [s.strip() for s in section_csv.split(",") if s.strip()]
+    slugs = _slugs(section_csv)
     mailing_list, created = app.core.catalog.add_list(slug, name, slugs, **options)
-    extra = "".join(
-        f", {label} {value}"
-        for label, value in (
-            ("language", mailing_list.language),
-            ("templates in", mailing_list.template_dir),
-        )
-        if value and value != "en"
-    )
     click.echo(
         f"{'added' if created else 'updated'} list {mailing_list.slug}: "
-        f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
-        f"{mailing_list.per_section} per section{extra}"
+        f"{_list_said(mailing_list, slugs)}"
+    )
+
+
+@lists_group.command("edit")
+@click.argument("slug")
+@click.option("--name", help="The list's name, shown to subscribers.")
+@click.option(
+    "--sections", "section_csv", help="Section slugs in the order the digest shows them: a,b,c."
+)
+@_list_options
+@pass_app
+def lists_edit(
+    app: App, slug: str, name: str | None, section_csv: str | None, **options: Any
+) -> None:
+    """Change only the given settings of a list, e.g. `lists edit daily --per-section 3`."""
+    slugs = _slugs(section_csv) if section_csv is not None else None
+    mailing_list, given = app.core.catalog.edit_list(
+        slug, name=name, section_slugs=slugs, **options
+    )
+    click.echo(
+        f"changed list {mailing_list.slug} "
+        f"({', '.join('--' + name.replace('_', '-') for name in given)}): "
+        f"{_list_said(mailing_list, mailing_list.section_slugs)}"
     )
 
 
@@ -271,6 +344,10 @@ def lists_list(app: App) -> None:
             f"{mailing_list.timezone} {mailing_list.send_at}  "
             f"[{','.join(mailing_list.section_slugs)}]  {mailing_list.name}{flags}"
         )
+        if mailing_list.when_empty != "skip":
+            click.echo(f"{'':18}when a reader's sections have nothing: {mailing_list.when_empty}")
+        if mailing_list.utm:
+            click.echo(f"{'':18}article links tagged {mailing_list.utm}")
 
 
 def _list_switch(name: str, doc: str, change: str, value: bool, said: str) -> None:

@@ -24,9 +24,10 @@ from digest.edition.select import (
     edition_window,
     format_subject,
     group_sections,
+    headlines,
     local_instant,
     local_today,
-    preheader,
+    variant_sections,
     window_label,
 )
 from digest.errors import DigestError, InputError, NotFoundError
@@ -61,6 +62,9 @@ class Draft:
     window: Window | None = None
     #: Every article it offers: those shown, and those counted in a section's "more".
     offered: tuple[int, ...] = ()
+    #: Every section the list carries, with articles today or not (a reader's choice is read
+    #: against them: one naming none of them is stale). Empty: those of ``sections``.
+    list_sections: tuple[str, ...] = ()
 
     @property
     def window_text(self) -> str:
@@ -68,6 +72,20 @@ class Draft:
         if self.window is None:
             return "no window"
         return window_label(self.window, self.mailing_list.timezone)
+
+    def sections_for(self, wanted: list[str] | None) -> list[SectionBlock]:
+        """The sections a reader who chose ``wanted`` gets (empty: no mail for them today)."""
+        carried = self.list_sections or tuple(s.slug for s in self.sections)
+        return variant_sections(self.sections, wanted, carried, self.mailing_list.when_empty)
+
+
+def variant_draft(settings: Settings, draft: Draft, sections: list[SectionBlock]) -> Draft:
+    """``draft`` as the readers of ``sections`` get it: its subject and preview line made from
+    their sections' headlines, not the whole edition's."""
+    if sections == draft.sections:
+        return draft
+    made = _draft(settings, draft.mailing_list, draft.day, sections, draft.window, draft.offered)
+    return replace(made, list_sections=draft.list_sections)
 
 
 def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str, str]]:
@@ -127,7 +145,8 @@ def draft_edition(
     articles = _window_articles(session, mailing_list.id, day, window, [s for s, _ in order])
     sections = group_sections(articles, order, mailing_list.per_section)
     offered = tuple(sorted(a.id for a in articles))
-    return _draft(settings, mailing_list, day, sections, window, offered)
+    made = _draft(settings, mailing_list, day, sections, window, offered)
+    return replace(made, list_sections=tuple(slug for slug, _ in order))
 
 
 def list_window(
@@ -233,7 +252,7 @@ def _draft(
     window: Window | None = None,
     offered: tuple[int, ...] = (),
 ) -> Draft:
-    top = sections[0].articles[0].headline if sections else ""
+    top, preview = headlines(sections)
     subject = format_subject(
         mailing_list.subject_template or DEFAULT_SUBJECT,
         site=settings.site_name,
@@ -243,9 +262,7 @@ def _draft(
     )
     # A template may repeat {top headline} (500 characters each): keep to the column's size.
     subject = cut_at_word(subject, SUBJECT_LENGTH)
-    return Draft(
-        mailing_list, day, sections, subject, preheader(sections, skip=top), window, offered
-    )
+    return Draft(mailing_list, day, sections, subject, preview, window, offered)
 
 
 def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draft:
@@ -290,6 +307,7 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
         edition.preheader,
         Window(edition.window_start, edition.window_end, edition.window_start),
         tuple(edition.offered_ids or ()),
+        tuple(names),
     )
 
 

@@ -358,6 +358,23 @@ def tally(session: Session, edition_id: int) -> tuple[dict[str, int], int]:
     return counts, unanswered
 
 
+def reason_count(session: Session, edition_id: int, status: DeliveryStatus, reason: str) -> int:
+    """Rows of the edition in ``status`` for ``reason`` (e.g. skipped readers whose sections
+    had nothing)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.edition_id == edition_id,
+                Delivery.status == status,
+                Delivery.last_error == reason,
+            )
+        )
+        or 0
+    )
+
+
 def open_count(session: Session, edition_id: int) -> int:
     """Rows of the edition still to be sent (pending, leased or deferred)."""
     return int(

@@ -322,6 +322,46 @@ def for_preferences(
     return picked or sections
 
 
+#: What a reader whose chosen sections have nothing in an edition gets: no mail that day
+#: (``skip``, the default), or the whole edition (``all``).
+WHEN_EMPTY_SKIP = "skip"
+WHEN_EMPTY_ALL = "all"
+WHEN_EMPTY = (WHEN_EMPTY_SKIP, WHEN_EMPTY_ALL)
+#: Why a reader got no mail: the sections they chose have nothing in the edition, and the
+#: list's ``when_empty`` is ``skip``. Their ledger row is skipped: final, not tried again.
+NOTHING_IN_SECTIONS = "nothing in their sections today"
+
+
+def variant_sections(
+    sections: list[SectionBlock],
+    wanted: Iterable[str] | None,
+    list_sections: Iterable[str],
+    when_empty: str = WHEN_EMPTY_SKIP,
+) -> list[SectionBlock]:
+    """The sections one reader gets of an edition's ``sections``; empty: no mail today.
+
+    No choice gets everything. A choice naming none of the list's sections (``list_sections``:
+    every section the list carries, with or without articles today) is stale, not a choice of
+    nothing: it gets everything too. A real choice whose sections have nothing in this edition
+    gets nothing under ``skip`` and the whole edition under ``all``."""
+    if wanted is None:
+        return sections
+    chosen = set(wanted) & set(list_sections)
+    if not chosen:
+        return sections
+    picked = [s for s in sections if s.slug in chosen]
+    if picked or when_empty == WHEN_EMPTY_ALL:
+        return picked or sections
+    return []
+
+
+def headlines(sections: Sequence[SectionBlock]) -> tuple[str, str]:
+    """A variant's top headline (for its subject) and its preview line, from the sections that
+    reader gets: the first section's first story, then the next sections' tops."""
+    top = sections[0].articles[0].headline if sections and sections[0].articles else ""
+    return top, preheader(sections, skip=top)
+
+
 #: The placeholders a subject template may use.
 SUBJECT_FIELDS = ("{site}", "{date}", "{top headline}", "{list}")
 _SUBJECT_FIELD = re.compile("|".join(re.escape(f) for f in SUBJECT_FIELDS))

@@ -30,7 +30,8 @@ from digest.config import Settings
 from digest.edition.select import content_article_ids
 from digest.errors import InputError, NotFoundError
 from digest.mail.tracking import CLICK, OPEN, TrackedLink
-from digest.store.models import Article, Click, Delivery, Edition, utcnow
+from digest.render.utm import fill_utm, with_utm
+from digest.store.models import Article, Click, Delivery, Edition, MailingList, utcnow
 
 #: One delivery's fetches of one link (or of its open pixel) count once in this time.
 COUNT_EVERY = dt.timedelta(minutes=1)
@@ -90,6 +91,12 @@ def target(session: Session, link: TrackedLink) -> str:
     # Ingest keeps only http(s) links; checked again because this answer is a redirect.
     if urlsplit(url).scheme not in ("http", "https") or any(c in url for c in "\r\n"):
         raise InputError("this link is not valid")
+    # The publisher's tracking tags, as the untracked link carries them.
+    found = session.execute(
+        select(MailingList.utm, MailingList.slug).where(MailingList.id == edition.list_id)
+    ).first()
+    if found is not None and found.utm:
+        url = with_utm(url, fill_utm(found.utm, found.slug, edition.edition_date))
     return url
 
 

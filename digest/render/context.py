@@ -17,6 +17,7 @@ from digest.render.placeholders import (
     article_link,
     article_of,
 )
+from digest.render.utm import fill_utm, with_utm
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -113,6 +114,25 @@ def _article_links(article: ArticleView) -> list[tuple[int, str]]:
     return [(article.id, article.url), *((o.id, o.url) for o in article.also_in)]
 
 
+def tagged(sections: list[SectionBlock], pairs: list[tuple[str, str]]) -> list[SectionBlock]:
+    """The sections with the publisher's tracking tags on every article link (its own and its
+    story's other reports'); the digest's other links are left alone."""
+    return [
+        replace(
+            s,
+            articles=[
+                replace(
+                    a,
+                    url=with_utm(a.url, pairs),
+                    also_in=tuple(replace(o, url=with_utm(o.url, pairs)) for o in a.also_in),
+                )
+                for a in s.articles
+            ],
+        )
+        for s in sections
+    ]
+
+
 def digest_context(
     settings: Settings, draft: Draft, links: Mapping[str, str] | None = None
 ) -> DigestContext:
@@ -139,6 +159,9 @@ def digest_context(
                 for article_id, _ in _article_links(a)
             )
         )
+    sections = draft.sections
+    if lst.utm:
+        sections = tagged(sections, fill_utm(lst.utm, lst.slug, draft.day))
     return DigestContext(
         site={
             "name": settings.site_name,
@@ -151,7 +174,7 @@ def digest_context(
             "subject": draft.subject,
             "preheader": draft.preheader,
         },
-        sections=draft.sections,
+        sections=sections,
         links=all_links,
         why_text=language.messages["why"].format(list=lst.name, site=settings.site_name),
         language=language,

@@ -23,6 +23,7 @@ from digest.audience import hard_bounce, skip_reason
 from digest.config import Settings
 from digest.edition import ledger, lifecycle
 from digest.edition.build import Draft, stored_draft
+from digest.edition.select import NOTHING_IN_SECTIONS
 from digest.errors import DigestError, TransportError
 from digest.mail.mime import Recipient
 from digest.send.lease import Heartbeat
@@ -240,10 +241,12 @@ def _send_rows(batch: Batch, rows: list[_Row], remaining: list[int]) -> None:
 def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
     session, report, mailer = batch.session, batch.report, batch.mailer
-    if row.reason_to_skip:
-        batch.outcomes.add(
-            ledger.outcome(row.delivery_id, DeliveryStatus.SKIPPED, error=row.reason_to_skip)
-        )
+    # Their sections may have changed since the build: their choice now is what counts.
+    reason = row.reason_to_skip or (
+        None if batch.draft.sections_for(row.sections) else NOTHING_IN_SECTIONS
+    )
+    if reason:
+        batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.SKIPPED, error=reason))
         report.skipped += 1
         return None
     edition = batch.edition

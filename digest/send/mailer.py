@@ -13,8 +13,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from digest.config import Settings
-from digest.edition.build import Draft
-from digest.edition.select import for_preferences
+from digest.edition.build import Draft, variant_draft
+from digest.errors import DigestError
 from digest.mail.mime import MessageTemplate, format_address
 from digest.mail.msgid import signer_for
 from digest.mail.tokens import PREFERENCES, UNSUBSCRIBE, TokenSigner
@@ -63,12 +63,17 @@ class EditionMailer:
     def template_for(
         self, edition_id: int, draft: Draft, wanted: list[str] | None
     ) -> MessageTemplate:
-        sections = for_preferences(draft.sections, wanted)
+        """The message of the readers who chose ``wanted``: the sections they get, with a
+        subject and preview line from those sections' headlines. None: they get nothing today
+        (their sections have nothing, and the list skips them): DigestError: the send loop asks
+        ``Draft.sections_for`` first and records them as skipped."""
+        sections = draft.sections_for(wanted)
+        if not sections:
+            raise DigestError("nothing in the reader's sections in this edition")
         key = (edition_id, tuple(s.slug for s in sections))
         template = self._templates.get(key)
         if template is None:
-            variant = Draft(draft.mailing_list, draft.day, sections, draft.subject, draft.preheader)
-            template = self.message_template(variant)
+            template = self.message_template(variant_draft(self.settings, draft, sections))
             self._templates[key] = template
             if len(self._templates) > TEMPLATE_CACHE_SIZE:
                 self._templates.popitem(last=False)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from digest.audience import is_placeholder, normalise_email
+from digest.audience import eligible_choices, is_placeholder, normalise_email
 from digest.config import Settings
 from digest.edition import ledger, lifecycle
 from digest.edition.build import (
@@ -356,6 +356,16 @@ class Digest:
     def has_started(self, draft: Draft) -> bool:
         """Whether the draft's day has begun in its list's time zone."""
         return draft.day <= local_today(draft.mailing_list.timezone)
+
+    def readers_without_news(self, draft: Draft) -> int:
+        """How many of the list's readers would get no mail from ``draft``: their chosen
+        sections have nothing in it (and the list skips them rather than send it all)."""
+        with self.db.session() as session:
+            return sum(
+                1
+                for chosen in eligible_choices(session, draft.mailing_list.id)
+                if not draft.sections_for(chosen)
+            )
 
     def preview_html(self, draft: Draft) -> str:
         """The digest's HTML as a subscriber would see it, with sample personal links."""

@@ -53,7 +53,7 @@ def run_checks(config_file: str | None = None, *, quick: bool = False) -> list[C
     """Every check; ``quick`` only those that open no mail session (settings, database,
     broker): cheap enough for a container's health check every minute."""
     try:
-        settings = load_settings(config_file, ensure_secret=False)
+        settings = load_settings(config_file, ensure_secret=False, require_site=True)
     except DigestError as exc:
         return [Check("fail", "settings", str(exc))]
     checks = [Check("ok", "settings", "read")]

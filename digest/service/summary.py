@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from digest.edition import ledger
-from digest.edition.select import local_today
+from digest.edition.select import NOTHING_IN_SECTIONS, local_today
 from digest.edition.state import edition_state
 from digest.service.workers import span_words
 from digest.store.models import (
     FINAL_DELIVERY_STATUSES,
+    DeliveryStatus,
     Edition,
     EditionStatus,
     MailingList,
@@ -64,6 +65,8 @@ class EditionSummary:
     waiting_since: dt.datetime | None = None
     #: Seconds of that wait, as of the summary.
     waiting_for: float | None = None
+    #: Of the skipped rows, readers whose chosen sections had nothing in it (no mail for them).
+    nothing_for: int = 0
 
     @property
     def total(self) -> int:
@@ -125,6 +128,11 @@ def summarize(
         since = ledger.unclaimed_since(session, edition, now)
         if since is not None and (now - since).total_seconds() >= waiting_after:
             waiting_since, waiting_for = since, (now - since).total_seconds()
+    nothing_for = 0
+    if counts["skipped"]:
+        nothing_for = ledger.reason_count(
+            session, edition.id, DeliveryStatus.SKIPPED, NOTHING_IN_SECTIONS
+        )
     late = 0
     recent = local_today(mailing_list.timezone, now) - dt.timedelta(days=1)
     if count_late and edition.status in LATE_STATES and edition.edition_date >= recent:
@@ -148,4 +156,5 @@ def summarize(
         unanswered=unanswered,
         waiting_since=waiting_since,
         waiting_for=waiting_for,
+        nothing_for=nothing_for,
     )

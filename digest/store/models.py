@@ -195,6 +195,12 @@ class MailingList(Base):
     order_sections_by_clicks: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    #: A reader whose chosen sections have nothing in an edition: "skip" (no mail that day)
+    #: or "all" (the whole edition instead).
+    when_empty: Mapped[str] = mapped_column(String(8), default="skip", server_default="skip")
+    #: The publisher's tracking tags added to article links ("utm_source=digest&..."; may
+    #: hold {list} and {date}); None: links as the feed gave them.
+    utm: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     list_sections: Mapped[list[ListSection]] = relationship(

@@ -16,6 +16,13 @@ FEED = (
     b"<item><title>Served</title><link>https://news.example/served</link></item>"
     b"</channel></rss>"
 )
+#: An HTML page whose <link rel="alternate"> names /feed.xml by a relative address.
+PAGE = (
+    b"<!DOCTYPE html><html><head><title>The News</title>"
+    b'<link rel="stylesheet" href="/s.css">'
+    b'<link rel="alternate" type="application/rss+xml" title="All" href="../feed.xml">'
+    b"</head><body><p>Hello</p></body></html>"
+)
 ETAG = '"feed-v1"'
 LAST_MODIFIED = "Mon, 06 Jan 2025 10:00:00 GMT"
 BIG = b"x" * 5000
@@ -121,6 +128,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, FEED)
         elif route == "/error":
             self._send(500, b"boom")
+        elif route == "/news/page.html":
+            # A publisher's page announcing its feeds: a relative link, after a stylesheet.
+            self._send(200, PAGE)
+        elif route == "/news/bare.html":
+            self._send(200, b"<!doctype html><html><head><title>x</title></head></html>")
         else:
             self._send(404, b"unknown")
 

@@ -80,12 +80,18 @@ def test_failing_source_shows_error_and_next_try_then_backs_off(run: Run, tmp_pa
     assert "3 new articles, 0 failed" in forced.output
 
 
-def test_one_good_source_keeps_ingest_successful(run: Run, tmp_path: Path) -> None:
-    """One failing and one good source: the table shows both and the exit status is 0."""
+def test_one_failed_source_of_two_exits_1_having_ingested_the_other(
+    run: Run, tmp_path: Path
+) -> None:
+    """One failing and one good source: the table shows both, the good one's articles are
+    stored, and the exit status is 1 (a cron job sees the broken feed); the source added
+    without a name is called by its feed's title."""
     (tmp_path / "empty.xml").write_text("")
     run("sources", "add", str(tmp_path / "empty.xml"), "--section", "national")
-    run("sources", "add", str(CORPUS / "atom10-basic.xml"), "--section", "international")
-    output = run("ingest").output
+    added = run("sources", "add", str(CORPUS / "atom10-basic.xml"), "--section", "international")
+    assert "(The Ledger) -> international" in added.output
+    output = run("ingest", status=1).output
     assert "FAILED" in output
-    assert "atom10-basic" in output and "ok" in output
+    assert "The Ledger" in output and "ok" in output
     assert "2 new articles, 1 failed" in output
+    assert "1 source of 2 failed or backing off" in output

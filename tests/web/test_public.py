@@ -231,6 +231,22 @@ def test_preferences_change_sections_lists_and_name(
         assert session.get_one(Subscriber, subscriber_id).name == "Ann B."
 
 
+def test_preferences_say_no_mail_comes_when_the_chosen_sections_are_empty(
+    client: FlaskClient, db: Database, settings: Settings
+) -> None:
+    """The page says a day with nothing in the chosen sections brings no mail, or the whole
+    digest on a list that sends all then."""
+    subscriber_id, _ = _ids(db, "ann@example.com")
+    token = TokenSigner(settings.secret).sign(PREFERENCES, subscriber_id)
+    page = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert "have no news, no mail comes." in page
+    with db.session() as session:
+        catalog.edit_list(session, "weekly", when_empty="all")
+    page = client.get(f"/preferences/{token}").get_data(as_text=True)
+    assert "have no news, no mail comes." in page  # daily
+    assert "have no news, the whole digest comes instead." in page  # weekly
+
+
 def test_archive_shows_editions_without_personal_links(
     client: FlaskClient, db: Database, settings: Settings
 ) -> None:

@@ -4,9 +4,11 @@ input goes through), ``lists`` (sections and lists), ``sources`` and ``subscribe
 below are the session-level operations the core, the tests and the benchmarks call."""
 
 from digest.service.catalog.lists import (
+    WHEN_EMPTY,
     add_list,
     add_section,
     check_list_enabled,
+    edit_list,
     get_list,
     get_section,
     remove_list,
@@ -49,6 +51,7 @@ __all__ = [
     "IDENTITIES",
     "IMPORT_CHUNK_ROWS",
     "MAX_PER_SECTION",
+    "WHEN_EMPTY",
     "FeedCheck",
     "ImportReport",
     "add_list",
@@ -64,6 +67,7 @@ __all__ = [
     "check_template_dir",
     "check_text",
     "csv_safe_cell",
+    "edit_list",
     "find_source",
     "get_list",
     "get_section",

@@ -153,6 +153,23 @@ class Catalog:
             counts = audience.list_audiences(session, [mailing_list.id])
             return ListView.of(mailing_list, counts.get(mailing_list.id)), created
 
+    def edit_list(
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        section_slugs: list[str] | None = None,
+        **settings: Any,
+    ) -> tuple[ListView, list[str]]:
+        """Change only the given settings of an existing list (see ``lists.edit_list``);
+        returns the list and the names of the settings changed."""
+        with self._session() as session:
+            mailing_list, given = lists.edit_list(
+                session, slug, name=name, section_slugs=section_slugs, **settings
+            )
+            counts = audience.list_audiences(session, [mailing_list.id])
+            return ListView.of(mailing_list, counts.get(mailing_list.id)), given
+
     def set_list_enabled(self, slug: str, enabled: bool) -> ListView:
         with self._session() as session:
             return ListView.of(lists.set_list_enabled(session, slug, enabled))

@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.audience import normalise_email
+from digest.edition.select import WHEN_EMPTY
 from digest.errors import InputError, NotFoundError
 from digest.ingest.text import one_line
+from digest.render.utm import MAX_UTM_LENGTH, check_utm
 from digest.service.catalog.validation import (
     MAX_PER_SECTION,
     check_language,
@@ -33,9 +35,12 @@ from digest.store.models import (
 )
 
 __all__ = [
+    "LIST_SETTINGS",
+    "WHEN_EMPTY",
     "add_list",
     "add_section",
     "check_list_enabled",
+    "edit_list",
     "get_list",
     "get_section",
     "remove_list",
@@ -133,84 +138,159 @@ def _count(session: Session, model: type[Any], *where: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
+#: The list settings ``add_list`` and ``edit_list`` take besides name and sections.
+LIST_SETTINGS = (
+    "timezone",
+    "send_at",
+    "per_section",
+    "from_address",
+    "from_name",
+    "language",
+    "subject",
+    "template_dir",
+    "order_sections_by_clicks",
+    "when_empty",
+    "utm",
+)
+
+
 def add_list(
     session: Session,
     slug: str,
     name: str,
     section_slugs: list[str],
-    *,
-    timezone: str | None = None,
-    send_at: str | None = None,
-    per_section: int | None = None,
-    from_address: str | None = None,
-    from_name: str | None = None,
-    language: str | None = None,
-    subject: str | None = None,
-    template_dir: str | None = None,
-    order_sections_by_clicks: bool | None = None,
+    **settings: Any,
 ) -> tuple[MailingList, bool]:
     """Create or update a list; its sections appear in the digest in the order given.
 
-    ``subject`` is the subject template (``{site}``, ``{date}``, ``{top headline}``,
+    The settings are those of ``LIST_SETTINGS`` (None: unchanged, or the default for a new
+    list): ``subject`` is the subject template (``{site}``, ``{date}``, ``{top headline}``,
     ``{list}``; empty restores the default), ``template_dir`` a folder whose
-    ``email/digest.html`` and ``email/digest.txt`` replace the default ones
-    (empty: back to the default)."""
+    ``email/digest.html`` and ``email/digest.txt`` replace the default ones (empty: back to
+    the default), ``when_empty`` what a reader whose sections have nothing gets (``skip``:
+    no mail that day; ``all``: the whole edition), ``utm`` the tracking tags added to article
+    links (empty: none)."""
     check_slug(slug)
     check_text(name, "the list's name", 200)
-    for label, value, limit in (
-        ("--timezone", timezone, 64),
-        ("--send-at", send_at, 5),
-        ("--from-address", from_address, 320),
-        ("--from-name", from_name, 200),
-        ("--language", language, 16),
-        ("--subject", subject, 300),
-        ("--template-dir", template_dir, 1000),
-    ):
-        if value is not None:
-            check_text(value, label, limit)
     if not section_slugs:
         raise InputError("a list needs at least one section (--sections a,b,c)")
-    if len(set(section_slugs)) != len(section_slugs):
-        raise InputError("a section is named twice in --sections")
-    sections = [get_section(session, s) for s in section_slugs]
-    if timezone is not None:
-        check_zone(timezone)
-    if send_at is not None:
-        check_send_at(send_at)
-    if per_section is not None and not 1 <= per_section <= MAX_PER_SECTION:
-        raise InputError(f"--per-section must be 1 to {MAX_PER_SECTION}, not {per_section}")
-    if language is not None:
-        language = check_language(language)
-    if subject:
-        check_subject_template(subject)
-    if template_dir:
-        template_dir = check_template_dir(template_dir)
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     created = found is None
     mailing_list = found or MailingList(slug=slug)
-    mailing_list.name = one_line(name, 200) or slug
-    if timezone is not None:
-        mailing_list.timezone = timezone
-    if send_at is not None:
-        mailing_list.send_at = send_at
-    if per_section is not None:
-        mailing_list.per_section = per_section
-    if from_address is not None:
-        mailing_list.from_address = normalise_email(from_address)
-    if from_name is not None:
-        mailing_list.from_name = one_line(from_name, 200)
-    if language is not None:
-        mailing_list.language = language
-    if subject is not None:
-        mailing_list.subject_template = one_line(subject, 300) or None
-    if template_dir is not None:
-        mailing_list.template_dir = template_dir or None
-    if order_sections_by_clicks is not None:
-        mailing_list.order_sections_by_clicks = order_sections_by_clicks
+    _apply(session, mailing_list, name, section_slugs, settings)
     if created:
         session.add(mailing_list)
-    mailing_list.list_sections = [
-        ListSection(section_id=s.id, position=i) for i, s in enumerate(sections)
-    ]
     session.flush()
     return mailing_list, created
+
+
+def edit_list(
+    session: Session,
+    slug: str,
+    *,
+    name: str | None = None,
+    section_slugs: list[str] | None = None,
+    **settings: Any,
+) -> tuple[MailingList, list[str]]:
+    """Change only the given settings of an existing list (None: left as it is); returns the
+    list and the names of the settings given. NotFoundError for an unknown list."""
+    mailing_list = get_list(session, slug)
+    given = [key for key, value in settings.items() if value is not None]
+    if name is not None:
+        given.insert(0, "name")
+    if section_slugs is not None:
+        given.insert(0, "sections")
+    if not given:
+        raise InputError("nothing to change: give a setting to change (`digest lists edit --help`)")
+    _apply(session, mailing_list, name, section_slugs, settings)
+    session.flush()
+    return mailing_list, given
+
+
+def _apply(
+    session: Session,
+    mailing_list: MailingList,
+    name: str | None,
+    section_slugs: list[str] | None,
+    settings: dict[str, Any],
+) -> None:
+    """Check every given value first, then set them: a refused command changes nothing."""
+    unknown = set(settings) - set(LIST_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown list settings: {sorted(unknown)}")
+    value = {key: settings.get(key) for key in LIST_SETTINGS}
+    if name is not None:
+        check_text(name, "the list's name", 200)
+    for label, key, limit in (
+        ("--timezone", "timezone", 64),
+        ("--send-at", "send_at", 5),
+        ("--from-address", "from_address", 320),
+        ("--from-name", "from_name", 200),
+        ("--language", "language", 16),
+        ("--subject", "subject", 300),
+        ("--template-dir", "template_dir", 1000),
+        ("--when-empty", "when_empty", 8),
+        ("--utm", "utm", MAX_UTM_LENGTH),
+    ):
+        given = value[key]
+        if given is not None:
+            if not isinstance(given, str):
+                raise InputError(f"{label} takes text, not {type(given).__name__}")
+            check_text(given, label, limit)
+    sections = None
+    if section_slugs is not None:
+        if not section_slugs:
+            raise InputError("a list needs at least one section (--sections a,b,c)")
+        if len(set(section_slugs)) != len(section_slugs):
+            raise InputError("a section is named twice in --sections")
+        sections = [get_section(session, s) for s in section_slugs]
+    if value["timezone"] is not None:
+        check_zone(value["timezone"])
+    if value["send_at"] is not None:
+        check_send_at(value["send_at"])
+    per_section = value["per_section"]
+    if per_section is not None and not (
+        isinstance(per_section, int) and 1 <= per_section <= MAX_PER_SECTION
+    ):
+        raise InputError(f"--per-section must be 1 to {MAX_PER_SECTION}, not {per_section}")
+    if value["language"] is not None:
+        value["language"] = check_language(value["language"])
+    if value["subject"]:
+        check_subject_template(value["subject"])
+    if value["template_dir"]:
+        value["template_dir"] = check_template_dir(value["template_dir"])
+    if value["when_empty"] is not None and value["when_empty"] not in WHEN_EMPTY:
+        raise InputError(
+            f"--when-empty must be {' or '.join(WHEN_EMPTY)}, not {shown(value['when_empty'])}"
+        )
+    if value["utm"] is not None:
+        value["utm"] = check_utm(value["utm"])
+
+    if name is not None:
+        mailing_list.name = one_line(name, 200) or mailing_list.slug
+    if value["timezone"] is not None:
+        mailing_list.timezone = value["timezone"]
+    if value["send_at"] is not None:
+        mailing_list.send_at = value["send_at"]
+    if per_section is not None:
+        mailing_list.per_section = per_section
+    if value["from_address"] is not None:
+        mailing_list.from_address = normalise_email(value["from_address"])
+    if value["from_name"] is not None:
+        mailing_list.from_name = one_line(value["from_name"], 200)
+    if value["language"] is not None:
+        mailing_list.language = value["language"]
+    if value["subject"] is not None:
+        mailing_list.subject_template = one_line(value["subject"], 300) or None
+    if value["template_dir"] is not None:
+        mailing_list.template_dir = value["template_dir"] or None
+    if value["order_sections_by_clicks"] is not None:
+        mailing_list.order_sections_by_clicks = value["order_sections_by_clicks"]
+    if value["when_empty"] is not None:
+        mailing_list.when_empty = value["when_empty"]
+    if value["utm"] is not None:
+        mailing_list.utm = value["utm"] or None
+    if sections is not None:
+        mailing_list.list_sections = [
+            ListSection(section_id=s.id, position=i) for i, s in enumerate(sections)
+        ]

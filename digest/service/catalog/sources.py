@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from digest.config import Settings
 from digest.errors import FeedError, InputError, NotFoundError
+from digest.ingest.discover import feed_links, feed_title, looks_like_html
 from digest.ingest.fetch import any_address, fetch, is_http_url, local_path, public_only
 from digest.ingest.parse import parse_feed
 from digest.ingest.run import IDENTITIES
@@ -152,6 +153,12 @@ class FeedCheck:
     newest_at: dt.datetime | None = None
     newest_headline: str = ""
     error: str | None = None
+    #: The feed's own title, as plain text ("" if none): a source added without a name is
+    #: named by it.
+    title: str = ""
+    #: The feed found on the HTML page the operator gave (its ``<link rel="alternate">``), or
+    #: None when the location was the feed itself.
+    found_url: str | None = None
 
     def describe(self) -> str:
         if self.error is not None:
@@ -163,23 +170,61 @@ class FeedCheck:
 
 
 def check_feed(settings: Settings, location: str, *, allow_private: bool = False) -> FeedCheck:
-    """Fetch and parse ``location`` once, as ingest would, and say what it holds."""
-    try:
+    """Fetch and parse ``location`` once, as ingest would, and say what it holds. An HTML page
+    that announces feeds (``<link rel="alternate" type="application/rss+xml" ...>``) is
+    followed to the first one that reads, fetched within the same limits."""
+    allowed = any_address if allow_private else public_only
+
+    def get(url: str) -> tuple[bytes | None, str, int | None]:
         result = fetch(
-            location,
+            url,
             timeout=settings.fetch_timeout,
             max_bytes=settings.fetch_max_bytes,
-            allowed=any_address if allow_private else public_only,
+            allowed=allowed,
         )
-        if result.body is None:
-            return FeedCheck(error=f"HTTP {result.status} without a body")
-        items = parse_feed(result.body, location, utcnow())
+        return result.body, result.final_url or url, result.status
+
+    try:
+        body, final_url, status = get(location)
+        if body is None:
+            return FeedCheck(error=f"HTTP {status} without a body")
+        try:
+            return _read(body, location)
+        except FeedError as exc:
+            if not (is_http_url(location) and looks_like_html(body)):
+                raise
+            links = feed_links(body, final_url)
+            if not links:
+                raise FeedError(
+                    location, 'an HTML page that announces no feed (<link rel="alternate">)'
+                ) from exc
     except FeedError as exc:
         return FeedCheck(error=exc.reason)
+    # The page named feeds: the first that reads is the one (each fetch with the same limits).
+    reasons = []
+    for url in links[:MAX_TRIED_LINKS]:
+        try:
+            body, _, status = get(url)
+            if body is None:
+                reasons.append(f"{url}: HTTP {status} without a body")
+                continue
+            return replace(_read(body, url), found_url=url)
+        except FeedError as exc:
+            reasons.append(f"{url}: {exc.reason}")
+    return FeedCheck(error="the page's feeds could not be read: " + "; ".join(reasons))
+
+
+#: Feeds named by one page that are tried, at most.
+MAX_TRIED_LINKS = 3
+
+
+def _read(body: bytes, location: str) -> FeedCheck:
+    items = parse_feed(body, location, utcnow())
+    title = feed_title(body)
     if not items:
-        return FeedCheck()
+        return FeedCheck(title=title)
     newest = max(items, key=lambda item: item.published_at)
-    return FeedCheck(len(items), newest.published_at, newest.headline)
+    return FeedCheck(len(items), newest.published_at, newest.headline, title=title)
 
 
 def _count(session: Session, model: type[Any], *where: Any) -> int:

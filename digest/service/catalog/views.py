@@ -85,6 +85,10 @@ class ListView:
     enabled: bool
     public: bool
     order_sections_by_clicks: bool
+    #: What a reader whose sections have nothing gets: "skip" (no mail) or "all".
+    when_empty: str = "skip"
+    #: The tracking tags added to article links ("" none).
+    utm: str = ""
     audience: ListAudience = field(default_factory=ListAudience)
 
     @property
@@ -109,6 +113,8 @@ class ListView:
             enabled=mailing_list.enabled,
             public=mailing_list.public,
             order_sections_by_clicks=mailing_list.order_sections_by_clicks,
+            when_empty=mailing_list.when_empty or "skip",
+            utm=mailing_list.utm or "",
             audience=audience or ListAudience(),
         )
 
