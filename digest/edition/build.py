@@ -39,6 +39,7 @@ from digest.store.models import (
     EditionStatus,
     ListSection,
     MailingList,
+    ReviewEvent,
     Section,
     SoftBounce,
     Source,
@@ -61,6 +62,8 @@ class Draft:
     window: Window | None = None
     #: Every article it offers: those shown, and those counted in a section's "more".
     offered: tuple[int, ...] = ()
+    #: The editor's note that opens the digest (plain text; empty: none).
+    note: str = ""
 
     @property
     def window_text(self) -> str:
@@ -262,6 +265,10 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
     def shown(block: dict[str, Any], article_id: int) -> ArticleView:
         others = block.get("also_in", {}).get(str(article_id), [])
         article = by_id[article_id]
+        # The editor's teaser, if one was written in review, instead of the feed's.
+        teaser = block.get("teasers", {}).get(str(article_id))
+        if teaser is not None:
+            article = replace(article, teaser=teaser)
         found = [by_id[i] for i in others if i in by_id]
         return replace(article, also_in=also_in(article, found, names)) if found else article
 
@@ -283,7 +290,19 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
         edition.preheader,
         Window(edition.window_start, edition.window_end, edition.window_start),
         tuple(edition.offered_ids or ()),
+        edition.note or "",
     )
+
+
+def refresh_headings(session: Session, settings: Settings, edition: Edition) -> Draft:
+    """After an editor changed the edition's content: its subject and preheader made again
+    from what it now shows (the top story may have been dropped or moved), and the draft
+    every message of it is rendered from. Not committed."""
+    current = stored_draft(session, settings, edition)
+    fresh = _draft(settings, current.mailing_list, current.day, current.sections, current.window)
+    edition.subject = fresh.subject
+    edition.preheader = fresh.preheader
+    return replace(current, subject=fresh.subject, preheader=fresh.preheader)
 
 
 def build_edition(
@@ -297,6 +316,7 @@ def build_edition(
     now: dt.datetime | None = None,
     since: dt.datetime | None = None,
     kept_start: dt.datetime | None = None,
+    hold: bool = False,
 ) -> tuple[Edition, bool]:
     """The (list, day) edition, built at ``now`` (naive UTC, default now) and its ledger
     written if it did not exist yet.
@@ -318,6 +338,9 @@ def build_edition(
     that build. And an empty edition is never stored for a day that has not started yet in
     the list's zone (``today``, default the list's today): tomorrow's articles have simply
     not arrived.
+
+    ``hold`` builds it held for an editor's review (``EditionStatus.HELD``): its ledger is
+    written, and no batch sends it until it is released (``lifecycle.release``).
     """
     now = now or utcnow()
     existing = _find(session, mailing_list.id, day)
@@ -331,7 +354,7 @@ def build_edition(
                 f"{mailing_list.slug}'s edition of {day} is already built: --since only "
                 "chooses where a list's first edition starts"
             )
-        if existing.status == EditionStatus.READY and check is not None:
+        if existing.status in (EditionStatus.READY, EditionStatus.HELD) and check is not None:
             check(stored_draft(session, settings, existing))
         return existing, False
     if existing is not None:
@@ -344,7 +367,7 @@ def build_edition(
             return existing, False
         if check is not None:
             check(draft)
-        return _fill_empty(session, existing, draft)
+        return _fill_empty(session, existing, draft, hold=hold)
     if not draft.sections and day > (today or local_today(mailing_list.timezone, now)):
         raise InputError(
             f"no articles for {mailing_list.slug} on {day} yet: nothing stored (the edition "
@@ -353,10 +376,11 @@ def build_edition(
     if check is not None:
         check(draft)
     assert draft.window is not None
+    built = EditionStatus.HELD if hold else EditionStatus.READY
     edition = Edition(
         list_id=mailing_list.id,
         edition_date=day,
-        status=EditionStatus.READY if draft.sections else EditionStatus.EMPTY,
+        status=built if draft.sections else EditionStatus.EMPTY,
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
@@ -368,7 +392,7 @@ def build_edition(
         with session.begin_nested():
             session.add(edition)
             session.flush()
-            if edition.status == EditionStatus.READY:
+            if edition.status != EditionStatus.EMPTY:
                 create_ledger(session, edition)
     except IntegrityError:
         winner = _find(session, mailing_list.id, day)
@@ -419,7 +443,9 @@ def _content(draft: Draft) -> list[dict[str, Any]]:
     return content
 
 
-def _fill_empty(session: Session, edition: Edition, draft: Draft) -> tuple[Edition, bool]:
+def _fill_empty(
+    session: Session, edition: Edition, draft: Draft, *, hold: bool = False
+) -> tuple[Edition, bool]:
     """Turn a stored empty edition into a ready one with ``draft``'s articles, its window
     (ending at this build) and its ledger.
 
@@ -430,6 +456,7 @@ def _fill_empty(session: Session, edition: Edition, draft: Draft) -> tuple[Editi
     filled = lifecycle.fill_empty(
         session,
         edition.id,
+        hold=hold,
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
@@ -478,6 +505,12 @@ def drop_edition(session: Session, edition_id: int) -> tuple[Edition, int]:
         update(SoftBounce)
         .where(SoftBounce.last_edition_id == edition_id)
         .values(last_edition_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    # Its review history goes with it (SQLite does not enforce the cascade by itself).
+    session.execute(
+        delete(ReviewEvent)
+        .where(ReviewEvent.edition_id == edition_id)
         .execution_options(synchronize_session=False)
     )
     session.delete(edition)

@@ -67,7 +67,14 @@ class EditionMailer:
         key = (edition_id, tuple(s.slug for s in sections))
         template = self._templates.get(key)
         if template is None:
-            variant = Draft(draft.mailing_list, draft.day, sections, draft.subject, draft.preheader)
+            variant = Draft(
+                draft.mailing_list,
+                draft.day,
+                sections,
+                draft.subject,
+                draft.preheader,
+                note=draft.note,
+            )
             template = self.message_template(variant)
             self._templates[key] = template
             if len(self._templates) > TEMPLATE_CACHE_SIZE:
@@ -75,6 +82,12 @@ class EditionMailer:
         else:
             self._templates.move_to_end(key)
         return template
+
+    def forget(self, edition_id: int) -> None:
+        """Drop the edition's rendered variants: an editor changed it, and what is sent
+        from now on is rendered again from its new content."""
+        for key in [k for k in self._templates if k[0] == edition_id]:
+            del self._templates[key]
 
     def check(self, draft: Draft) -> None:
         """Render the draft's templates (Jinja2 only, no inlining): a broken template, the

@@ -12,6 +12,7 @@ from digest.service.catalog.lists import (
     remove_list,
     set_list_enabled,
     set_list_public,
+    set_list_review,
 )
 from digest.service.catalog.sources import (
     IDENTITIES,
@@ -76,6 +77,7 @@ __all__ = [
     "remove_source",
     "set_list_enabled",
     "set_list_public",
+    "set_list_review",
     "set_source_enabled",
     "subscribe",
     "urlsplit_or_none",

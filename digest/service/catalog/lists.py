@@ -41,7 +41,13 @@ __all__ = [
     "remove_list",
     "set_list_enabled",
     "set_list_public",
+    "set_list_review",
 ]
+
+#: What a list with review does at the send time with an edition nobody approved.
+UNREVIEWED = ("send", "hold")
+#: Most hours ahead of the send time an edition may be built for review.
+MAX_REVIEW_HOURS = 23
 
 
 def get_section(session: Session, slug: str) -> Section:
@@ -104,6 +110,45 @@ def set_list_public(session: Session, slug: str, public: bool) -> MailingList:
     return mailing_list
 
 
+def _check_review(review_hours: int | None, unreviewed: str | None) -> None:
+    if review_hours is not None and not 0 <= review_hours <= MAX_REVIEW_HOURS:
+        raise InputError(f"--review-hours must be 0 to {MAX_REVIEW_HOURS}, not {review_hours}")
+    if unreviewed is not None and unreviewed not in UNREVIEWED:
+        raise InputError(f"--unreviewed must be send or hold, not {shown(unreviewed)}")
+
+
+def _review_settings(
+    mailing_list: MailingList,
+    review: bool | None,
+    review_hours: int | None,
+    unreviewed: str | None,
+) -> None:
+    if review is not None:
+        mailing_list.review = review
+    if review_hours is not None:
+        mailing_list.review_hours = review_hours
+    if unreviewed is not None:
+        mailing_list.unreviewed = unreviewed
+
+
+def set_list_review(
+    session: Session,
+    slug: str,
+    *,
+    review: bool | None = None,
+    review_hours: int | None = None,
+    unreviewed: str | None = None,
+) -> MailingList:
+    """Change a list's review settings (None: unchanged): ``review`` on or off,
+    ``review_hours`` (0 to 23) before the send time its edition is built and held, and what
+    an unapproved edition does at the send time, ``unreviewed``: "send" (as built) or "hold"
+    (until approved). An edition already held stays held until approved or released."""
+    _check_review(review_hours, unreviewed)
+    mailing_list = get_list(session, slug)
+    _review_settings(mailing_list, review, review_hours, unreviewed)
+    return mailing_list
+
+
 def remove_list(session: Session, slug: str) -> MailingList:
     """Delete a list that holds no history: no edition, subscription or consent record.
 
@@ -148,6 +193,9 @@ def add_list(
     subject: str | None = None,
     template_dir: str | None = None,
     order_sections_by_clicks: bool | None = None,
+    review: bool | None = None,
+    review_hours: int | None = None,
+    unreviewed: str | None = None,
 ) -> tuple[MailingList, bool]:
     """Create or update a list; its sections appear in the digest in the order given.
 
@@ -185,6 +233,7 @@ def add_list(
         check_subject_template(subject)
     if template_dir:
         template_dir = check_template_dir(template_dir)
+    _check_review(review_hours, unreviewed)
     found = session.scalars(select(MailingList).where(MailingList.slug == slug)).first()
     created = found is None
     mailing_list = found or MailingList(slug=slug)
@@ -207,6 +256,7 @@ def add_list(
         mailing_list.template_dir = template_dir or None
     if order_sections_by_clicks is not None:
         mailing_list.order_sections_by_clicks = order_sections_by_clicks
+    _review_settings(mailing_list, review, review_hours, unreviewed)
     if created:
         session.add(mailing_list)
     mailing_list.list_sections = [

@@ -85,6 +85,11 @@ class ListView:
     enabled: bool
     public: bool
     order_sections_by_clicks: bool
+    #: An editor reviews each edition, built ``review_hours`` before the send time;
+    #: ``unreviewed``: "send" (goes as built at the send time) or "hold" (until approved).
+    review: bool = False
+    review_hours: int = 2
+    unreviewed: str = "send"
     audience: ListAudience = field(default_factory=ListAudience)
 
     @property
@@ -109,6 +114,9 @@ class ListView:
             enabled=mailing_list.enabled,
             public=mailing_list.public,
             order_sections_by_clicks=mailing_list.order_sections_by_clicks,
+            review=mailing_list.review,
+            review_hours=mailing_list.review_hours,
+            unreviewed=mailing_list.unreviewed,
             audience=audience or ListAudience(),
         )
 

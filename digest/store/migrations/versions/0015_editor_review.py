@@ -1,0 +1,56 @@
+"""An editor's review before the send: lists.review, review_hours and unreviewed; the
+editions' note and approval; review_events, the history of every change
+
+Revision ID: 0015
+Revises: 0012
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("lists") as batch:
+        batch.add_column(
+            sa.Column("review", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(
+            sa.Column("review_hours", sa.Integer(), nullable=False, server_default="2")
+        )
+        batch.add_column(
+            sa.Column("unreviewed", sa.String(length=4), nullable=False, server_default="send")
+        )
+    with op.batch_alter_table("editions") as batch:
+        batch.add_column(sa.Column("note", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("approved_by", sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column("approved_at", sa.DateTime(), nullable=True))
+    op.create_table(
+        "review_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("edition_id", sa.Integer(), nullable=False),
+        sa.Column("who", sa.String(length=200), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("action", sa.String(length=20), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["edition_id"], ["editions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_review_events_edition_id", "review_events", ["edition_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_review_events_edition_id", table_name="review_events")
+    op.drop_table("review_events")
+    with op.batch_alter_table("editions") as batch:
+        batch.drop_column("approved_at")
+        batch.drop_column("approved_by")
+        batch.drop_column("note")
+    with op.batch_alter_table("lists") as batch:
+        batch.drop_column("unreviewed")
+        batch.drop_column("review_hours")
+        batch.drop_column("review")
