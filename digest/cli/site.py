@@ -233,6 +233,23 @@ def lists_group() -> None:
     help="Show sections in the order of their click-through over the last 28 days (once "
     "enough readers clicked), or in the --sections order (the default).",
 )
+@click.option(
+    "--review/--no-review",
+    default=None,
+    help="Build each edition --review-hours before the send time and hold it for an "
+    "editor's review (`digest review`); off by default.",
+)
+@click.option(
+    "--review-hours",
+    type=click.IntRange(0, 23),
+    help="Hours before the send time a reviewed list's edition is built (default 2).",
+)
+@click.option(
+    "--unreviewed",
+    type=click.Choice(["send", "hold"]),
+    help="At the send time, an edition nobody approved: send (goes as built, the default) "
+    "or hold (waits for an approval).",
+)
 @pass_app
 def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) -> None:
     """Add a list, or change an existing one."""
@@ -243,6 +260,12 @@ def lists_add(app: App, slug: str, name: str, section_csv: str, **options: Any) 
         for label, value in (
             ("language", mailing_list.language),
             ("templates in", mailing_list.template_dir),
+            (
+                "reviewed",
+                f"{mailing_list.review_hours} h ahead, unreviewed: {mailing_list.unreviewed}"
+                if mailing_list.review
+                else None,
+            ),
         )
         if value and value != "en"
     )

@@ -23,7 +23,7 @@ from digest.edition import ledger, lifecycle
 from digest.edition import review as rules
 from digest.edition.build import refresh_headings, stored_draft
 from digest.edition.select import local_today
-from digest.errors import InputError, NotFoundError
+from digest.errors import DigestError, InputError, NotFoundError
 from digest.send import schedule
 from digest.service import catalog
 from digest.store.models import Article, Edition, EditionStatus, MailingList, utcnow
@@ -187,11 +187,20 @@ class Review:
 
     # -- finding the edition ----------------------------------------------------------
     def _edition_id(self, session: Session, target: str) -> int:
-        """``target`` is an edition id, or a list's slug (its edition of today)."""
+        """``target`` is an edition id, or a list's slug: its edition held for review (the
+        latest, if several), else its edition of today."""
         target = target.strip()
         if _EDITION_ID.fullmatch(target):
             return int(target)
         mailing_list = catalog.get_list(session, target)
+        held = session.scalar(
+            select(Edition.id)
+            .where(Edition.list_id == mailing_list.id, Edition.status == EditionStatus.HELD)
+            .order_by(Edition.edition_date.desc())
+            .limit(1)
+        )
+        if held is not None:
+            return held
         day = local_today(mailing_list.timezone)
         edition_id = session.scalar(
             select(Edition.id).where(
@@ -231,6 +240,12 @@ class Review:
     ) -> ReviewView:
         with self.core.require_schema().session() as session:
             edition = rules.held(session, self._edition_id(session, target))
+            if edition.approved_at is not None:
+                # What the approver saw is what goes out.
+                raise DigestError(
+                    f"edition {edition.id} was approved by {edition.approved_by}: "
+                    "it is not changed any more"
+                )
             rules.apply(session, edition, rules.Change(action, detail, run), who)
             draft = refresh_headings(session, self.core.settings, edition)
             if not draft.sections:
