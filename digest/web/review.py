@@ -9,8 +9,16 @@ service is asked (``Digest.review``).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, get_flashed_messages, redirect, render_template, request
-from flask import url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response as BaseResponse
 
 from digest.errors import DigestError, NotFoundError
