@@ -124,7 +124,7 @@ def test_refused_changes_write_nothing(db: Database, settings: Settings) -> None
     after = core.review.show("daily")
     assert [s.id for s in after.sections[0].stories] == [ids[2]]
     assert len(after.events) == 2 and before.events == ()
-    with pytest.raises(DigestError, match="no such list|unknown list|not found|No list"):
+    with pytest.raises(DigestError, match=r"no such list|unknown list|not found|No list"):
         core.review.show("nosuchlist")
 
 

@@ -45,19 +45,22 @@ def _show(view: ReviewView) -> None:
 
 @click.group()
 def review() -> None:
-    """An editor's review of a held edition: show, drop, pin, move, teaser, note, approve."""
+    """An editor's review of a held edition: show, drop, pin, move, teaser, note, approve.
+
+    TARGET is an edition's id, or a list's slug: its edition held for review, else its
+    edition of today."""
 
 
 @review.command("show")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @pass_app
 def review_show(app: App, target: str) -> None:
-    """Show a held edition (a list's slug: its edition of today), its stories and history."""
+    """Show an edition under review (TARGET), its stories and the history of its changes."""
     _show(app.core.review.show(target))
 
 
 @review.command("drop")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @click.argument("story", type=ROW_ID)
 @pass_app
 def review_drop(app: App, target: str, story: int) -> None:
@@ -66,7 +69,7 @@ def review_drop(app: App, target: str, story: int) -> None:
 
 
 @review.command("pin")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @click.argument("story", type=ROW_ID)
 @pass_app
 def review_pin(app: App, target: str, story: int) -> None:
@@ -75,7 +78,7 @@ def review_pin(app: App, target: str, story: int) -> None:
 
 
 @review.command("move")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @click.argument("story", type=ROW_ID)
 @click.argument("position", type=click.IntRange(1, MAX_POSITION))
 @pass_app
@@ -85,7 +88,7 @@ def review_move(app: App, target: str, story: int, position: int) -> None:
 
 
 @review.command("teaser")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @click.argument("story", type=ROW_ID)
 @click.argument("text")
 @pass_app
@@ -96,7 +99,7 @@ def review_teaser(app: App, target: str, story: int, text: str) -> None:
 
 
 @review.command("note")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @click.argument("text")
 @pass_app
 def review_note(app: App, target: str, text: str) -> None:
@@ -106,7 +109,7 @@ def review_note(app: App, target: str, text: str) -> None:
 
 
 @review.command("approve")
-@click.argument("target", metavar="LIST|EDITION")
+@click.argument("target", metavar="TARGET")
 @pass_app
 def review_approve(app: App, target: str) -> None:
     """Approve the held edition: it goes at its send time, or now if that has passed."""
