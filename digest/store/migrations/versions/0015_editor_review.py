@@ -15,20 +15,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("lists") as batch:
-        batch.add_column(
-            sa.Column("review", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("review_hours", sa.Integer(), nullable=False, server_default="2")
-        )
-        batch.add_column(
-            sa.Column("unreviewed", sa.String(length=4), nullable=False, server_default="send")
-        )
-    with op.batch_alter_table("editions") as batch:
-        batch.add_column(sa.Column("note", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("approved_by", sa.String(length=200), nullable=True))
-        batch.add_column(sa.Column("approved_at", sa.DateTime(), nullable=True))
+    # Plain ADD COLUMNs (SQLite takes them in place): a batch would copy the lists table,
+    # which the editions' foreign keys forbid once there are editions.
+    op.add_column(
+        "lists", sa.Column("review", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column(
+        "lists", sa.Column("review_hours", sa.Integer(), nullable=False, server_default="2")
+    )
+    op.add_column(
+        "lists",
+        sa.Column("unreviewed", sa.String(length=4), nullable=False, server_default="send"),
+    )
+    op.add_column("editions", sa.Column("note", sa.Text(), nullable=True))
+    op.add_column("editions", sa.Column("approved_by", sa.String(length=200), nullable=True))
+    op.add_column("editions", sa.Column("approved_at", sa.DateTime(), nullable=True))
     op.create_table(
         "review_events",
         sa.Column("id", sa.Integer(), nullable=False),
