@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from digest.cli import cli
 from digest.config import NUMBER_RANGES, Settings, load_settings
@@ -86,6 +87,14 @@ def digest(db: Database, settings: Settings, tmp_path: Path) -> Invoke:
     return invoke
 
 
+@pytest.fixture
+def held_edition(digest: Invoke, db: Database) -> Invoke:
+    """``digest`` with the site's edition held for review, so review commands reach it."""
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE editions SET status = 'held'"))
+    return digest
+
+
 @PROPERTY
 @given(slug=arg_text, name=arg_text)
 def test_sections_add(digest: Invoke, slug: str, name: str) -> None:
@@ -121,6 +130,8 @@ def test_sources_add(digest: Invoke, url: str, section: str, name: str) -> None:
         max_size=3,
     ),
     per_section=st.none() | number_args,
+    review_hours=st.none() | number_args,
+    unreviewed=st.none() | arg_text,
 )
 def test_lists_add(
     digest: Invoke,
@@ -129,13 +140,20 @@ def test_lists_add(
     sections: str,
     options: dict[str, str],
     per_section: str | None,
+    review_hours: str | None,
+    unreviewed: str | None,
 ) -> None:
-    """`digest lists add` with any option values, --per-section up to 10**40: one line."""
+    """`digest lists add` with any option values, --per-section and --review-hours up to
+    10**40, any --unreviewed: one line."""
     args = ["lists", "add", slug, "--name", name, "--sections", sections]
     for option, value in options.items():
         args += [option, value]
     if per_section is not None:
         args += ["--per-section", per_section]
+    if review_hours is not None:
+        args += ["--review", "--review-hours", review_hours]
+    if unreviewed is not None:
+        args += ["--unreviewed", unreviewed]
     digest(*args)
 
 
@@ -247,6 +265,35 @@ def test_addresses(digest: Invoke, address: str, forget: bool) -> None:
         digest("subscribers", "forget", address, "--yes")
     else:
         digest("send", "--list", "weekly", "--date", DAY.isoformat(), "--to", address)
+
+
+#: Each review command's arguments after TARGET, by name.
+REVIEW_ARGS = {
+    "show": (),
+    "drop": ("story",),
+    "pin": ("story",),
+    "move": ("story", "position"),
+    "teaser": ("story", "text"),
+    "note": ("text",),
+    "approve": (),
+}
+
+
+@PROPERTY
+@given(
+    target=st.one_of(st.sampled_from(["1", "weekly", "daily"]), arg_text, number_args),
+    command=st.sampled_from(sorted(REVIEW_ARGS)),
+    story=st.one_of(st.just("1"), number_args),
+    position=number_args,
+    text=arg_text,
+)
+def test_review_commands(
+    held_edition: Invoke, target: str, command: str, story: str, position: str, text: str
+) -> None:
+    """`digest review ...` with any target, story, place and text (the site's edition held):
+    done, or one line and nothing written."""
+    values = {"story": story, "position": position, "text": text}
+    held_edition("review", command, target, *(values[name] for name in REVIEW_ARGS[command]))
 
 
 @PROPERTY

@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("sending", "resume", "Continue a paused send from where it stopped."),
     "cancel": ("sending", "cancel", "Stop a send for good."),
     "retry-failed": ("sending", "retry_failed", "Send again to the failed recipients only."),
+    "review": (
+        "review",
+        "review",
+        "An editor's review of a held edition: show, drop, pin, move, teaser, note, approve.",
+    ),
     "edition": ("sending", "edition", "Fix an edition nobody has yet: rebuild or drop it."),
     "worker": ("serve", "worker", "Run a Celery worker (needs DIGEST_BROKER_URL)."),
     "beat": ("serve", "beat", "Run the Celery beat scheduler (needs DIGEST_BROKER_URL)."),

@@ -284,7 +284,13 @@ def send_edition(
     if start.included:
         click.echo(f"added {plural(start.included, 'subscriber')} who joined since the build")
     if start.dispatched is None:
-        click.echo(f"edition {start.edition_id} is {start.status}: nothing to send")
+        if start.status == "held":
+            click.echo(
+                f"edition {start.edition_id} is held for review: it goes when approved "
+                f"(`digest review approve {start.edition_id}`)"
+            )
+        else:
+            click.echo(f"edition {start.edition_id} is {start.status}: nothing to send")
         _say_late(start.late, list_slug, start.day.isoformat())
         return
     _say_dispatched(app, start.edition_id, start.dispatched, list_slug, start.day.isoformat())

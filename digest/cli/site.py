@@ -253,6 +253,23 @@ def _list_options(command: Any) -> Any:
             help='Tracking tags added to article links, e.g. "utm_source=digest&utm_medium='
             'email&utm_campaign={list}" ({list}, {date} filled in; "" removes them).',
         ),
+        click.option(
+            "--review/--no-review",
+            default=None,
+            help="Build each edition --review-hours before the send time and hold it for an "
+            "editor's review (`digest review`); off by default.",
+        ),
+        click.option(
+            "--review-hours",
+            type=click.IntRange(0, catalog.MAX_REVIEW_HOURS),
+            help="Hours before the send time a reviewed list's edition is built (default 2).",
+        ),
+        click.option(
+            "--unreviewed",
+            type=click.Choice(catalog.UNREVIEWED),
+            help="At the send time, an edition nobody approved: send (goes as built, the "
+            "default) or hold (waits for an approval).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -272,6 +289,11 @@ def _list_said(mailing_list: Any, slugs: list[str]) -> str:
         extra += f", when empty: {mailing_list.when_empty}"
     if mailing_list.utm:
         extra += f", tags {mailing_list.utm}"
+    if mailing_list.review:
+        extra += (
+            f", reviewed {mailing_list.review_hours} h ahead, "
+            f"unreviewed: {mailing_list.unreviewed}"
+        )
     return (
         f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "
         f"{mailing_list.per_section} per section{extra}"

@@ -40,6 +40,7 @@ from digest.store.models import (
     EditionStatus,
     ListSection,
     MailingList,
+    ReviewEvent,
     Section,
     SoftBounce,
     Source,
@@ -65,6 +66,8 @@ class Draft:
     #: Every section the list carries, with articles today or not (a reader's choice is read
     #: against them: one naming none of them is stale). Empty: those of ``sections``.
     list_sections: tuple[str, ...] = ()
+    #: The editor's note that opens the digest (plain text; empty: none).
+    note: str = ""
 
     @property
     def window_text(self) -> str:
@@ -85,7 +88,7 @@ def variant_draft(settings: Settings, draft: Draft, sections: list[SectionBlock]
     if sections == draft.sections:
         return draft
     made = _draft(settings, draft.mailing_list, draft.day, sections, draft.window, draft.offered)
-    return replace(made, list_sections=draft.list_sections)
+    return replace(made, list_sections=draft.list_sections, note=draft.note)
 
 
 def section_order(session: Session, mailing_list: MailingList) -> list[tuple[str, str]]:
@@ -286,6 +289,10 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
     def shown(block: dict[str, Any], article_id: int) -> ArticleView:
         others = block.get("also_in", {}).get(str(article_id), [])
         article = as_built(block, article_id)
+        # The editor's teaser, if one was written in review, instead of the feed's.
+        teaser = block.get("teasers", {}).get(str(article_id))
+        if teaser is not None:
+            article = replace(article, teaser=teaser)
         found = [as_built(block, i) for i in others if i in by_id]
         return replace(article, also_in=also_in(article, found, names)) if found else article
 
@@ -308,7 +315,19 @@ def stored_draft(session: Session, settings: Settings, edition: Edition) -> Draf
         Window(edition.window_start, edition.window_end, edition.window_start),
         tuple(edition.offered_ids or ()),
         tuple(names),
+        edition.note or "",
     )
+
+
+def refresh_headings(session: Session, settings: Settings, edition: Edition) -> Draft:
+    """After an editor changed the edition's content: its subject and preheader made again
+    from what it now shows (the top story may have been dropped or moved), and the draft
+    every message of it is rendered from. Not committed."""
+    current = stored_draft(session, settings, edition)
+    fresh = _draft(settings, current.mailing_list, current.day, current.sections, current.window)
+    edition.subject = fresh.subject
+    edition.preheader = fresh.preheader
+    return replace(current, subject=fresh.subject, preheader=fresh.preheader)
 
 
 def build_edition(
@@ -322,6 +341,7 @@ def build_edition(
     now: dt.datetime | None = None,
     since: dt.datetime | None = None,
     kept_start: dt.datetime | None = None,
+    hold: bool = False,
 ) -> tuple[Edition, bool]:
     """The (list, day) edition, built at ``now`` (naive UTC, default now) and its ledger
     written if it did not exist yet.
@@ -343,6 +363,9 @@ def build_edition(
     that build. And an empty edition is never stored for a day that has not started yet in
     the list's zone (``today``, default the list's today): tomorrow's articles have simply
     not arrived.
+
+    ``hold`` builds it held for an editor's review (``EditionStatus.HELD``): its ledger is
+    written, and no batch sends it until it is released (``lifecycle.release``).
     """
     now = now or utcnow()
     existing = _find(session, mailing_list.id, day)
@@ -356,7 +379,7 @@ def build_edition(
                 f"{mailing_list.slug}'s edition of {day} is already built: --since only "
                 "chooses where a list's first edition starts"
             )
-        if existing.status == EditionStatus.READY and check is not None:
+        if existing.status in (EditionStatus.READY, EditionStatus.HELD) and check is not None:
             check(stored_draft(session, settings, existing))
         return existing, False
     if existing is not None:
@@ -369,7 +392,7 @@ def build_edition(
             return existing, False
         if check is not None:
             check(draft)
-        return _fill_empty(session, existing, draft)
+        return _fill_empty(session, existing, draft, hold=hold)
     if not draft.sections and day > (today or local_today(mailing_list.timezone, now)):
         raise InputError(
             f"no articles for {mailing_list.slug} on {day} yet: nothing stored (the edition "
@@ -378,10 +401,11 @@ def build_edition(
     if check is not None:
         check(draft)
     assert draft.window is not None
+    built = EditionStatus.HELD if hold else EditionStatus.READY
     edition = Edition(
         list_id=mailing_list.id,
         edition_date=day,
-        status=EditionStatus.READY if draft.sections else EditionStatus.EMPTY,
+        status=built if draft.sections else EditionStatus.EMPTY,
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
@@ -393,7 +417,7 @@ def build_edition(
         with session.begin_nested():
             session.add(edition)
             session.flush()
-            if edition.status == EditionStatus.READY:
+            if edition.status != EditionStatus.EMPTY:
                 create_ledger(session, edition)
     except IntegrityError:
         winner = _find(session, mailing_list.id, day)
@@ -450,7 +474,9 @@ def _content(draft: Draft) -> list[dict[str, Any]]:
     return content
 
 
-def _fill_empty(session: Session, edition: Edition, draft: Draft) -> tuple[Edition, bool]:
+def _fill_empty(
+    session: Session, edition: Edition, draft: Draft, *, hold: bool = False
+) -> tuple[Edition, bool]:
     """Turn a stored empty edition into a ready one with ``draft``'s articles, its window
     (ending at this build) and its ledger.
 
@@ -461,6 +487,7 @@ def _fill_empty(session: Session, edition: Edition, draft: Draft) -> tuple[Editi
     filled = lifecycle.fill_empty(
         session,
         edition.id,
+        hold=hold,
         subject=draft.subject,
         preheader=draft.preheader,
         content=_content(draft),
@@ -509,6 +536,12 @@ def drop_edition(session: Session, edition_id: int) -> tuple[Edition, int]:
         update(SoftBounce)
         .where(SoftBounce.last_edition_id == edition_id)
         .values(last_edition_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    # Its review history goes with it (SQLite does not enforce the cascade by itself).
+    session.execute(
+        delete(ReviewEvent)
+        .where(ReviewEvent.edition_id == edition_id)
         .execution_options(synchronize_session=False)
     )
     session.delete(edition)

@@ -27,6 +27,7 @@ from digest.store.models import (
 )
 
 __all__ = [
+    "approve",
     "auto_pause",
     "cancel",
     "clear_transport_error",
@@ -35,6 +36,7 @@ __all__ = [
     "include_late",
     "note_transport_error",
     "pause",
+    "release",
     "resume",
     "retry_failed",
     "retry_now",
@@ -69,7 +71,7 @@ def _set(session: Session, edition_id: int, *where: Any, **values: Any) -> bool:
 # -- built ----------------------------------------------------------------------------------
 
 
-def fill_empty(session: Session, edition_id: int, **content: Any) -> bool:
+def fill_empty(session: Session, edition_id: int, *, hold: bool = False, **content: Any) -> bool:
     """Turn a stored empty edition into a ready one with new ``content`` (subject, preheader,
     content); not committed, as the caller writes the ledger in the same transaction. Only
     one of two processes doing this at once succeeds (the UPDATE is conditional)."""
@@ -77,7 +79,7 @@ def fill_empty(session: Session, edition_id: int, **content: Any) -> bool:
         update(Edition)
         .where(Edition.id == edition_id, Edition.status == EditionStatus.EMPTY)
         .values(
-            status=EditionStatus.READY,
+            status=EditionStatus.HELD if hold else EditionStatus.READY,
             stop_reason=None,
             status_reason=None,
             created_at=utcnow(),
@@ -99,6 +101,34 @@ def finish_if_done(session: Session, edition: Edition) -> bool:
         session.commit()
         return True
     return False
+
+
+# -- the editor's review --------------------------------------------------------------------
+
+
+def approve(edition: Edition, who: str) -> None:
+    """An editor approves a held edition (``edition`` read with its row lock): it stays held
+    until ``release`` (at once if its send time has passed, else at the send time); not
+    committed, as the review event is written with it."""
+    if edition.status != EditionStatus.HELD:
+        raise DigestError(f"edition {edition.id} is {edition.status.value}, not held for review")
+    if edition.approved_at is None:
+        edition.approved_by = who
+        edition.approved_at = utcnow()
+
+
+def release(session: Session, edition_id: int) -> bool:
+    """A held edition may send: held becomes ready (approved, or its send time came and its
+    list sends unreviewed editions as built). Conditional, so of two processes releasing it
+    one does; whether this one did. Not committed: the caller adds the late joiners' rows
+    and the review event in the same transaction."""
+    result = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.HELD)
+        .values(status=EditionStatus.READY)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 # -- the operator's hold --------------------------------------------------------------------
@@ -134,7 +164,7 @@ def cancel(session: Session, edition_id: int) -> tuple[Edition, int]:
     Rows a worker holds right now are left to it: that message may still go out.
     """
     edition = _edition(session, edition_id)
-    if edition.status not in (EditionStatus.READY, EditionStatus.PAUSED):
+    if edition.status not in (EditionStatus.READY, EditionStatus.PAUSED, EditionStatus.HELD):
         raise DigestError(f"edition {edition_id} is {edition.status.value}: nothing to cancel")
     edition.status = EditionStatus.CANCELLED
     edition.stop_reason = StopReason.CANCELLED

@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from digest.store.models import StopReason
 
 #: Every label, in the order an edition usually passes through them.
-LABELS = ("scheduled", "sending", "paused", "done", "failed", "cancelled", "empty")
+LABELS = (
+    "awaiting review",
+    "scheduled",
+    "sending",
+    "paused",
+    "done",
+    "failed",
+    "cancelled",
+    "empty",
+)
 
 
 def edition_state(
@@ -17,16 +26,19 @@ def edition_state(
 ) -> str:
     """The operator's name for an edition's state.
 
-    ``status`` is the stored status ("ready", "paused", "done", "cancelled", "empty"),
+    ``status`` is the stored status ("held", "ready", "paused", "done", "cancelled", "empty"),
     ``counts`` the ledger rows per delivery status, ``stop`` why it stopped, ``held``
     how many pending rows wait for their subscriber's own send time.
 
-    scheduled: built, and nothing claimed yet, or every open row held for a time zone.
+    awaiting review: built ahead and held for an editor (approved or not: it sends when
+    released). scheduled: built, and nothing claimed yet, or every open row held for a time zone.
     sending: batches are at it (or have rows to retry). paused: by the operator.
     done: every row final, none failed. failed: done with failed rows, or stopped by errors
     (an automatic pause, a transport failure). cancelled, empty: as stored.
     """
     status = str(status)
+    if status == "held":
+        return "awaiting review"
     if status in ("empty", "cancelled"):
         return status
     if status == "paused":

@@ -173,6 +173,8 @@ def digest_context(
             "date_label": date_label(draft.day, language.tag),
             "subject": draft.subject,
             "preheader": draft.preheader,
+            # The editor's note (plain text, autoescaped in the HTML), above the sections.
+            "note": draft.note,
         },
         sections=sections,
         links=all_links,

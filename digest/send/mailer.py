@@ -81,6 +81,12 @@ class EditionMailer:
             self._templates.move_to_end(key)
         return template
 
+    def forget(self, edition_id: int) -> None:
+        """Drop the edition's rendered variants: an editor changed it, and what is sent
+        from now on is rendered again from its new content."""
+        for key in [k for k in self._templates if k[0] == edition_id]:
+            del self._templates[key]
+
     def check(self, draft: Draft) -> None:
         """Render the draft's templates (Jinja2 only, no inlining): a broken template, the
         list's own or the default, raises TemplateError with file and line before any

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from digest.edition import ledger
+from digest.edition.review import review_opens
 from digest.edition.select import zone
 from digest.store.db import Database
 from digest.store.models import Delivery, DeliveryStatus, Edition, EditionStatus, MailingList
@@ -42,6 +43,25 @@ def due_lists(db: Database, now: dt.datetime) -> list[tuple[int, dt.date]]:
                 continue
         due.append((list_id, local_now.date()))
     return due
+
+
+def review_lists(db: Database, now: dt.datetime) -> list[tuple[int, dt.date]]:
+    """(list id, local date) of every list with review whose review window is open today in
+    its zone but whose send time has not come: its edition is built now and held for the
+    editors (``review_hours`` before the send time; ``due_lists`` takes over at the send
+    time)."""
+    with db.session() as session:
+        lists = session.execute(
+            select(
+                MailingList.id, MailingList.timezone, MailingList.send_at, MailingList.review_hours
+            ).where(MailingList.enabled, MailingList.review)
+        ).all()
+    opened = []
+    for list_id, tz_name, send_at, hours in lists:
+        local_now = now.replace(tzinfo=dt.UTC).astimezone(zone(tz_name))
+        if local_now.strftime("%H:%M") < send_at and review_opens(send_at, hours, local_now):
+            opened.append((list_id, local_now.date()))
+    return opened
 
 
 def stalled_rows(db: Database, stall_seconds: float, now: dt.datetime) -> dict[int, int]:

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from digest.service.metrics import Figures
     from digest.service.readers import Readers
     from digest.service.relays import Relays
+    from digest.service.review import Review
     from digest.service.stats import EditionStats, WeeklyReport
     from digest.service.tracking import Tracking
 
@@ -258,6 +259,13 @@ class Digest:
         from digest.service.relays import Relays
 
         return Relays(self)
+
+    @cached_property
+    def review(self) -> Review:
+        """The editors' review of held editions: changes, approval, release."""
+        from digest.service.review import Review
+
+        return Review(self)
 
     @cached_property
     def access(self) -> Access:
@@ -768,31 +776,47 @@ class Digest:
         """
         started = []
         now = now or utcnow()
+        # A list with review: its edition built ahead of the send time, held for the editors.
+        for list_id, day in schedule.review_lists(self.db, now):
+            self._build_due(list_id, day, now, hold=True)
         for list_id, day in schedule.due_lists(self.db, now):
-            try:
-                with self.db.session() as session:
-                    mailing_list = session.get_one(MailingList, list_id)
-                    edition, created = build_edition(
-                        session,
-                        self.settings,
-                        mailing_list,
-                        day,
-                        check=self.mailer.check,
-                        today=day,
-                        now=now,
-                    )
-                    edition_id, ready = edition.id, edition.status == EditionStatus.READY
-            except DigestError as exc:
-                # A broken template (or the like) stops this list's edition, not the others';
-                # the check runs again next minute, so the fix is picked up without a restart.
-                log.error(
-                    "list %s: edition not built: %s", list_id, exc, extra={"list_id": list_id}
-                )
-                continue
-            if created and ready:
-                self.continue_send(edition_id)
-                started.append(edition_id)
+            with self.db.session() as session:
+                mailing_list = session.get_one(MailingList, list_id)
+                # Not built ahead (nothing kept the schedule then): held now if it must wait
+                # for an approval, else it goes as built.
+                hold = mailing_list.review and mailing_list.unreviewed == "hold"
+            built = self._build_due(list_id, day, now, hold=hold)
+            if built is not None and built[1] and built[2]:
+                self.continue_send(built[0])
+                started.append(built[0])
+        # Held editions whose send time came: approved ones, and those sent as built.
+        started.extend(self.review.release_due(now))
         return started
+
+    def _build_due(
+        self, list_id: int, day: dt.date, now: dt.datetime, *, hold: bool
+    ) -> tuple[int, bool, bool] | None:
+        """Build the list's edition of ``day`` for the schedule: (edition id, whether this
+        call built it, whether it is ready to send), or None if it could not be built."""
+        try:
+            with self.db.session() as session:
+                mailing_list = session.get_one(MailingList, list_id)
+                edition, created = build_edition(
+                    session,
+                    self.settings,
+                    mailing_list,
+                    day,
+                    check=self.mailer.check,
+                    today=day,
+                    now=now,
+                    hold=hold,
+                )
+                return edition.id, created, edition.status == EditionStatus.READY
+        except DigestError as exc:
+            # A broken template (or the like) stops this list's edition, not the others';
+            # the check runs again next minute, so the fix is picked up without a restart.
+            log.error("list %s: edition not built: %s", list_id, exc, extra={"list_id": list_id})
+            return None
 
     def sweep(self, now: dt.datetime | None = None) -> dict[int, int]:
         """Dispatch the due rows nobody is working on; returns {edition id: batches}."""

@@ -38,7 +38,7 @@ class EditionSummary:
     list_slug: str
     list_name: str
     day: dt.date
-    #: The stored status: empty, ready, paused, cancelled, done.
+    #: The stored status: empty, held, ready, paused, cancelled, done.
     status: str
     #: The operator's name for the state: scheduled, sending, paused, done, failed, ...
     label: str
@@ -67,6 +67,24 @@ class EditionSummary:
     waiting_for: float | None = None
     #: Of the skipped rows, readers whose chosen sections had nothing in it (no mail for them).
     nothing_for: int = 0
+    #: Who approved it in review, and when (naive UTC); None: not approved (or no review).
+    approved_by: str | None = None
+    approved_at: dt.datetime | None = None
+
+    @property
+    def in_review(self) -> bool:
+        """Held for an editor's review: nothing is sent until it is released."""
+        return self.status == EditionStatus.HELD.value
+
+    @property
+    def review_words(self) -> str | None:
+        """``awaiting review``, ``approved by NAME, sends at the send time``,
+        ``approved by NAME``, or None for an edition nobody reviewed."""
+        if self.in_review:
+            if self.approved_by:
+                return f"approved by {self.approved_by}, sends at the send time"
+            return "awaiting review"
+        return f"approved by {self.approved_by}" if self.approved_by else None
 
     @property
     def total(self) -> int:
@@ -157,4 +175,6 @@ def summarize(
         waiting_since=waiting_since,
         waiting_for=waiting_for,
         nothing_for=nothing_for,
+        approved_by=edition.approved_by,
+        approved_at=edition.approved_at,
     )

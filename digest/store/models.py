@@ -57,6 +57,9 @@ class SubscriptionStatus(enum.StrEnum):
 class EditionStatus(enum.StrEnum):
     EMPTY = "empty"  # no articles that day: recorded, nothing sent
     READY = "ready"  # built, ledger written, not all rows final yet
+    #: Built ahead of the send time for a list with review, ledger written: no batch claims
+    #: its rows until it is released (approved, or at the send time as the list says).
+    HELD = "held"
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DONE = "done"  # every ledger row is final
@@ -201,6 +204,12 @@ class MailingList(Base):
     #: The publisher's tracking tags added to article links ("utm_source=digest&..."; may
     #: hold {list} and {date}); None: links as the feed gave them.
     utm: Mapped[str | None] = mapped_column(String(500))
+    #: An editor reviews each edition: it is built ``review_hours`` before the send time and
+    #: held; ``unreviewed`` says what happens at the send time if nobody approved it:
+    #: "send" (it goes as built) or "hold" (it waits for an approval).
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_hours: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    unreviewed: Mapped[str] = mapped_column(String(4), default="send", server_default="send")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     list_sections: Mapped[list[ListSection]] = relationship(
@@ -279,6 +288,11 @@ class Edition(Base):
     #: a run pauses the edition only once it is long in time as well as in count, so a relay's
     #: short outage is waited out by batches retrying every few seconds.
     transport_errors_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: The editor's note that opens the digest (plain text; None: no note).
+    note: Mapped[str | None] = mapped_column(Text)
+    #: Who approved a held edition, and when (None: not approved).
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     #: When a batch last claimed rows: the sweep restarts an edition that went quiet.
     last_claim_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -426,3 +440,19 @@ class Click(Base):
     )
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     is_scanner: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ReviewEvent(Base):
+    """One editor's change to a held edition (drop, pin, move, teaser, note, approve), or its
+    release at the send time: who, when, and what (``detail``), appended, never changed."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), index=True
+    )
+    who: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -239,3 +239,9 @@ def edition_action(edition_id: int, action: str) -> BaseResponse:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# The editors' review pages, under /dashboard/review/ with this blueprint's checks.
+from digest.web.review import bp as review_bp  # noqa: E402
+
+bp.register_blueprint(review_bp)

@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from digest.config import Settings
@@ -346,3 +347,32 @@ def test_subject_repeating_a_long_headline_fits_its_column(
     response = post(client, auth, "/api/editions/send", {"list": "long", "date": "2026-11-25"})
     assert response.status_code in (200, 202), response.get_data(as_text=True)
     assert len(response.get_json()["subject"]) <= 500
+
+
+@pytest.fixture
+def held(db: Database) -> None:
+    """The site's edition held for review, so the review routes reach their checks."""
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE editions SET status = 'held'"))
+
+
+@PROPERTY
+@given(
+    edition_id=st.one_of(st.just(1), edition_ids),
+    action=st.sampled_from(["drop", "pin", "move", "teaser", "note", "approve", "other"]),
+    body=fields(story=st.one_of(st.just(1), huge_numbers), position=huge_numbers, text=nasty_text),
+)
+def test_review_actions_never_500(
+    client: FlaskClient,
+    auth: dict[str, str],
+    db: Database,
+    held: None,
+    edition_id: int,
+    action: str,
+    body: Any,
+) -> None:
+    """POST /api/editions/ID/review/ACTION with any id, action and body never answers 500,
+    and a refused change writes nothing (no edition change, no review event)."""
+    before = snapshot(db)
+    check(post(client, auth, f"/api/editions/{edition_id}/review/{action}", body), before, db)
+    assert client.get(f"/api/editions/{edition_id}/review", headers=auth).status_code < 500

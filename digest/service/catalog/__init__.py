@@ -4,6 +4,8 @@ input goes through), ``lists`` (sections and lists), ``sources`` and ``subscribe
 below are the session-level operations the core, the tests and the benchmarks call."""
 
 from digest.service.catalog.lists import (
+    MAX_REVIEW_HOURS,
+    UNREVIEWED,
     WHEN_EMPTY,
     add_list,
     add_section,
@@ -14,6 +16,7 @@ from digest.service.catalog.lists import (
     remove_list,
     set_list_enabled,
     set_list_public,
+    set_list_review,
 )
 from digest.service.catalog.sources import (
     IDENTITIES,
@@ -51,6 +54,8 @@ __all__ = [
     "IDENTITIES",
     "IMPORT_CHUNK_ROWS",
     "MAX_PER_SECTION",
+    "MAX_REVIEW_HOURS",
+    "UNREVIEWED",
     "WHEN_EMPTY",
     "FeedCheck",
     "ImportReport",
@@ -80,6 +85,7 @@ __all__ = [
     "remove_source",
     "set_list_enabled",
     "set_list_public",
+    "set_list_review",
     "set_source_enabled",
     "subscribe",
     "urlsplit_or_none",

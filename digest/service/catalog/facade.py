@@ -178,6 +178,21 @@ class Catalog:
         with self._session() as session:
             return ListView.of(lists.set_list_public(session, slug, public))
 
+    def set_list_review(
+        self,
+        slug: str,
+        *,
+        review: bool | None = None,
+        review_hours: int | None = None,
+        unreviewed: str | None = None,
+    ) -> ListView:
+        """Change a list's review settings (see ``lists.set_list_review``)."""
+        with self._session() as session:
+            mailing_list = lists.set_list_review(
+                session, slug, review=review, review_hours=review_hours, unreviewed=unreviewed
+            )
+            return ListView.of(mailing_list)
+
     def remove_list(self, slug: str) -> ListView:
         with self._session() as session:
             mailing_list = lists.get_list(session, slug)

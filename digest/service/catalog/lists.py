@@ -46,7 +46,13 @@ __all__ = [
     "remove_list",
     "set_list_enabled",
     "set_list_public",
+    "set_list_review",
 ]
+
+#: What a list with review does at the send time with an edition nobody approved.
+UNREVIEWED = ("send", "hold")
+#: Most hours ahead of the send time an edition may be built for review.
+MAX_REVIEW_HOURS = 23
 
 
 def get_section(session: Session, slug: str) -> Section:
@@ -109,6 +115,45 @@ def set_list_public(session: Session, slug: str, public: bool) -> MailingList:
     return mailing_list
 
 
+def _check_review(review_hours: int | None, unreviewed: str | None) -> None:
+    if review_hours is not None and not 0 <= review_hours <= MAX_REVIEW_HOURS:
+        raise InputError(f"--review-hours must be 0 to {MAX_REVIEW_HOURS}, not {review_hours}")
+    if unreviewed is not None and unreviewed not in UNREVIEWED:
+        raise InputError(f"--unreviewed must be send or hold, not {shown(unreviewed)}")
+
+
+def _review_settings(
+    mailing_list: MailingList,
+    review: bool | None,
+    review_hours: int | None,
+    unreviewed: str | None,
+) -> None:
+    if review is not None:
+        mailing_list.review = review
+    if review_hours is not None:
+        mailing_list.review_hours = review_hours
+    if unreviewed is not None:
+        mailing_list.unreviewed = unreviewed
+
+
+def set_list_review(
+    session: Session,
+    slug: str,
+    *,
+    review: bool | None = None,
+    review_hours: int | None = None,
+    unreviewed: str | None = None,
+) -> MailingList:
+    """Change a list's review settings (None: unchanged): ``review`` on or off,
+    ``review_hours`` (0 to 23) before the send time its edition is built and held, and what
+    an unapproved edition does at the send time, ``unreviewed``: "send" (as built) or "hold"
+    (until approved). An edition already held stays held until approved or released."""
+    _check_review(review_hours, unreviewed)
+    mailing_list = get_list(session, slug)
+    _review_settings(mailing_list, review, review_hours, unreviewed)
+    return mailing_list
+
+
 def remove_list(session: Session, slug: str) -> MailingList:
     """Delete a list that holds no history: no edition, subscription or consent record.
 
@@ -151,6 +196,9 @@ LIST_SETTINGS = (
     "order_sections_by_clicks",
     "when_empty",
     "utm",
+    "review",
+    "review_hours",
+    "unreviewed",
 )
 
 
@@ -265,6 +313,7 @@ def _apply(
         )
     if value["utm"] is not None:
         value["utm"] = check_utm(value["utm"])
+    _check_review(value["review_hours"], value["unreviewed"])
 
     if name is not None:
         mailing_list.name = one_line(name, 200) or mailing_list.slug
@@ -290,6 +339,7 @@ def _apply(
         mailing_list.when_empty = value["when_empty"]
     if value["utm"] is not None:
         mailing_list.utm = value["utm"] or None
+    _review_settings(mailing_list, value["review"], value["review_hours"], value["unreviewed"])
     if sections is not None:
         mailing_list.list_sections = [
             ListSection(section_id=s.id, position=i) for i, s in enumerate(sections)

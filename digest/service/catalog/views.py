@@ -89,6 +89,11 @@ class ListView:
     when_empty: str = "skip"
     #: The tracking tags added to article links ("" none).
     utm: str = ""
+    #: An editor reviews each edition, built ``review_hours`` before the send time;
+    #: ``unreviewed``: "send" (goes as built at the send time) or "hold" (until approved).
+    review: bool = False
+    review_hours: int = 2
+    unreviewed: str = "send"
     audience: ListAudience = field(default_factory=ListAudience)
 
     @property
@@ -115,6 +120,9 @@ class ListView:
             order_sections_by_clicks=mailing_list.order_sections_by_clicks,
             when_empty=mailing_list.when_empty or "skip",
             utm=mailing_list.utm or "",
+            review=mailing_list.review,
+            review_hours=mailing_list.review_hours,
+            unreviewed=mailing_list.unreviewed,
             audience=audience or ListAudience(),
         )
 

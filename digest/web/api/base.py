@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from digest.errors import DigestError, InputError, NotFoundError, TransportError
@@ -59,9 +59,11 @@ def require_token() -> Response | None:
     if scheme.lower() != "bearer" or not token:
         return _unauthorized("missing bearer token")
     try:
-        context().core.access.check_token(token)
+        found = context().core.access.check_token(token)
     except TokenRefused as exc:
         return _unauthorized(str(exc))
+    # Who a change is recorded as (an editor's review names the token).
+    g.api_token_name = found.name
     # Checked after the token, so a caller without one learns nothing but "401".
     for key, value in (request.view_args or {}).items():
         if isinstance(value, int) and not 1 <= value <= MAX_ROW_ID:
