@@ -44,6 +44,7 @@ from digest.audience.suppression import (
     is_suppressed,
     soft_bounce,
     suppress,
+    unsuppress,
 )
 
 __all__ = [
@@ -79,5 +80,6 @@ __all__ = [
     "soft_bounce",
     "subscription_of",
     "suppress",
+    "unsuppress",
     "unsubscribe",
 ]

@@ -264,6 +264,13 @@ class Digest:
         return Access(self.settings, self.require_schema)
 
     @cached_property
+    def users(self) -> Users:
+        """The dashboard's named users and their roles."""
+        from digest.service.users import Users
+
+        return Users(self.require_schema)
+
+    @cached_property
     def inbox(self) -> Inbox:
         """The inbound server, IMAP polling and forgetting a person."""
         return Inbox(self.settings, self.require_schema)
