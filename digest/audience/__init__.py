@@ -80,6 +80,6 @@ __all__ = [
     "soft_bounce",
     "subscription_of",
     "suppress",
-    "unsuppress",
     "unsubscribe",
+    "unsuppress",
 ]

@@ -23,8 +23,8 @@ from digest.config import Settings
 from digest.errors import InputError, NotFoundError
 from digest.ingest.text import one_line
 from digest.service import throttle
-from digest.store.db import Database
 from digest.service.users import BUILTIN_OPERATOR, UserView, verify_password
+from digest.store.db import Database
 from digest.store.models import ApiToken, OperatorSession, User, utcnow
 
 __all__ = [
@@ -180,9 +180,7 @@ class Access:
             return Login(session_id=session_id, user=who)
 
     def _check_password(self, session: Session, name: str, given: str) -> UserView | None:
-        row = (
-            session.scalars(select(User).where(User.name == name[:100])).first() if name else None
-        )
+        row = session.scalars(select(User).where(User.name == name[:100])).first() if name else None
         if row is not None:
             if row.disabled_at is None and verify_password(given, row.password_hash):
                 return UserView.of(row)

@@ -165,9 +165,7 @@ def troubled_subscribers(session: Session) -> list[Subscriber]:
     return list(
         session.scalars(
             select(Subscriber)
-            .where(
-                or_(Subscriber.status == SubscriberStatus.BOUNCED, Subscriber.id.in_(soft_ids))
-            )
+            .where(or_(Subscriber.status == SubscriberStatus.BOUNCED, Subscriber.id.in_(soft_ids)))
             .order_by(Subscriber.email)
             .limit(500)
         )

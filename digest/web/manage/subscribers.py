@@ -54,9 +54,7 @@ def add_subscriber() -> BaseResponse:
         )
     except DigestError as exc:
         return refused(exc, "manage.subscribers")
-    flash(
-        f"{person.email} {'subscribed to' if added else 'was already on'} {field('list')}.", "ok"
-    )
+    flash(f"{person.email} {'subscribed to' if added else 'was already on'} {field('list')}.", "ok")
     return to("manage.subscriber", subscriber_id=person.id)
 
 
