@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from flask.testing import FlaskClient
-
 from flask import Flask
+from flask.testing import FlaskClient
 
 from digest.web import context
 

@@ -77,8 +77,10 @@ def import_subscribers() -> tuple[str, int] | BaseResponse:
 @require_role("operator")
 def export_subscribers() -> Response:
     slug = request.args.get("list", "")[:100]
+    catalog = context().core.catalog
     try:
-        people = context().core.catalog.subscribers(slug)
+        slug = catalog.get_list(slug).slug  # an empty or unknown list is a 404, not everyone
+        people = catalog.subscribers(slug)
     except DigestError:
         abort(404)
     out = io.StringIO()
