@@ -13,7 +13,7 @@ from digest.errors import DigestError, InputError, NotFoundError
 from digest.service import catalog as catalog_rules
 from digest.web import context
 from digest.web.auth import require_role
-from digest.web.manage import bp, field, page, refused, to
+from digest.web.manage.common import bp, field, page, refused, to
 
 __all__ = [
     "add_subscriber",

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from digest.errors import DigestError
 from digest.web import context
 from digest.web.auth import require_role
-from digest.web.manage import bp, field, page, refused, to
+from digest.web.manage.common import bp, field, page, refused, to
 
 __all__ = ["add_suppression", "remove_suppression", "suppressions"]
 
