@@ -221,6 +221,7 @@ class Users:
 
     @staticmethod
     def _row(session: Session, name: str) -> User:
+        check_name(name)  # one clear line for a name no user can have (empty, control chars)
         found = session.scalars(select(User).where(User.name == name)).first()
         if found is None:
             raise NotFoundError("user", name)
