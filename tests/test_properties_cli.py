@@ -447,3 +447,21 @@ def test_postal_address_may_run_over_lines() -> None:
         environ={"DIGEST_POSTAL_ADDRESS": "1 Test Street\nTestville"}, ensure_secret=False
     )
     assert loaded.postal_address == "1 Test Street\nTestville"
+
+
+@PROPERTY
+@given(name=arg_text, role=arg_text, password=arg_text, other=arg_text)
+def test_users_commands(digest: Invoke, name: str, role: str, password: str, other: str) -> None:
+    """`digest users add/set-role/disable/remove` with any name, role and password (read from
+    a file): done, or one line and no change."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as file:
+        file.write(password.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+    try:
+        digest("users", "add", name, "--role", role, "--password-file", file.name)
+        digest("users", "set-role", name, other)
+        digest("users", "disable", other)
+        digest("users", "remove", name)
+    finally:
+        Path(file.name).unlink()

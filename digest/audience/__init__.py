@@ -48,6 +48,7 @@ from digest.audience.suppression import (
     is_suppressed,
     soft_bounce,
     suppress,
+    unsuppress,
 )
 
 __all__ = [
@@ -88,4 +89,5 @@ __all__ = [
     "subscription_of",
     "suppress",
     "unsubscribe",
+    "unsuppress",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "is_suppressed",
     "soft_bounce",
     "suppress",
+    "unsuppress",
 ]
 
 DEFAULT_SOFT_BOUNCE_LIMIT = 3
@@ -114,3 +115,16 @@ def _still_running(session: Session, subscriber_id: int, run: SoftBounce, editio
         )
     )
     return not delivered_between
+
+
+def unsuppress(session: Session, email: str) -> bool:
+    """Take an address off the suppression list (the operator's decision: it was a mistake, or
+    the mailbox works again). A forgotten person's hashed entry is never taken off, so they
+    cannot be subscribed again; the subscriber's own status is left as it is."""
+    if not email or "@" not in email:
+        return False
+    found = session.scalars(select(Suppression).where(Suppression.email == email)).first()
+    if found is None:
+        return False
+    session.delete(found)
+    return True

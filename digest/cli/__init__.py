@@ -59,6 +59,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Run everything on the bundled sample site."),
     "inbound": ("inbound", "inbound", "Receive bounces, complaints and mailto unsubscribes."),
     "tokens": ("tokens", "tokens", "Bearer tokens for the operator API (/api/)."),
+    "users": (
+        "users",
+        "users",
+        "The dashboard's users and their roles (viewer, editor, operator).",
+    ),
 }
 
 

@@ -23,8 +23,9 @@ from digest.config import Settings
 from digest.errors import InputError, NotFoundError
 from digest.ingest.text import one_line
 from digest.service import throttle
+from digest.service.users import BUILTIN_OPERATOR, UserView, verify_password
 from digest.store.db import Database
-from digest.store.models import ApiToken, OperatorSession, utcnow
+from digest.store.models import ApiToken, OperatorSession, User, utcnow
 
 __all__ = [
     "SESSION_MAX_AGE",
@@ -76,6 +77,8 @@ class Login:
     session_id: str | None = None
     #: Seconds until sign-in may be tried again (0: the password was simply wrong).
     locked_for: int = 0
+    #: Who signed in (None when nobody did).
+    user: UserView | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,15 +143,16 @@ class Access:
             return TokenView.of(found)
 
     # -- dashboard logins -----------------------------------------------------------------
-    def log_in(self, given_password: str, ip: str | None) -> Login:
-        """Check the operator password behind the lockout and, if right, start a session.
+    def log_in(self, given_password: str, ip: str | None, user_name: str = "") -> Login:
+        """Check a user's password (or, with no user name or the name ``operator`` that no
+        user has, the built-in operator password) behind the lockout and, if right, start a
+        session.
 
         Each attempt takes a slot (per client IP and overall) before the password is even
         compared, so parallel guesses cannot outrun the count; a right password gives its
         slots back.
         """
         settings = self.settings
-        expected = settings.operator_password or ""
         window = dt.timedelta(seconds=settings.login_lockout_seconds)
         client = ip or "unknown"
         with self._database().session() as session:
@@ -162,15 +166,39 @@ class Access:
                 if mine.allowed:
                     throttle.give_back(session, LOGIN_IP, client)
                 return Login(locked_for=max(mine.retry_after, everyone.retry_after))
-            if not expected or not password_matches(given_password, expected):
+            who = self._check_password(session, user_name.strip(), given_password)
+            if who is None:
                 return Login()
             throttle.give_back(session, LOGIN_IP, client)
             throttle.give_back(session, LOGIN_ALL, "")
             session_id = secrets.token_urlsafe(32)
             session.add(
-                OperatorSession(token_hash=token_hash(session_id), created_at=utcnow(), ip=ip)
+                OperatorSession(
+                    token_hash=token_hash(session_id), created_at=utcnow(), ip=ip, user_id=who.id
+                )
             )
-            return Login(session_id=session_id)
+            return Login(session_id=session_id, user=who)
+
+    def _check_password(self, session: Session, name: str, given: str) -> UserView | None:
+        row = session.scalars(select(User).where(User.name == name[:100])).first() if name else None
+        if row is not None:
+            if row.disabled_at is None and verify_password(given, row.password_hash):
+                return UserView.of(row)
+            return None
+        if name not in ("", BUILTIN_OPERATOR.name):
+            return None
+        expected = self.settings.operator_password or ""
+        if expected and password_matches(given, expected):
+            return BUILTIN_OPERATOR
+        return None
+
+    def logins_possible(self) -> bool:
+        """Whether anyone can sign in: an operator password is set or a user is enabled."""
+        if self.settings.operator_password:
+            return True
+        with self._database().session() as session:
+            found = session.scalars(select(User.id).where(User.disabled_at.is_(None))).first()
+            return found is not None
 
     def log_out(self, session_id: str) -> None:
         """End a login server-side: a saved copy of its cookie stops working."""
@@ -181,13 +209,23 @@ class Access:
 
     def session_is_live(self, session_id: str) -> bool:
         """Whether ``session_id`` is a login not ended and not older than SESSION_MAX_AGE."""
+        return self.session_user(session_id) is not None
+
+    def session_user(self, session_id: str) -> UserView | None:
+        """Who the live login ``session_id`` belongs to, with their role as it is now; None for
+        a login that ended, is older than SESSION_MAX_AGE, or whose user is disabled."""
         with self._database().session() as session:
             row = self._operator_session(session, session_id)
-            return (
-                row is not None
-                and row.ended_at is None
-                and utcnow() - row.created_at < SESSION_MAX_AGE
-            )
+            if row is None or row.ended_at is not None:
+                return None
+            if utcnow() - row.created_at >= SESSION_MAX_AGE:
+                return None
+            if row.user_id is None:
+                return BUILTIN_OPERATOR
+            user = session.get(User, row.user_id)
+            if user is None or user.disabled_at is not None:
+                return None
+            return UserView.of(user)
 
     @staticmethod
     def _operator_session(session: Session, session_id: str) -> OperatorSession | None:

@@ -51,6 +51,7 @@ from digest.service.dispatch import (
 from digest.service.inbox import Inbox
 from digest.service.notices import SIGNUP_MAIL, Notice, build_notice, signup_mail_key
 from digest.service.summary import LATE_STATES, EditionSummary, summarize
+from digest.service.users import Users
 from digest.service.workers import Workers, read_workers
 from digest.store.db import Database
 from digest.store.models import Edition, EditionStatus, MailingList, Subscriber, utcnow
@@ -271,6 +272,11 @@ class Digest:
     def access(self) -> Access:
         """API tokens and dashboard logins."""
         return Access(self.settings, self.require_schema)
+
+    @cached_property
+    def users(self) -> Users:
+        """The dashboard's named users and their roles."""
+        return Users(self.require_schema)
 
     @cached_property
     def inbox(self) -> Inbox:

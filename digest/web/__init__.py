@@ -71,10 +71,11 @@ def create_app(settings: Settings | None = None, *, core: Digest | None = None) 
 
     app.register_blueprint(public.bp)
     app.register_blueprint(clicks.bp)
-    from digest.web import api, dashboard
+    from digest.web import api, dashboard, manage
 
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(manage.bp)
     app.register_blueprint(metrics.bp)
     from digest.web import webhooks
 

@@ -3,9 +3,10 @@ preview of each list's next digest, buttons to send, pause, resume and cancel, s
 and subscriber counts.
 
 Server-rendered with no scripts (the app's CSP allows none): progress refreshes itself with
-``<meta http-equiv="refresh">`` while something is sending. Login is the operator password
-(DIGEST_OPERATOR_PASSWORD) in a signed, HttpOnly, SameSite=Lax session cookie; every POST
-carries the session's CSRF token.
+``<meta http-equiv="refresh">`` while something is sending. Login is a named user (``digest
+users add``) or the built-in operator password (DIGEST_OPERATOR_PASSWORD), in a signed,
+HttpOnly, SameSite=Lax session cookie; every POST carries the session's CSRF token. Each page
+needs a role (``require_role``): viewers read, editors also send, operators do everything.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from werkzeug.wrappers import Response as BaseResponse
 from digest.errors import DigestError, NotFoundError
 from digest.service.identity import identity_warnings
 from digest.web import context
-from digest.web.auth import csrf_ok, csrf_token, forget_login, logged_in, remember_login
+from digest.web.auth import (
+    csrf_ok,
+    csrf_token,
+    current_user,
+    forget_login,
+    remember_login,
+    require_role,
+)
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -55,8 +63,7 @@ def _password() -> str | None:
 
 
 def _signed_in() -> bool:
-    ctx = context()
-    return logged_in(ctx.core.access, _password(), ctx.settings.secret)
+    return current_user() is not None
 
 
 @bp.before_request
@@ -89,6 +96,7 @@ def _render(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
             site_name=settings.site_name,
             csrf_token=csrf_token(),
             messages=get_flashed_messages(with_categories=True),
+            me=current_user(),
             **values,
         ),
         status,
@@ -101,19 +109,23 @@ def _render(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse:
     ctx = context()
-    password = _password()
-    if not password:
+    if not ctx.core.access.logins_possible():
         return _render("login.html", 503, disabled=True)
     if request.method != "POST":
         if _signed_in():
             return redirect(url_for("dashboard.overview"), 303)
         return _render("login.html")
-    login = ctx.core.access.log_in(request.form.get("password", ""), request.remote_addr)
+    login = ctx.core.access.log_in(
+        request.form.get("password", ""),
+        request.remote_addr,
+        user_name=request.form.get("user", "")[:200],
+    )
     if login.locked_for:
         return _locked_out(login.locked_for)
-    if login.session_id is None:
-        return _render("login.html", 401, error="That password is not right.")
-    remember_login(login.session_id, password, ctx.settings.secret)
+    if login.session_id is None or login.user is None:
+        return _render("login.html", 401, error="That user name or password is not right.")
+    builtin_password = (_password() or "") if login.user.builtin else ""
+    remember_login(login.session_id, builtin_password, ctx.settings.secret)
     return redirect(url_for("dashboard.overview"), 303)
 
 
@@ -138,6 +150,7 @@ def logout() -> BaseResponse:
 
 
 @bp.get("/")
+@require_role("viewer")
 def overview() -> tuple[str, int]:
     core = context().core
     today = core.lists_today()
@@ -156,6 +169,7 @@ def overview() -> tuple[str, int]:
 
 
 @bp.get("/preview/<slug>")
+@require_role("viewer")
 def preview(slug: str) -> tuple[str, int, dict[str, str]]:
     """The list's next digest (today's: as built, or as building it now would be) for the
     overview's sandboxed iframe."""
@@ -171,6 +185,7 @@ def preview(slug: str) -> tuple[str, int, dict[str, str]]:
 
 
 @bp.get("/editions/<int:edition_id>/stats")
+@require_role("viewer")
 def edition_stats(edition_id: int) -> tuple[str, int]:
     """An edition's figures and charts (inline SVG drawn on the server, no script)."""
     from digest.web.charts import edition_charts
@@ -192,7 +207,21 @@ def _done() -> BaseResponse:
     return redirect(url_for("dashboard.overview"), 303)
 
 
+@bp.get("/lists/<slug>/send")
+@require_role("editor")
+def confirm_send(slug: str) -> tuple[str, int] | BaseResponse:
+    """The step before a send: the list and how many people it goes to, and the button."""
+    ctx = context()
+    try:
+        mailing_list = ctx.core.catalog.get_list(slug)
+        recipients = ctx.core.catalog.eligible_count(slug)
+    except NotFoundError:
+        abort(404)
+    return _render("confirm-send.html", mailing_list=mailing_list, recipients=recipients)
+
+
 @bp.post("/lists/<slug>/send")
+@require_role("editor")
 def send(slug: str) -> BaseResponse:
     ctx = context()
     try:
@@ -210,6 +239,7 @@ def send(slug: str) -> BaseResponse:
 
 
 @bp.post("/editions/<int:edition_id>/<action>")
+@require_role("editor")
 def edition_action(edition_id: int, action: str) -> BaseResponse:
     ctx = context()
     core = ctx.core

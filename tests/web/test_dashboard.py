@@ -140,7 +140,7 @@ def test_wrong_password_is_refused(client: FlaskClient, site: None) -> None:
     """A wrong password answers 401 with the form again and does not open the dashboard."""
     response = _log_in(client, "guess")
     assert response.status_code == 401
-    assert "That password is not right." in response.get_data(as_text=True)
+    assert "That user name or password is not right." in response.get_data(as_text=True)
     assert client.get("/dashboard/").status_code == 303
 
 
@@ -405,7 +405,8 @@ def test_operator_signs_in_and_sends_from_the_dashboard_in_chromium(
     db: Database, web_settings: Settings, site: None
 ) -> None:
     """In headless Chromium: the dashboard sends to the login, the password opens it, clicking
-    the send button sends today's edition: the ledger shows every reader sent."""
+    the send button asks "Send 'Daily' to 2 subscribers?" first, and its yes sends today's
+    edition: the ledger shows every reader sent."""
     require_browser()
     apps: list[Flask] = []
 
@@ -416,10 +417,13 @@ def test_operator_signs_in_and_sends_from_the_dashboard_in_chromium(
     with live_server(app_for) as base_url, chromium_page() as page:
         page.goto(f"{base_url}/dashboard/")
         assert page.url.endswith("/dashboard/login")
-        page.get_by_label("Operator password").fill(OPERATOR_PASSWORD)
+        page.get_by_label("Password").fill(OPERATOR_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_selector("text=Today's editions")
-        page.get_by_role("button", name="Send Daily now").click()
+        page.get_by_role("link", name="Send Daily now").click()
+        page.wait_for_selector("text=Send “Daily” to 2 subscribers?")
+        assert _today_edition(db) is None  # nothing is sent before the yes
+        page.get_by_role("button", name="Yes, send to 2 subscribers").click()
         page.wait_for_selector("text=is being sent")
         wait_for_sends(apps[0])
     edition = _today_edition(db)

@@ -15,15 +15,17 @@ from sqlalchemy.orm import Session, selectinload
 from digest import audience
 from digest.config import Settings
 from digest.errors import NotFoundError
-from digest.service.catalog import lists, sources, subscribers, validation
+from digest.service.catalog import lists, records, sources, subscribers, validation
 from digest.service.catalog.sources import FeedCheck
 from digest.service.catalog.subscribers import ImportReport
 from digest.service.catalog.views import (
     ListView,
     SectionView,
     SourceView,
+    SubscriberHistory,
     SubscriberView,
     SubscriptionView,
+    SuppressionView,
 )
 from digest.store.db import Database
 from digest.store.models import MailingList, Section, Source, Subscriber, Subscription
@@ -273,6 +275,39 @@ class Catalog:
             audience.unsubscribe(session, subscriber_id, None, source=source)
             session.flush()
             return self._people(session, [found])[0]
+
+    # -- the dashboard's management pages -------------------------------------------------
+    def remove_section(self, slug: str) -> str:
+        """Delete a section no source or list uses; returns its name."""
+        with self._session() as session:
+            return records.remove_section(session, slug)
+
+    def find_subscribers(self, query: str, *, limit: int = 200) -> list[SubscriberView]:
+        """People whose address or name contains ``query``, each with their subscriptions."""
+        with self._session() as session:
+            return self._people(session, records.find_subscribers(session, query, limit))
+
+    def subscriber_history(self, subscriber_id: int) -> SubscriberHistory:
+        with self._session() as session:
+            return records.subscriber_history(session, subscriber_id)
+
+    def suppressions(self) -> list[SuppressionView]:
+        with self._session() as session:
+            return records.suppressions(session)
+
+    def add_suppression(self, email: str, reason: str = "") -> tuple[str, bool]:
+        """Never mail ``email`` again; returns (the address as stored, newly suppressed)."""
+        with self._session() as session:
+            return records.add_suppression(session, email, reason)
+
+    def remove_suppression(self, email: str) -> None:
+        with self._session() as session:
+            records.remove_suppression(session, email)
+
+    def troubled_subscribers(self) -> list[SubscriberView]:
+        """Subscribers who bounced, or are in a run of soft bounces."""
+        with self._session() as session:
+            return self._people(session, records.troubled_subscribers(session))
 
     @staticmethod
     def _people(session: Session, people: list[Subscriber]) -> list[SubscriberView]:

@@ -7,9 +7,26 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from digest.audience import ListAudience
-from digest.store.models import MailingList, Section, Source, Subscriber, Subscription
+from digest.store.models import (
+    MailingList,
+    Section,
+    Source,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 
-__all__ = ["ListView", "SectionView", "SourceView", "SubscriberView", "SubscriptionView"]
+__all__ = [
+    "ConsentRow",
+    "DeliveryRow",
+    "ListView",
+    "SectionView",
+    "SourceView",
+    "SubscriberHistory",
+    "SubscriberView",
+    "SubscriptionView",
+    "SuppressionView",
+]
 
 
 @dataclass(frozen=True)
@@ -181,3 +198,61 @@ class SubscriberView:
             created_at=subscriber.created_at,
             lists=lists or {},
         )
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One edition's message to one subscriber, as their history shows it."""
+
+    edition_id: int
+    list_slug: str
+    day: dt.date
+    status: str
+    attempts: int
+    sent_at: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    at: dt.datetime
+    action: str
+    list_slug: str | None
+    source: str
+    ip: str | None
+
+
+@dataclass(frozen=True)
+class SubscriberHistory:
+    """What happened to one subscriber: deliveries and consent events (newest first), their
+    run of soft bounces and whether the address is suppressed."""
+
+    deliveries: tuple[DeliveryRow, ...]
+    consent: tuple[ConsentRow, ...]
+    soft_bounces: int
+    soft_bounce_detail: str | None
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class SuppressionView:
+    """An address never mailed again; ``forgotten``: a person erased, kept only as a hash."""
+
+    email: str
+    reason: str
+    created_at: dt.datetime
+
+    @property
+    def forgotten(self) -> bool:
+        return "@" not in self.email
+
+    @property
+    def kind(self) -> str:
+        for word in ("bounced", "complaint"):
+            if self.reason.startswith(word):
+                return word
+        return "forgotten" if self.forgotten else "operator"
+
+    @classmethod
+    def of(cls, row: Suppression) -> SuppressionView:
+        return cls(row.email, row.reason, row.created_at)
