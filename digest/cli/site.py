@@ -291,8 +291,7 @@ def _list_said(mailing_list: Any, slugs: list[str]) -> str:
         extra += f", tags {mailing_list.utm}"
     if mailing_list.review:
         extra += (
-            f", reviewed {mailing_list.review_hours} h ahead, "
-            f"unreviewed: {mailing_list.unreviewed}"
+            f", reviewed {mailing_list.review_hours} h ahead, unreviewed: {mailing_list.unreviewed}"
         )
     return (
         f"{', '.join(slugs)}; {mailing_list.timezone}, sends at {mailing_list.send_at}, "

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from digest.errors import DigestError, NotFoundError
 from digest.web import context
-from digest.web.auth import csrf_token
+from digest.web.auth import csrf_token, current_user, require_role
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -32,8 +32,10 @@ STORY_ACTIONS = ("drop", "pin", "move", "teaser")
 
 
 def _actor() -> str:
-    """Who makes a change from the dashboard (one place, so the users' names plug in here)."""
-    return "operator"
+    """Who makes a change from the dashboard: the signed-in user's name (the built-in
+    operator of DIGEST_OPERATOR_PASSWORD is "operator")."""
+    me = current_user()
+    return me.name if me is not None else "operator"
 
 
 def _render(template: str, status: int = 200, **values: object) -> tuple[str, int]:
@@ -43,6 +45,7 @@ def _render(template: str, status: int = 200, **values: object) -> tuple[str, in
             site_name=context().settings.site_name,
             csrf_token=csrf_token(),
             messages=get_flashed_messages(with_categories=True),
+            me=current_user(),
             **values,
         ),
         status,
@@ -50,12 +53,14 @@ def _render(template: str, status: int = 200, **values: object) -> tuple[str, in
 
 
 @bp.get("/")
+@require_role("editor")
 def index() -> tuple[str, int]:
     """Every edition held for review."""
     return _render("review-list.html", held=context().core.review.held())
 
 
 @bp.get("/<int:edition_id>")
+@require_role("editor")
 def show(edition_id: int) -> tuple[str, int]:
     try:
         view = context().core.review.show(str(edition_id))
@@ -76,6 +81,7 @@ def _story_id() -> int:
 
 
 @bp.post("/<int:edition_id>/<action>")
+@require_role("editor")
 def change(edition_id: int, action: str) -> BaseResponse:
     review = context().core.review
     target, who = str(edition_id), _actor()

@@ -132,7 +132,7 @@ def test_every_route_refuses_calls_without_a_valid_token(
     challenge, and no data, when the token is missing, malformed or unknown."""
     headers = {"Authorization": header} if header else {}
     routes = [r for r in _api_routes(app) if r[1] != "/api/openapi.json"]
-    assert len(routes) == 24  # every operator route exists; adding one updates this count
+    assert len(routes) == 26  # every operator route exists; adding one updates this count
     for method, path in routes:
         response = client.open(_concrete(path), method=method, headers=headers, json={})
         assert response.status_code == 401, (method, path)

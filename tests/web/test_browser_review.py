@@ -93,7 +93,7 @@ def test_an_editor_reviews_and_approves_todays_edition(db: Database, settings: S
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base_url}/dashboard/")
         assert "awaiting review" in page.locator("#list-daily").inner_text()
-        page.get_by_role("link", name="Review", exact=True).click()
+        page.locator("#list-daily").get_by_role("link", name="Review", exact=True).click()
         assert page.get_by_role("heading", level=1).inner_text() == f"Review: Daily, {today}"
         assert _serious(page) == []
 

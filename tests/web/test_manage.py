@@ -4,6 +4,7 @@ each change (sections, sources, lists, subscribers, import/export, forget, suppr
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
@@ -13,7 +14,8 @@ from sqlalchemy import func, select
 
 from digest.service import catalog
 from digest.store.db import Database
-from digest.store.models import Subscriber, Suppression, User
+from digest.store.models import Article, Subscriber, Suppression, User
+from digest.web import context
 from tests.web.conftest import OPERATOR_PASSWORD
 from tests.web.manage_helpers import add_users, csrf, sign_in
 
@@ -294,3 +296,42 @@ def test_management_posts_need_the_csrf_token(client: FlaskClient, users: None, 
     """A management form without the session's token is a 400 that changes nothing."""
     sign_in(client, "olga")
     assert client.post("/dashboard/sections", data={"slug": "x", "name": "X"}).status_code == 400
+
+
+def test_review_needs_the_editor_role_and_records_the_users_name(
+    app: Flask, client: FlaskClient, users: None, db: Database
+) -> None:
+    """A viewer gets 403 on the review pages; an editor's change is recorded under the
+    editor's user name, and the nav offers the review to editors only."""
+    with db.session() as session:
+        catalog.add_section(session, "national", "National")
+        daily, _ = catalog.add_list(
+            session, "daily", "Daily", ["national"], send_at="07:00", review=True
+        )
+        daily.created_at = dt.datetime(2024, 3, 1)
+        catalog.subscribe(session, daily, "ann@example.com", "Ann")
+        section = catalog.get_section(session, "national")
+        story = Article(
+            url="https://n.example/1", section_id=section.id, headline="Story",
+            teaser="Teaser.", published_at=dt.datetime(2024, 3, 10, 1),
+        )  # fmt: skip
+        session.add(story)
+        session.commit()
+        story_id = story.id
+    with app.app_context():
+        context().core.send_due(dt.datetime(2024, 3, 10, 5, 0))
+        edition_id = context().core.review.show("daily").edition_id
+    page = f"/dashboard/review/{edition_id}"
+    token = sign_in(client, "vera")
+    assert "/dashboard/review/" not in client.get("/dashboard/").get_data(True)
+    assert client.get(page).status_code == 403
+    assert client.post(f"{page}/note", data={"csrf_token": token, "note": "x"}).status_code == 403
+    client.post("/dashboard/logout", data={"csrf_token": token})
+    token = sign_in(client, "eddie")
+    assert "/dashboard/review/" in client.get("/dashboard/").get_data(True)
+    assert client.get(page).status_code == 200
+    teaser = {"csrf_token": token, "story": str(story_id), "teaser": "Sharper."}
+    assert client.post(f"{page}/teaser", data=teaser).status_code == 303
+    with app.app_context():
+        events = context().core.review.show("daily").events
+    assert [(e.who, e.action) for e in events] == [("eddie", "teaser")]

@@ -1296,6 +1296,8 @@ def test_weak_webhook_secrets_refuse_start_up_and_fail_doctor(
     for variable in ("DIGEST_CONFIG", "DIGEST_BROKER_URL", "DIGEST_OPERATOR_PASSWORD"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DIGEST_SECRET_KEY", STRONG_OTHER_SECRET)
+    # A site of its own (a folder with no configuration is refused before any check).
+    monkeypatch.setenv("DIGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
     monkeypatch.setenv(name, value)
     relay = setting.split("_")[0]
     (check,) = [c for c in run_checks(quick=True) if c.name == f"{relay} webhook"]

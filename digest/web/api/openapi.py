@@ -65,6 +65,16 @@ _PARAMS: dict[str, dict[str, Any]] = {
         "required": True,
         "schema": {"type": "integer"},
     },
+    "action": {
+        "name": "action",
+        "in": "path",
+        "required": True,
+        "description": "the review's change",
+        "schema": {
+            "type": "string",
+            "enum": ["drop", "pin", "move", "teaser", "note", "approve"],
+        },
+    },
     "list": _query("list", "a list's slug"),
     "list!": _query("list", "a list's slug", required=True),
     "date": _query("date", "YYYY-MM-DD; default: today in the list's time zone"),
@@ -206,6 +216,20 @@ OPENAPI: dict[str, Any] = {
         "/api/editions/{edition_id}/retry-now": _edition_op(
             "Try the deferred recipients now (attempts still count)", ok="202"
         ),
+        "/api/editions/{edition_id}/review": {
+            "get": _op(
+                "A held edition as its review shows it: sections, stories, note, history",
+                params=("edition_id",),
+            )
+        },
+        "/api/editions/{edition_id}/review/{action}": {
+            "post": _op(
+                "Change a held edition (drop, pin, move, teaser, note) or approve it; recorded "
+                "under the token's name",
+                params=("edition_id", "action"),
+                body="ReviewChange",
+            )
+        },
         "/api/editions/{edition_id}/include-late": _edition_op(
             "Add and send to those who subscribed since the build", ok="202"
         ),
@@ -233,6 +257,7 @@ OPENAPI: dict[str, Any] = {
         },
         "schemas": {
             "Error": _object(["error"], error="string"),
+            "ReviewChange": _object([], story="integer", position="integer", text="string"),
             "Section": _object(["slug", "name"], slug="string", name="string"),
             "Source": _object(["url", "section"], url="string", section="string", name="string"),
             "List": _object(

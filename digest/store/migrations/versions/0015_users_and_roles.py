@@ -1,14 +1,14 @@
 """users: named dashboard logins with a role; operator_sessions.user_id says whose login
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
