@@ -56,9 +56,18 @@ def postgres_schema() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        # Every connection to the schema carries its name, so the ones a test leaves open (the
+        # pools of its engines and of the processes it started) can be closed after it.
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with admin.connect() as conn:
+            # Run three at a time (xdist), the leftovers of many tests would exhaust the
+            # server's max_connections (100 by default) before garbage collection closed them.
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = :name AND pid <> pg_backend_pid()"),
+                {"name": schema},
+            )  # fmt: skip
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 
@@ -206,20 +215,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 #: Modules whose tests start groups of processes (Celery workers, `digest run`, Sentinel,
-#: PgBouncer, Dovecot, memory-capped children) and hold time limits: run in parallel (xdist),
-#: they go to one worker, one after another, so two such tests never load the two cores
-#: together and each keeps its limits honest; every other test is shared out around them.
-SERIAL_MODULES = (
-    "test_workers",
-    "test_relay_faults",
-    "test_waiting",
-    "test_faces",
-    "test_run_command",
-    "test_scale",
-    "test_container",
-    "test_bounds",
-    "test_imap",
-)
+#: PgBouncer, Dovecot, memory-capped children) and hold time limits. Run in parallel (xdist),
+#: each group goes to one worker, its tests one after another, so no two tests of a group load
+#: the machine together; the two groups (about five minutes each) run beside each other and
+#: every other test is shared out around them.
+SERIAL_GROUPS = {
+    "workers": ("test_workers", "test_relay_faults", "test_waiting", "test_faces", "test_scale"),
+    "runs": ("test_run_command", "test_container", "test_bounds", "test_imap"),
+}
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -235,8 +238,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
-        if module.startswith(SERIAL_MODULES):
-            item.add_marker(pytest.mark.xdist_group("processes"))
+        for group, modules in SERIAL_GROUPS.items():
+            if module.startswith(modules):
+                item.add_marker(pytest.mark.xdist_group(group))
         if fixtures & INTEGRATION_FIXTURES or module.startswith(INTEGRATION_MODULES):
             continue
         # A `heavy` test reaches no peer but costs seconds (thousands of examples, a timing

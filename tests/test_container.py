@@ -134,7 +134,8 @@ def test_a_read_only_working_folder_is_one_clear_line_not_a_traceback(image: Ima
     """Run from the read-only code folder, a command without DIGEST_SECRET_KEY says it cannot
     write the secret file and to set the key; `demo` with a key and a database elsewhere says
     which file it could not write. Neither prints a traceback."""
-    status = image.run("status", cwd=image.code)
+    database = {"DIGEST_DATABASE_URL": f"sqlite:///{image.data / 'digest.db'}"}
+    status = image.run("status", cwd=image.code, env=database)
     assert status.returncode == 1
     assert "DIGEST_SECRET_KEY is not set" in _clean(status)
     env = {

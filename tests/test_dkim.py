@@ -639,6 +639,7 @@ def _doctor_dkim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str,
     for name in ("DIGEST_BROKER_URL", "DIGEST_SMTP_URL", "DIGEST_CONFIG", "DIGEST_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "doctor-secret")
+    monkeypatch.setenv("DIGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     (check,) = [c for c in run_checks() if c.name == "dkim"]

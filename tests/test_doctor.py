@@ -41,6 +41,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
     for name in ("DIGEST_SECRET_KEY", "DIGEST_OPERATOR_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DIGEST_SECRET_KEY", STRONG_KEY)
+    # A site (its database named, not yet made): in a folder with none, doctor says only that.
+    monkeypatch.setenv("DIGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'digest.db'}")
     return monkeypatch
 
 
@@ -84,6 +86,16 @@ def test_each_broken_service_is_one_failing_line(environment: pytest.MonkeyPatch
     assert failing == {"fail database", "fail broker", "fail smtp"}
     assert "hunter2" not in result.output
     assert any("digest init" in line for line in lines)
+
+
+def test_a_folder_with_no_site_is_one_failing_line(environment: pytest.MonkeyPatch) -> None:
+    """In a folder with no settings file, no DIGEST_DATABASE_URL and no digest.db, doctor
+    fails on one line naming `digest setup` and `digest demo`, and writes nothing."""
+    environment.delenv("DIGEST_DATABASE_URL")
+    (check,) = run_checks()
+    assert check.status == "fail" and "no Digest site here" in check.detail
+    assert "digest setup" in check.detail and "digest demo" in check.detail
+    assert list(Path.cwd().iterdir()) == []
 
 
 def test_bad_setting_is_reported_not_raised(environment: pytest.MonkeyPatch) -> None:

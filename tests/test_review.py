@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from digest.config import Settings
-from digest.errors import DigestError, InputError
+from digest.errors import DigestError, InputError, NotFoundError
 from digest.service import catalog
 from digest.service.core import Digest
 from digest.service.dispatch import RecordingDispatcher
@@ -126,6 +126,9 @@ def test_refused_changes_write_nothing(db: Database, settings: Settings) -> None
     assert len(after.events) == 2 and before.events == ()
     with pytest.raises(DigestError, match=r"no such list|unknown list|not found|No list"):
         core.review.show("nosuchlist")
+    # An id past the 32-bit columns is no edition (not a database error on PostgreSQL).
+    with pytest.raises(NotFoundError, match="unknown edition: 2147483648"):
+        core.review.approve("2147483648", "ed")
 
 
 def test_approved_edition_goes_at_the_send_time(db: Database, settings: Settings) -> None:

@@ -350,15 +350,16 @@ def test_run_serves_the_web_app_when_asked(db_url: str, tmp_path: Path, running:
     assert run.stop() == 0
 
 
-def test_run_refuses_a_broker_and_web_options_without_web() -> None:
+def test_run_refuses_a_broker_and_web_options_without_web(tmp_path: Path) -> None:
     """With a broker configured `digest run` says beat is the scheduler (one line, exit 1);
     --port without --web is refused."""
-    env = {"DIGEST_BROKER_URL": "redis://127.0.0.1:1/0", "DIGEST_SECRET_KEY": "x" * 40}
+    site = {"DIGEST_SECRET_KEY": "x" * 40, "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}
+    env = {"DIGEST_BROKER_URL": "redis://127.0.0.1:1/0", **site}
     result = CliRunner().invoke(cli, ["run"], env=env)
     assert result.exit_code == 1
     assert "`digest beat` is the scheduler" in result.output and "--force" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    result = CliRunner().invoke(cli, ["run", "--port", "8001"], env={"DIGEST_SECRET_KEY": "x" * 40})
+    result = CliRunner().invoke(cli, ["run", "--port", "8001"], env=site)
     assert result.exit_code == 1 and "--port is for the web app: add --web" in result.output
 
 

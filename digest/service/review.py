@@ -191,6 +191,10 @@ class Review:
         latest, if several), else its edition of today."""
         target = target.strip()
         if _EDITION_ID.fullmatch(target):
+            # Ids are 32-bit columns: a larger number names no edition (PostgreSQL would
+            # refuse the query itself).
+            if int(target) > 2**31 - 1:
+                raise NotFoundError("edition", target)
             return int(target)
         mailing_list = catalog.get_list(session, target)
         held = session.scalar(
