@@ -190,6 +190,11 @@ def test_source_refuses_a_path_and_lists_edit_in_place(
             "timezone": "Asia/Karachi",
             "per_section": "3",
             "enabled": "on",
+            "when_empty": "all",
+            "utm": "utm_source=digest&utm_campaign={list}",
+            "review": "on",
+            "review_hours": "3",
+            "unreviewed": "hold",
         },
         follow_redirects=True,
     )
@@ -203,6 +208,11 @@ def test_source_refuses_a_path_and_lists_edit_in_place(
             3,
         )
         assert daily.public is False
+        # Every setting is in the form: the reader rule, tracking tags and the review.
+        assert (daily.when_empty, daily.utm) == ("all", "utm_source=digest&utm_campaign={list}")
+        assert (daily.review, daily.review_hours, daily.unreviewed) == (True, 3, "hold")
+    page = client.get("/dashboard/lists/daily").get_data(True)
+    assert 'id="list-review" name="review" checked' in page
     bad = client.post(
         "/dashboard/lists/daily",
         data={"csrf_token": token, "name": "X", "sections": "national", "send_at": "25:99"},

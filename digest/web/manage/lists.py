@@ -48,6 +48,18 @@ def _options() -> dict[str, Any]:
             raise InputError("stories per section is a whole number")
         options["per_section"] = int(per_section)
     options["order_sections_by_clicks"] = field("order_sections_by_clicks") == "on"
+    for name in ("when_empty", "unreviewed"):
+        chosen = field(name).strip()
+        if chosen:
+            options[name] = chosen  # the catalog refuses anything but its choices
+    # Empty: no tracking tags (the field shows the list's current ones).
+    options["utm"] = field("utm").strip()
+    options["review"] = field("review") == "on"
+    review_hours = field("review_hours").strip()
+    if review_hours:
+        if not review_hours.isdecimal() or len(review_hours) > 3:
+            raise InputError("hours of review ahead is a whole number")
+        options["review_hours"] = int(review_hours)
     return options
 
 

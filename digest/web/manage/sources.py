@@ -47,7 +47,8 @@ def add_source() -> BaseResponse:
     flash(
         f"Source {source.name} {'added' if created else 'updated'} in {source.section_name}: "
         f"{checked.describe()}",
-        "error" if checked.error else "ok",
+        # Added all the same: a warning, not a refusal ("Not done:" would say it was not added).
+        "warn" if checked.error else "ok",
     )
     return to("manage.sources")
 
