@@ -207,6 +207,7 @@ class Digest:
         self._dispatcher = dispatcher
         self._background = background
         self._celery_app = celery_app
+        self._schema_current = False
 
     # -- parts ------------------------------------------------------------------------
     @property
@@ -217,11 +218,15 @@ class Digest:
 
     def require_schema(self) -> Database:
         """The database, once it is known to be at the current schema."""
-        if not self.db.is_current():
-            raise DigestError(
-                f"the database at {self.settings.database_url} is not set up or is out of "
-                "date: run `digest init`"
-            )
+        # Checked until found current, then remembered: the check reads every migration
+        # script, and the web app asks before each request's query.
+        if not self._schema_current:
+            if not self.db.is_current():
+                raise DigestError(
+                    f"the database at {self.settings.database_url} is not set up or is out "
+                    "of date: run `digest init`"
+                )
+            self._schema_current = True
         return self.db
 
     @cached_property
