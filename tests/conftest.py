@@ -202,6 +202,7 @@ INTEGRATION_MODULES = (
     "test_doctor",
     "test_container",
     "test_scale",
+    "test_bounds",
 )
 
 

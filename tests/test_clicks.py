@@ -327,6 +327,7 @@ def test_link_tokens_are_purpose_scoped_and_exact() -> None:
             signer.verify(purpose, candidate)
 
 
+@pytest.mark.heavy  # renders an oversized edition
 def test_a_tracked_oversized_edition_still_fits_under_gmails_clip_size() -> None:
     """With every article link tracked (a long base URL, large ids), an edition far over
     budget is cut so the message a reader gets, links filled in, stays under 100 KB."""

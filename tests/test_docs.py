@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from digest.cli import COMMANDS, cli
 from digest.config import PROJECT_ROOT, Settings
@@ -69,6 +70,7 @@ def _spans(cell: str) -> list[str]:
 # -- the site builds ---------------------------------------------------------------------------
 
 
+@pytest.mark.heavy  # a whole MkDocs build
 def test_the_site_builds_strictly_with_every_page(tmp_path: Path) -> None:
     """`mkdocs build --strict` succeeds: no missing page, broken link or missing anchor
     (mkdocs.yml makes each a warning, and strict mode fails on any), and every page in

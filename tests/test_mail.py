@@ -338,6 +338,7 @@ def test_encode_header_is_one_header_of_short_lines(value: str) -> None:
     assert str(msg["Subject"]) == header_safe(value)
 
 
+@pytest.mark.heavy  # 200 examples of up to 2,000 characters
 @hypothesis.settings(max_examples=200, deadline=None)
 @given(value=st.one_of(_TEXT, st.text(max_size=2000)))
 def test_address_header_never_writes_a_line_break_or_a_long_line(value: str) -> None:
@@ -351,6 +352,7 @@ def test_address_header_never_writes_a_line_break_or_a_long_line(value: str) -> 
     assert "\r" not in decoded and "\n" not in decoded
 
 
+@pytest.mark.heavy  # 300 examples
 @hypothesis.settings(max_examples=300, deadline=None)
 @given(name=_TEXT)
 def test_format_address_keeps_one_address(name: str) -> None:

@@ -88,6 +88,7 @@ def test_translations_keep_placeholders_and_markup(path: Path) -> None:
     assert wrong == []
 
 
+@pytest.mark.heavy  # runs Babel's extraction over the package and templates
 def test_extraction_finds_nothing_the_catalogues_lack(extracted: Catalog) -> None:
     """Running Babel's extraction over the code and templates finds exactly the messages of
     the template and of every catalogue: a new English string without a translation (or a

@@ -237,6 +237,7 @@ def test_drop_in_the_middle_of_a_long_message_is_not_unanswered() -> None:
     assert relay.taken == [] and relay.faults == [(("ann@example.com",), Fault.MID_DATA)]
 
 
+@pytest.mark.heavy  # waits out a one-second timeout
 def test_a_relay_silent_after_the_dot_holds_the_sender_only_for_the_timeout() -> None:
     """A relay that takes the message and never answers frees the sender after the URL's
     ?timeout= (not RFC 5321's ten minutes), with an unanswered TransportError."""
