@@ -18,9 +18,7 @@ from flask import (
     Response,
     abort,
     flash,
-    get_flashed_messages,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -31,12 +29,12 @@ from digest.service.identity import identity_warnings
 from digest.web import context
 from digest.web.auth import (
     csrf_ok,
-    csrf_token,
     current_user,
     forget_login,
     remember_login,
     require_role,
 )
+from digest.web.frame import dashboard_page
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -89,18 +87,7 @@ def headers(response: Response) -> Response:
 
 
 def _render(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
-    settings = context().settings
-    return (
-        render_template(
-            f"web/dashboard/{template}",
-            site_name=settings.site_name,
-            csrf_token=csrf_token(),
-            messages=get_flashed_messages(with_categories=True),
-            me=current_user(),
-            **values,
-        ),
-        status,
-    )
+    return dashboard_page(template, status, **values)
 
 
 # -- login -----------------------------------------------------------------------------------

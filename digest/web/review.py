@@ -13,9 +13,7 @@ from flask import (
     Blueprint,
     abort,
     flash,
-    get_flashed_messages,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -23,7 +21,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from digest.errors import DigestError, NotFoundError
 from digest.web import context
-from digest.web.auth import csrf_token, current_user, require_role
+from digest.web.auth import current_user, require_role
+from digest.web.frame import dashboard_page
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -39,17 +38,7 @@ def _actor() -> str:
 
 
 def _render(template: str, status: int = 200, **values: object) -> tuple[str, int]:
-    return (
-        render_template(
-            f"web/dashboard/{template}",
-            site_name=context().settings.site_name,
-            csrf_token=csrf_token(),
-            messages=get_flashed_messages(with_categories=True),
-            me=current_user(),
-            **values,
-        ),
-        status,
-    )
+    return dashboard_page(template, status, **values)
 
 
 @bp.get("/")

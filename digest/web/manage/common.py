@@ -14,16 +14,14 @@ from flask import (
     Response,
     abort,
     flash,
-    get_flashed_messages,
     redirect,
-    render_template,
     request,
 )
 from werkzeug.wrappers import Response as BaseResponse
 
 from digest.errors import DigestError
-from digest.web import context
-from digest.web.auth import check_role, csrf_ok, csrf_token, current_user
+from digest.web.auth import check_role, csrf_ok
+from digest.web.frame import dashboard_page
 
 __all__ = ["FIELD_LIMIT", "MANAGE_CSP", "bp", "field", "guard", "headers", "page", "refused", "to"]
 
@@ -57,17 +55,7 @@ def headers(response: Response) -> Response:
 
 def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     """A management page in the dashboard's frame."""
-    return (
-        render_template(
-            f"web/dashboard/manage/{template}",
-            site_name=context().settings.site_name,
-            csrf_token=csrf_token(),
-            messages=get_flashed_messages(with_categories=True),
-            me=current_user(),
-            **values,
-        ),
-        status,
-    )
+    return dashboard_page(f"manage/{template}", status, **values)
 
 
 def field(name: str) -> str:
