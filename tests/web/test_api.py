@@ -269,6 +269,23 @@ def test_lists_create_update_and_count_subscribers(
         json={"slug": "evening", "name": "Evening", "sections": "national"},
     )
     assert changed.status_code == 200 and changed.get_json()["sections"] == ["national"]
+    reviewed = client.post(
+        "/api/lists",
+        headers=auth,
+        json={"slug": "evening", "name": "Evening", "sections": "national", "review": True,
+              "review_hours": 3, "unreviewed": "hold", "when_empty": "all",
+              "utm": "utm_source=digest"},
+    )  # fmt: skip
+    shown = reviewed.get_json()
+    assert (shown["review"], shown["review_hours"], shown["unreviewed"]) == (True, 3, "hold")
+    assert (shown["when_empty"], shown["utm"]) == ("all", "utm_source=digest")
+    for bad in ({"review": "yes"}, {"review_hours": 99}, {"unreviewed": "maybe"}):
+        refused = client.post(
+            "/api/lists",
+            headers=auth,
+            json={"slug": "evening", "name": "Evening", "sections": "national", **bad},
+        )
+        assert refused.status_code == 400, bad
     bad_zone = client.post(
         "/api/lists",
         headers=auth,

@@ -106,6 +106,11 @@ def test_sources_post_never_500(
         per_section=huge_numbers,
         from_address=nasty_text,
         from_name=nasty_text,
+        when_empty=nasty_text,
+        utm=nasty_text,
+        review=st.booleans() | nasty_text,
+        review_hours=huge_numbers,
+        unreviewed=nasty_text,
     )
 )
 def test_lists_post_never_500(

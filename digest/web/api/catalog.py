@@ -92,6 +92,11 @@ def _list(mailing_list: ListView) -> dict[str, Any]:
         "from_name": mailing_list.from_name,
         "enabled": mailing_list.enabled,
         "public": mailing_list.public,
+        "when_empty": mailing_list.when_empty,
+        "utm": mailing_list.utm,
+        "review": mailing_list.review,
+        "review_hours": mailing_list.review_hours,
+        "unreviewed": mailing_list.unreviewed,
         "subscribers": {
             "pending": audience.pending,
             "confirmed": audience.confirmed,
@@ -107,6 +112,13 @@ def lists_index() -> Response:
     return jsonify([_list(m) for m in context().core.catalog.lists()])
 
 
+def _whole_number(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InputError(f"{key!r} must be a whole number")
+    return value
+
+
 @bp.post("/lists")
 def lists_create() -> tuple[Response, int]:
     data = json_body()
@@ -115,11 +127,10 @@ def lists_create() -> tuple[Response, int]:
         raw_sections = raw_sections.split(",")
     if not isinstance(raw_sections, list) or not all(isinstance(s, str) for s in raw_sections):
         raise InputError("'sections' must be a list of section slugs")
-    per_section = data.get("per_section")
-    if per_section is not None and (
-        not isinstance(per_section, int) or isinstance(per_section, bool)
-    ):
-        raise InputError("'per_section' must be a whole number")
+    per_section = _whole_number(data, "per_section")
+    review = data.get("review")
+    if review is not None and not isinstance(review, bool):
+        raise InputError("'review' must be true or false")
     mailing_list, created = context().core.catalog.add_list(
         required_field(data, "slug"),
         required_field(data, "name"),
@@ -129,6 +140,11 @@ def lists_create() -> tuple[Response, int]:
         per_section=per_section,
         from_address=text_field(data, "from_address"),
         from_name=text_field(data, "from_name"),
+        when_empty=text_field(data, "when_empty"),
+        utm=text_field(data, "utm"),
+        review=review,
+        review_hours=_whole_number(data, "review_hours"),
+        unreviewed=text_field(data, "unreviewed"),
     )
     return jsonify(_list(mailing_list)), 201 if created else 200
 

@@ -270,6 +270,11 @@ OPENAPI: dict[str, Any] = {
                 per_section="integer",
                 from_address="string",
                 from_name="string",
+                when_empty="string",
+                utm="string",
+                review="boolean",
+                review_hours="integer",
+                unreviewed="string",
             ),
             "NewSubscriber": _object(
                 ["email", "list"], email="string", name="string", list="string", timezone="string"
