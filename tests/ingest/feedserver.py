@@ -122,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
             with Handler.lock:
                 Handler.in_flight[host] = Handler.in_flight.get(host, 0) + 1
                 Handler.most[host] = max(Handler.most.get(host, 0), Handler.in_flight[host])
+                # And the most at once over every address, so overlap is seen, not timed.
+                together = sum(n for key, n in Handler.in_flight.items() if key != "all")
+                Handler.most["all"] = max(Handler.most.get("all", 0), together)
             time.sleep(float(query.get("delay", "0.2")))
             with Handler.lock:
                 Handler.in_flight[host] -= 1
