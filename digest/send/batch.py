@@ -242,9 +242,8 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     """Send one row and record its outcome; None when nothing was sent (skipped, unbuildable)."""
     session, report, mailer = batch.session, batch.report, batch.mailer
     # Their sections may have changed since the build: their choice now is what counts.
-    reason = row.reason_to_skip or (
-        None if batch.draft.sections_for(row.sections) else NOTHING_IN_SECTIONS
-    )
+    sections = batch.draft.sections_for(row.sections)
+    reason = row.reason_to_skip or (None if sections else NOTHING_IN_SECTIONS)
     if reason:
         batch.outcomes.add(ledger.outcome(row.delivery_id, DeliveryStatus.SKIPPED, error=reason))
         report.skipped += 1
@@ -252,7 +251,7 @@ def _send_one(batch: Batch, row: _Row) -> Outcome | None:
     edition = batch.edition
     msg_id = mailer.message_id(edition.id, row.delivery_id, batch.domain)
     try:
-        template = mailer.template_for(edition.id, batch.draft, row.sections)
+        template = mailer.template_of(edition.id, batch.draft, sections)
         message = template.build(
             Recipient(
                 row.email,

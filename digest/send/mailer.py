@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from digest.config import Settings
 from digest.edition.build import Draft, variant_draft
+from digest.edition.select import SectionBlock
 from digest.errors import DigestError
 from digest.mail.mime import MessageTemplate, format_address
 from digest.mail.msgid import signer_for
@@ -63,13 +64,19 @@ class EditionMailer:
     def template_for(
         self, edition_id: int, draft: Draft, wanted: list[str] | None
     ) -> MessageTemplate:
-        """The message of the readers who chose ``wanted``: the sections they get, with a
-        subject and preview line from those sections' headlines. None: they get nothing today
-        (their sections have nothing, and the list skips them): DigestError: the send loop asks
-        ``Draft.sections_for`` first and records them as skipped."""
+        """The message of the readers who chose ``wanted`` (None: every section). DigestError
+        when their sections have nothing today and the list skips them."""
         sections = draft.sections_for(wanted)
         if not sections:
             raise DigestError("nothing in the reader's sections in this edition")
+        return self.template_of(edition_id, draft, sections)
+
+    def template_of(
+        self, edition_id: int, draft: Draft, sections: list[SectionBlock]
+    ) -> MessageTemplate:
+        """The message of the readers who get ``sections`` (``Draft.sections_for`` of their
+        choice, not empty), with a subject and preview line from those sections' headlines;
+        made once per edition and variant, then kept."""
         key = (edition_id, tuple(s.slug for s in sections))
         template = self._templates.get(key)
         if template is None:
